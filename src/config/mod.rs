@@ -1,0 +1,233 @@
+//! Presets: TOML files that fully describe an experiment, and their validation.
+
+mod validate;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+
+pub use validate::input_shape_hint;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    #[default]
+    Adam,
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 3] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Adam,
+        OptimizerKind::AdamW,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "SGD (momentum)",
+            OptimizerKind::Adam => "Adam",
+            OptimizerKind::AdamW => "AdamW",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `step_epochs` epochs.
+    Step,
+    /// Cosine decay to zero over the run.
+    Cosine,
+}
+
+/// Learning-rate schedule: an optional linear warm-up, then `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    pub warmup_epochs: f64,
+    pub step_epochs: usize,
+    pub gamma: f64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Constant,
+            warmup_epochs: 0.0,
+            step_epochs: 10,
+            gamma: 0.1,
+        }
+    }
+}
+
+impl Schedule {
+    /// Factor on the base learning rate at a (fractional) epoch of a run of `epochs` epochs.
+    pub fn factor(&self, epoch: f64, epochs: usize) -> f64 {
+        let warm = if self.warmup_epochs > 0.0 && epoch < self.warmup_epochs {
+            (epoch + 1e-9) / self.warmup_epochs
+        } else {
+            1.0
+        };
+        let decay = match self.kind {
+            ScheduleKind::Constant => 1.0,
+            ScheduleKind::Step => self
+                .gamma
+                .powi((epoch / self.step_epochs.max(1) as f64).floor() as i32),
+            ScheduleKind::Cosine => {
+                let span = (epochs as f64 - self.warmup_epochs).max(1e-9);
+                let t = ((epoch - self.warmup_epochs).max(0.0) / span).min(1.0);
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        };
+        warm * decay
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    #[default]
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+/// The `[train]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSpec {
+    pub optimizer: OptimizerKind,
+    pub learning_rate: f64,
+    /// SGD momentum; ignored by Adam.
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub schedule: Schedule,
+    /// Compute threads; 0 chooses (all cores headless, one fewer with the GUI open).
+    pub threads: usize,
+    pub device: DeviceKind,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        Self {
+            optimizer: OptimizerKind::Adam,
+            learning_rate: 1e-3,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            batch_size: 128,
+            epochs: 10,
+            schedule: Schedule::default(),
+            threads: 0,
+            device: DeviceKind::Cpu,
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Preset {
+    pub title: String,
+    pub description: String,
+    pub seed: u64,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+}
+
+impl Default for Preset {
+    /// The default experiment: the classic MNIST CNN on embedded MNIST 5k.
+    fn default() -> Self {
+        Self {
+            title: "MNIST CNN".into(),
+            description: "The classic first CNN: conv 32 3x3, ReLU, max-pool 2, dense 10, Adam."
+                .into(),
+            seed: 42,
+            data: DataSpec::default(),
+            model: ModelSpec::default(),
+            train: TrainSpec::default(),
+        }
+    }
+}
+
+/// The ready-made presets, compiled in so `--builtin` and the gallery work from any folder.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("mnist_cnn", include_str!("../../presets/mnist_cnn.toml")),
+    ("mnist_mlp", include_str!("../../presets/mnist_mlp.toml")),
+    (
+        "fashion_mnist_cnn",
+        include_str!("../../presets/fashion_mnist_cnn.toml"),
+    ),
+    (
+        "fashion_mnist_mlp",
+        include_str!("../../presets/fashion_mnist_mlp.toml"),
+    ),
+    ("digits_mlp", include_str!("../../presets/digits_mlp.toml")),
+    ("iris_mlp", include_str!("../../presets/iris_mlp.toml")),
+    ("wine_mlp", include_str!("../../presets/wine_mlp.toml")),
+    (
+        "breast_cancer_mlp",
+        include_str!("../../presets/breast_cancer_mlp.toml"),
+    ),
+    ("spiral_mlp", include_str!("../../presets/spiral_mlp.toml")),
+    ("moons_mlp", include_str!("../../presets/moons_mlp.toml")),
+    (
+        "circles_mlp",
+        include_str!("../../presets/circles_mlp.toml"),
+    ),
+    ("xor_mlp", include_str!("../../presets/xor_mlp.toml")),
+];
+
+impl Preset {
+    /// Parses and validates TOML; errors name `origin` (a file name) and the key.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let preset: Preset =
+            toml::from_str(text).map_err(|e| validate::toml_error(&e, text, origin))?;
+        preset.validate(origin)?;
+        Ok(preset)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn builtin(name: &str) -> Result<Self> {
+        let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            Error::Other(format!(
+                "no built-in preset `{name}`; the built-in presets are {}",
+                BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        Self::from_toml(text, &format!("presets/{name}.toml"))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a preset always serialises")
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::record::write_atomic(path, self.to_toml().as_bytes())
+    }
+
+    /// Checks every value that TOML's types cannot: ranges, the data set, and that the model fits
+    /// the data's shape.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        validate::validate(self, origin)
+    }
+}

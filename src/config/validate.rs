@@ -1,0 +1,212 @@
+//! Preset validation, and turning TOML errors into messages that name the file and the key.
+
+use super::{DeviceKind, Preset};
+use crate::data::{set_info, SetKind, CATALOGUE};
+use crate::error::{Error, Result};
+
+/// The input shape and class count of a data set, known without loading it where possible.
+pub fn input_shape_hint(preset: &Preset) -> Option<(Vec<usize>, usize)> {
+    let data = &preset.data;
+    Some(match data.set.as_str() {
+        "mnist-5k" | "fashion-mnist" => (vec![1, 28, 28], 10),
+        "digits" => (vec![1, 8, 8], 10),
+        "iris" => (vec![4], 3),
+        "wine" => (vec![13], 3),
+        "breast-cancer" => (vec![30], 2),
+        "spiral" | "blobs" => (vec![2], data.classes),
+        "moons" | "circles" | "xor" => (vec![2], 2),
+        _ => return None,
+    })
+}
+
+pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
+    let err = |key: &str, msg: String| Err(Error::config(origin, key, msg));
+    let Some(info) = set_info(&p.data.set) else {
+        return err(
+            "data.set",
+            format!(
+                "unknown data set `{}`; expected one of {}",
+                p.data.set,
+                CATALOGUE
+                    .iter()
+                    .map(|s| s.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    };
+    if !(p.data.validation_fraction > 0.0 && p.data.validation_fraction < 1.0) {
+        return err(
+            "data.validation_fraction",
+            format!(
+                "{} must be between 0 and 1 (exclusive)",
+                p.data.validation_fraction
+            ),
+        );
+    }
+    if info.kind == SetKind::Points2d {
+        if p.data.samples < 10 {
+            return err(
+                "data.samples",
+                format!("{} is too few; use at least 10", p.data.samples),
+            );
+        }
+        if !(0.0..=10.0).contains(&p.data.noise) {
+            return err(
+                "data.noise",
+                format!("{} must be between 0 and 10", p.data.noise),
+            );
+        }
+        if matches!(info.id, "spiral" | "blobs") && !(2..=100).contains(&p.data.classes) {
+            return err(
+                "data.classes",
+                format!("{} must be between 2 and 100", p.data.classes),
+            );
+        }
+    }
+    if info.id == "idx" && p.data.path.is_none() {
+        return err(
+            "data.path",
+            "the `idx` set needs the folder that holds the IDX files".into(),
+        );
+    }
+    if let Some(path) = &p.data.path {
+        if !path.exists() {
+            return err("data.path", format!("`{}` does not exist", path.display()));
+        }
+    }
+    let t = &p.train;
+    if t.batch_size == 0 {
+        return err("train.batch_size", "must be at least 1".into());
+    }
+    if t.epochs == 0 {
+        return err("train.epochs", "must be at least 1".into());
+    }
+    if !(t.learning_rate.is_finite() && t.learning_rate > 0.0 && t.learning_rate <= 10.0) {
+        return err(
+            "train.learning_rate",
+            format!("{} must be a positive number up to 10", t.learning_rate),
+        );
+    }
+    if !(0.0..1.0).contains(&t.momentum) {
+        return err(
+            "train.momentum",
+            format!("{} must be in [0, 1)", t.momentum),
+        );
+    }
+    if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+        return err(
+            "train.weight_decay",
+            format!("{} must be 0 or positive", t.weight_decay),
+        );
+    }
+    if t.schedule.warmup_epochs < 0.0 || t.schedule.warmup_epochs > t.epochs as f64 {
+        return err(
+            "train.schedule.warmup_epochs",
+            format!(
+                "{} must be between 0 and the number of epochs",
+                t.schedule.warmup_epochs
+            ),
+        );
+    }
+    if t.schedule.step_epochs == 0 {
+        return err("train.schedule.step_epochs", "must be at least 1".into());
+    }
+    if !(t.schedule.gamma > 0.0 && t.schedule.gamma <= 1.0) {
+        return err(
+            "train.schedule.gamma",
+            format!("{} must be in (0, 1]", t.schedule.gamma),
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if t.threads > cores {
+        return err(
+            "train.threads",
+            format!(
+                "{} is more than this machine's {cores} cores; use 0 to choose automatically",
+                t.threads
+            ),
+        );
+    }
+    match t.device {
+        DeviceKind::Cpu => {}
+        DeviceKind::Cuda if cfg!(feature = "cuda") => {}
+        DeviceKind::Metal if cfg!(feature = "metal") => {}
+        d => {
+            return err(
+                "train.device",
+                format!(
+                    "`{d:?}` needs gradlab built with `--features {}`",
+                    format!("{d:?}").to_lowercase()
+                ),
+            )
+        }
+    }
+    if let Some((shape, classes)) = input_shape_hint(p) {
+        crate::model::plan(&p.model, &shape, classes).map_err(|e| match e {
+            Error::Config { key, message, .. } => Error::config(origin, key, message),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+/// The dotted key at a byte offset of a TOML document: the innermost `[table]` above it and the
+/// key on its line.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let end = pos + line.len();
+        if trimmed.starts_with('[') {
+            table = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        }
+        if offset < end {
+            let key = trimmed
+                .split('=')
+                .next()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && !k.starts_with('['));
+            return Some(match (table.is_empty(), key) {
+                (_, None) => table,
+                (true, Some(k)) => k.to_string(),
+                (false, Some(k)) => format!("{table}.{k}"),
+            });
+        }
+        pos = end;
+    }
+    None
+}
+
+pub(super) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let key = e
+        .span()
+        .and_then(|s| key_at(text, s.start))
+        .unwrap_or_default();
+    let message = e.message().trim().to_string();
+    let message = match line {
+        Some(l) => format!("{message} (line {l})"),
+        None => message,
+    };
+    Error::config(origin, key, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_at_finds_table_and_key() {
+        let text = "seed = 1\n[train]\nbatch_size = \"x\"\n";
+        assert_eq!(key_at(text, 2).as_deref(), Some("seed"));
+        let off = text.find("\"x\"").unwrap();
+        assert_eq!(key_at(text, off).as_deref(), Some("train.batch_size"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Seeded data order and mini-batches as tensors.
+
+use candle_core::{Device, Tensor};
+
+use super::Split;
+use crate::error::Result;
+use crate::rng::Rng;
+
+/// The order of the training samples in `epoch` (0-based). It depends only on the seed and the
+/// epoch, so a resumed run sees the same order as an uninterrupted one.
+pub fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    Rng::derive(seed, "epoch-order", epoch as u64).permutation(len)
+}
+
+/// One mini-batch: inputs shaped `[batch, input_shape...]` and `u32` labels.
+pub struct Batch {
+    pub inputs: Tensor,
+    pub labels: Tensor,
+    pub size: usize,
+}
+
+impl Batch {
+    pub fn gather(
+        split: &Split,
+        indices: &[usize],
+        input_shape: &[usize],
+        device: &Device,
+    ) -> Result<Self> {
+        let f = split.feature_len();
+        let mut features = Vec::with_capacity(indices.len() * f);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            features.extend_from_slice(split.sample(i));
+            labels.push(split.labels[i]);
+        }
+        let mut shape = vec![indices.len()];
+        shape.extend_from_slice(input_shape);
+        Ok(Self {
+            inputs: Tensor::from_vec(features, shape, device)?,
+            labels: Tensor::from_vec(labels, indices.len(), device)?,
+            size: indices.len(),
+        })
+    }
+
+    /// Consecutive batches of a split in its stored order (for evaluation).
+    pub fn sequential<'a>(
+        split: &'a Split,
+        batch_size: usize,
+        input_shape: &[usize],
+        device: &Device,
+    ) -> impl Iterator<Item = Result<Self>> + 'a {
+        let device = device.clone();
+        let input_shape = input_shape.to_vec();
+        (0..split.len())
+            .step_by(batch_size.max(1))
+            .map(move |start| {
+                let end = (start + batch_size).min(split.len());
+                let idx: Vec<usize> = (start..end).collect();
+                Self::gather(split, &idx, &input_shape, &device)
+            })
+    }
+}

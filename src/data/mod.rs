@@ -1,0 +1,401 @@
+//! Data sets: the built-in catalogue, file readers, splitting, normalisation and batching.
+//!
+//! Every set ends up as a [`Dataset`]: normalised features in memory, split into train,
+//! validation and (where the set has one) test.
+
+pub mod batch;
+pub mod csv;
+mod embedded;
+pub mod idx;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+pub use batch::{epoch_order, Batch};
+
+/// What a preset's `[data]` table says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSpec {
+    /// A built-in set (see [`CATALOGUE`]) or `idx` for a folder of IDX files.
+    pub set: String,
+    /// The folder for `idx`; for `fashion-mnist`, overrides the Debian location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Share of the training data held out for validation.
+    pub validation_fraction: f32,
+    /// Use at most this many training samples (0: all).
+    pub limit: usize,
+    /// Synthetic sets: number of points.
+    pub samples: usize,
+    /// Synthetic sets: noise level.
+    pub noise: f32,
+    /// Synthetic spiral and blobs: number of classes.
+    pub classes: usize,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        Self {
+            set: "mnist-5k".into(),
+            path: None,
+            validation_fraction: 0.1,
+            limit: 0,
+            samples: 1000,
+            noise: 0.1,
+            classes: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// Two features, drawn as a scatter plot.
+    Points2d,
+    Tabular,
+    Image,
+}
+
+/// One entry of the data-set picker.
+#[derive(Debug, Clone, Copy)]
+pub struct SetInfo {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub kind: SetKind,
+    pub description: &'static str,
+}
+
+pub const CATALOGUE: &[SetInfo] = &[
+    SetInfo { id: "mnist-5k", title: "MNIST 5k", kind: SetKind::Image, description: "5,000 handwritten digits (28x28 grey), 500 per class; a subset of LeCun's MNIST. Embedded." },
+    SetInfo { id: "fashion-mnist", title: "Fashion-MNIST", kind: SetKind::Image, description: "70,000 clothing images (28x28 grey, 10 classes) from Zalando; read from Debian's dataset-fashion-mnist package." },
+    SetInfo { id: "idx", title: "IDX folder", kind: SetKind::Image, description: "Any folder of MNIST-format IDX files (train-images, train-labels, t10k-*), raw or gzipped." },
+    SetInfo { id: "digits", title: "Digits 8x8", kind: SetKind::Image, description: "1,797 UCI optical-recognition digits, 8x8 pixels with 17 grey levels. Embedded." },
+    SetInfo { id: "iris", title: "Iris", kind: SetKind::Tabular, description: "Fisher's 150 iris flowers: 4 measurements, 3 species. Embedded." },
+    SetInfo { id: "wine", title: "Wine", kind: SetKind::Tabular, description: "178 Italian wines: 13 chemical measurements, 3 cultivars. Embedded." },
+    SetInfo { id: "breast-cancer", title: "Breast cancer", kind: SetKind::Tabular, description: "569 Wisconsin diagnostic tumour biopsies: 30 cell-nucleus features, malignant or benign. Embedded." },
+    SetInfo { id: "spiral", title: "Spiral", kind: SetKind::Points2d, description: "Interleaved spiral arms in 2-D: not linearly separable, a classic test for hidden layers." },
+    SetInfo { id: "moons", title: "Two moons", kind: SetKind::Points2d, description: "Two interleaving half circles in 2-D." },
+    SetInfo { id: "circles", title: "Circles", kind: SetKind::Points2d, description: "A small circle inside a large one in 2-D." },
+    SetInfo { id: "xor", title: "XOR", kind: SetKind::Points2d, description: "Four quadrants labelled by the sign of x*y." },
+    SetInfo { id: "blobs", title: "Gaussian blobs", kind: SetKind::Points2d, description: "Gaussian clusters, one per class, in 2-D." },
+];
+
+pub fn set_info(id: &str) -> Option<&'static SetInfo> {
+    CATALOGUE.iter().find(|s| s.id == id)
+}
+
+/// Features (row-major, one row per sample) and labels.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    pub features: Vec<f32>,
+    pub labels: Vec<u32>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn feature_len(&self) -> usize {
+        if self.labels.is_empty() {
+            0
+        } else {
+            self.features.len() / self.labels.len()
+        }
+    }
+
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let f = self.feature_len();
+        &self.features[i * f..(i + 1) * f]
+    }
+
+    fn select(&self, indices: &[usize]) -> Split {
+        let f = self.feature_len();
+        let mut out = Split {
+            features: Vec::with_capacity(indices.len() * f),
+            labels: Vec::with_capacity(indices.len()),
+        };
+        for &i in indices {
+            out.features.extend_from_slice(self.sample(i));
+            out.labels.push(self.labels[i]);
+        }
+        out
+    }
+}
+
+/// How raw inputs become model inputs: `(x * scale - mean[i % mean.len()]) / std[i % std.len()]`.
+/// One mean and std for images, one per feature for tables. Kept so that an exported model can
+/// be fed raw data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub scale: f32,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    pub fn apply(&self, features: &mut [f32]) {
+        let (m, s) = (self.mean.len(), self.std.len());
+        for (i, v) in features.iter_mut().enumerate() {
+            *v = (*v * self.scale - self.mean[i % m]) / self.std[i % s];
+        }
+    }
+
+    /// Standardises with statistics of `train` (raw features scaled by `scale`): one mean/std for
+    /// all features when `global`, else per feature.
+    fn fit(train: &Split, scale: f32, global: bool) -> Self {
+        let f = train.feature_len().max(1);
+        let groups = if global { 1 } else { f };
+        let mut sum = vec![0f64; groups];
+        let mut sq = vec![0f64; groups];
+        for (i, &v) in train.features.iter().enumerate() {
+            let g = if global { 0 } else { i % f };
+            let v = f64::from(v * scale);
+            sum[g] += v;
+            sq[g] += v * v;
+        }
+        let per_group = (train.features.len() / groups).max(1) as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / per_group) as f32).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, &m)| {
+                let var = q / per_group - f64::from(m) * f64::from(m);
+                (var.max(0.0).sqrt() as f32).max(1e-6)
+            })
+            .collect();
+        Self { scale, mean, std }
+    }
+}
+
+/// A loaded data set, normalised and split.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub id: String,
+    pub title: String,
+    pub class_names: Vec<String>,
+    /// `[channels, height, width]` for images, `[features]` otherwise.
+    pub input_shape: Vec<usize>,
+    pub kind: SetKind,
+    pub train: Split,
+    pub validation: Split,
+    pub test: Option<Split>,
+    pub normalization: Normalization,
+    /// Where the data came from, for summaries.
+    pub source: String,
+}
+
+impl Dataset {
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    pub fn feature_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+}
+
+/// Raw samples before splitting and normalisation.
+struct Raw {
+    class_names: Vec<String>,
+    input_shape: Vec<usize>,
+    features: Split,
+    test: Option<Split>,
+    /// Multiplier that brings raw values to [0, 1] for images; 1 for tables.
+    scale: f32,
+    source: String,
+}
+
+pub(crate) const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+fn digit_names() -> Vec<String> {
+    (0..10).map(|d| d.to_string()).collect()
+}
+
+fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
+    let unknown = || {
+        Error::config(
+            "preset",
+            "data.set",
+            format!(
+                "unknown data set `{}`; expected one of {}",
+                spec.set,
+                CATALOGUE
+                    .iter()
+                    .map(|s| s.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    let info = set_info(&spec.set).ok_or_else(unknown)?;
+    let points = |p: synthetic::Points, classes: usize| Raw {
+        class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        input_shape: vec![2],
+        features: Split {
+            features: p.xy,
+            labels: p.labels,
+        },
+        test: None,
+        scale: 1.0,
+        source: format!("synthetic {} (seed {seed}, noise {})", spec.set, spec.noise),
+    };
+    let mut rng = Rng::derive(seed, "synthetic-data", 0);
+    let (n, noise) = (spec.samples, spec.noise);
+    Ok(match info.id {
+        "spiral" => points(
+            synthetic::spiral(n, spec.classes, noise, &mut rng),
+            spec.classes,
+        ),
+        "blobs" => points(
+            synthetic::blobs(n, spec.classes, noise, &mut rng),
+            spec.classes,
+        ),
+        "moons" => points(synthetic::moons(n, noise, &mut rng), 2),
+        "circles" => points(synthetic::circles(n, noise, &mut rng), 2),
+        "xor" => points(synthetic::xor(n, noise, &mut rng), 2),
+        "mnist-5k" => embedded::mnist_5k()?,
+        "digits" => embedded::digits()?,
+        "iris" | "wine" | "breast-cancer" => embedded::table(info.id)?,
+        "fashion-mnist" => {
+            let dir = spec
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
+            if !dir.exists() {
+                return Err(Error::format(
+                    &dir,
+                    "Fashion-MNIST is not installed here; install it with `apt-get install dataset-fashion-mnist` or pick its folder",
+                ));
+            }
+            let mut raw = idx_folder(&dir)?;
+            raw.class_names = FASHION_CLASSES.iter().map(ToString::to_string).collect();
+            raw
+        }
+        "idx" => {
+            let dir = spec.path.clone().ok_or_else(|| {
+                Error::config(
+                    "preset",
+                    "data.path",
+                    "the `idx` set needs the folder that holds the IDX files",
+                )
+            })?;
+            idx_folder(&dir)?
+        }
+        _ => return Err(unknown()),
+    })
+}
+
+fn idx_split(images: &Path, labels: &Path) -> Result<(Split, usize, usize)> {
+    let (imgs, lbls) = idx::read_pair(images, labels)?;
+    Ok((
+        Split {
+            features: imgs.pixels.iter().map(|&p| f32::from(p)).collect(),
+            labels: lbls.iter().map(|&l| u32::from(l)).collect(),
+        },
+        imgs.rows,
+        imgs.cols,
+    ))
+}
+
+fn idx_folder(dir: &Path) -> Result<Raw> {
+    let files = idx::find_in_folder(dir)?;
+    let (train, rows, cols) = idx_split(&files.train_images, &files.train_labels)?;
+    let test = match &files.test {
+        Some((i, l)) => {
+            let (test, tr, tc) = idx_split(i, l)?;
+            if (tr, tc) != (rows, cols) {
+                return Err(Error::format(
+                    i,
+                    format!("images are {tr}x{tc} but the training images are {rows}x{cols}"),
+                ));
+            }
+            Some(test)
+        }
+        None => None,
+    };
+    let classes = train.labels.iter().copied().max().unwrap_or(0) as usize + 1;
+    let is_fashion = dir.to_string_lossy().to_lowercase().contains("fashion");
+    let class_names = if is_fashion && classes <= 10 {
+        FASHION_CLASSES.iter().map(ToString::to_string).collect()
+    } else {
+        (0..classes.max(10)).map(|d| d.to_string()).collect()
+    };
+    Ok(Raw {
+        class_names,
+        input_shape: vec![1, rows, cols],
+        features: train,
+        test,
+        scale: 1.0 / 255.0,
+        source: dir.display().to_string(),
+    })
+}
+
+/// Loads, splits (seeded) and normalises a data set.
+pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
+    let raw = load_raw(spec, seed)?;
+    let info = set_info(&spec.set).expect("load_raw accepted the id");
+    let n = raw.features.len();
+    if n < 2 {
+        return Err(Error::format(
+            &raw.source,
+            "the data set has fewer than 2 samples",
+        ));
+    }
+    let num_classes = raw.class_names.len() as u32;
+    if let Some(bad) = raw.features.labels.iter().find(|&&l| l >= num_classes) {
+        return Err(Error::format(
+            &raw.source,
+            format!("label {bad} is outside the {num_classes} classes"),
+        ));
+    }
+    let order = Rng::derive(seed, "split", 0).permutation(n);
+    let n_val = ((n as f32 * spec.validation_fraction).round() as usize).clamp(1, n - 1);
+    let (val_idx, train_idx) = order.split_at(n_val);
+    let mut train_idx = train_idx.to_vec();
+    if spec.limit > 0 {
+        train_idx.truncate(spec.limit);
+    }
+    let mut train = raw.features.select(&train_idx);
+    let mut validation = raw.features.select(val_idx);
+    let mut test = raw.test;
+    let normalization = Normalization::fit(&train, raw.scale, info.kind == SetKind::Image);
+    for split in [Some(&mut train), Some(&mut validation), test.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        normalization.apply(&mut split.features);
+    }
+    Ok(Dataset {
+        id: spec.set.clone(),
+        title: info.title.to_string(),
+        class_names: raw.class_names,
+        input_shape: raw.input_shape,
+        kind: info.kind,
+        train,
+        validation,
+        test,
+        normalization,
+        source: raw.source,
+    })
+}

@@ -1,0 +1,1 @@
+//! Trained-model export (issue 4 fills this in).

@@ -1,0 +1,114 @@
+//! The centre of the window while training: headline figures, curves, confusion matrix.
+
+use super::confusion;
+use super::plots::{self, Metric};
+use super::run_view::{LiveRun, Phase};
+use super::setup_panel::group_thousands;
+
+pub fn show(ui: &mut egui::Ui, run: &LiveRun) {
+    if let Some(error) = &run.error {
+        egui::Frame::new()
+            .fill(ui.visuals().extreme_bg_color)
+            .inner_margin(8.0)
+            .show(ui, |ui| {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("Training failed: {error}"),
+                );
+                ui.label("What was recorded up to here is kept below and in the run's folder.");
+            });
+    }
+    if run.phase == Phase::Idle {
+        ui.vertical_centered(|ui| {
+            ui.add_space(40.0);
+            ui.heading("Press Start to train the experiment on the left.");
+            ui.label("Loss and accuracy curves and the confusion matrix appear here as the model learns.");
+        });
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.heading(&run.title);
+        if !run.data.is_empty() {
+            let threads = if run.threads == 1 {
+                "1 thread".to_string()
+            } else {
+                format!("{} threads", run.threads)
+            };
+            ui.label(format!(
+                "on {} · {} parameters · {threads}",
+                run.data,
+                group_thousands(run.params)
+            ));
+        }
+    });
+    match run.latest_epoch() {
+        Some(m) => {
+            let c = &m.validation.confusion;
+            ui.label(format!(
+                "Validation accuracy {:.1}% ({}/{}) after epoch {}",
+                100.0 * m.validation.accuracy,
+                c.correct(),
+                c.total(),
+                m.epoch
+            ));
+        }
+        None => {
+            ui.label("Waiting for the first epoch…");
+        }
+    }
+    if let Some(test) = run.summary.as_ref().and_then(|s| s.test.as_ref()) {
+        ui.label(format!(
+            "Test accuracy {:.1}% on {} samples",
+            100.0 * test.accuracy,
+            test.confusion.total()
+        ));
+    }
+    let plot_height = (ui.available_height() * 0.42).clamp(140.0, 320.0);
+    ui.columns(2, |cols| {
+        plots::show(&mut cols[0], run, Metric::Loss, plot_height);
+        plots::show(&mut cols[1], run, Metric::Accuracy, plot_height);
+    });
+    ui.separator();
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.strong("Confusion matrix (validation)");
+            match run.latest_epoch() {
+                Some(m) => {
+                    let side = ui.available_height().clamp(180.0, 460.0);
+                    confusion::show(ui, &m.validation.confusion, &run.class_names, side);
+                }
+                None => {
+                    ui.label("Appears after the first epoch.");
+                }
+            }
+        });
+        ui.separator();
+        ui.vertical(|ui| {
+            ui.strong("Network");
+            for layer in &run.layers {
+                ui.label(egui::RichText::new(layer).monospace().small());
+            }
+            if let Some(s) = &run.summary {
+                ui.add_space(6.0);
+                ui.strong("Summary");
+                ui.label(format!(
+                    "{} after {} epochs in {:.1}s",
+                    s.status.title(),
+                    s.epochs_completed,
+                    s.wall_time_s
+                ));
+                if let (Some(e), Some(a)) = (s.best_epoch, s.best_validation_accuracy) {
+                    ui.label(format!("best validation {:.2}% at epoch {e}", 100.0 * a));
+                }
+                ui.label(format!("{:.0} samples/s", s.samples_per_s));
+            }
+            if let Some(dir) = &run.run_dir {
+                ui.label(
+                    egui::RichText::new(format!("recorded in {}", dir.display()))
+                        .small()
+                        .weak(),
+                );
+            }
+        });
+    });
+}

@@ -1,0 +1,30 @@
+//! The desktop app (eframe/egui). One file per panel; the app holds them together.
+
+mod app;
+mod confusion;
+mod live_view;
+mod plots;
+mod preview;
+mod run_view;
+mod setup_panel;
+mod status_bar;
+
+pub use app::{AppOptions, GradlabApp};
+pub use run_view::{LiveRun, Phase};
+
+/// Opens the window with the default experiment loaded.
+pub fn run_native() -> eframe::Result<()> {
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Wgpu,
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1360.0, 860.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_title("Gradlab"),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Gradlab",
+        options,
+        Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, AppOptions::default())))),
+    )
+}

@@ -1,0 +1,216 @@
+//! What the GUI knows of the current run, built from the training thread's events.
+
+use std::time::{Duration, Instant};
+
+use egui_plot::PlotPoint;
+
+use crate::train::{EpochMetrics, Event, RunStatus, Summary};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    /// Start was sent; the thread is loading data and building the model.
+    Starting,
+    Running,
+    Paused,
+    Finished(RunStatus),
+}
+
+impl Phase {
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Starting | Phase::Running | Phase::Paused)
+    }
+}
+
+/// The live run: curves, epochs, progress.
+pub struct LiveRun {
+    pub phase: Phase,
+    pub title: String,
+    pub data: String,
+    pub class_names: Vec<String>,
+    pub layers: Vec<String>,
+    pub params: usize,
+    pub threads: usize,
+    pub train_samples: usize,
+    pub batches_per_epoch: usize,
+    pub epochs: usize,
+    /// x in epochs (fractional), y the batch's loss / accuracy.
+    pub step_loss: Vec<PlotPoint>,
+    pub step_accuracy: Vec<PlotPoint>,
+    pub epoch_metrics: Vec<EpochMetrics>,
+    /// Current position: epoch (1-based), batches done in it, samples/s.
+    pub epoch: usize,
+    pub batch: usize,
+    pub samples_per_s: f64,
+    pub learning_rate: f64,
+    pub started_at: Option<Instant>,
+    /// Time spent paused, not counted as elapsed.
+    paused_for: Duration,
+    paused_at: Option<Instant>,
+    finished_elapsed: Option<Duration>,
+    pub summary: Option<Summary>,
+    pub error: Option<String>,
+    pub run_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for LiveRun {
+    fn default() -> Self {
+        Self {
+            phase: Phase::Idle,
+            title: String::new(),
+            data: String::new(),
+            class_names: vec![],
+            layers: vec![],
+            params: 0,
+            threads: 0,
+            train_samples: 0,
+            batches_per_epoch: 0,
+            epochs: 0,
+            step_loss: vec![],
+            step_accuracy: vec![],
+            epoch_metrics: vec![],
+            epoch: 0,
+            batch: 0,
+            samples_per_s: 0.0,
+            learning_rate: 0.0,
+            started_at: None,
+            paused_for: Duration::ZERO,
+            paused_at: None,
+            finished_elapsed: None,
+            summary: None,
+            error: None,
+            run_dir: None,
+        }
+    }
+}
+
+impl LiveRun {
+    /// A fresh view for a run about to start.
+    pub fn starting() -> Self {
+        Self {
+            phase: Phase::Starting,
+            started_at: Some(Instant::now()),
+            ..Self::default()
+        }
+    }
+
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Started {
+                title,
+                data,
+                class_names,
+                train_samples,
+                params,
+                layers,
+                batches_per_epoch,
+                epochs,
+                first_epoch,
+                threads,
+                run_dir,
+                ..
+            } => {
+                self.phase = Phase::Running;
+                self.title = title;
+                self.data = data;
+                self.class_names = class_names;
+                self.train_samples = train_samples;
+                self.params = params;
+                self.layers = layers;
+                self.batches_per_epoch = batches_per_epoch;
+                self.epochs = epochs;
+                self.epoch = first_epoch;
+                self.threads = threads;
+                self.run_dir = run_dir;
+                self.started_at = Some(Instant::now());
+            }
+            Event::Step {
+                epoch,
+                batch,
+                global_step,
+                loss,
+                accuracy,
+                learning_rate,
+                samples_per_s,
+            } => {
+                let x = global_step as f64 / self.batches_per_epoch.max(1) as f64;
+                self.step_loss.push(PlotPoint::new(x, loss));
+                self.step_accuracy.push(PlotPoint::new(x, accuracy));
+                self.epoch = epoch;
+                self.batch = batch;
+                self.samples_per_s = samples_per_s;
+                self.learning_rate = learning_rate;
+            }
+            Event::Epoch(m) => {
+                self.epoch = m.epoch;
+                self.batch = self.batches_per_epoch;
+                self.epoch_metrics.push(m);
+            }
+            Event::Paused { .. } => {
+                self.phase = Phase::Paused;
+                self.paused_at = Some(Instant::now());
+            }
+            Event::Resumed => {
+                self.phase = Phase::Running;
+                if let Some(at) = self.paused_at.take() {
+                    self.paused_for += at.elapsed();
+                }
+            }
+            Event::Finished(summary) => {
+                self.finished_elapsed = Some(Duration::from_secs_f64(summary.wall_time_s));
+                self.phase = Phase::Finished(summary.status);
+                self.summary = Some(summary);
+            }
+            Event::Failed { error } => {
+                self.finished_elapsed = Some(self.elapsed());
+                self.phase = Phase::Finished(RunStatus::Failed);
+                self.error = Some(error);
+            }
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        if let Some(d) = self.finished_elapsed {
+            return d;
+        }
+        let Some(start) = self.started_at else {
+            return Duration::ZERO;
+        };
+        let paused_now = self.paused_at.map_or(Duration::ZERO, |p| p.elapsed());
+        start.elapsed().saturating_sub(self.paused_for + paused_now)
+    }
+
+    /// Estimated time left, from the samples/s of the last steps.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.phase != Phase::Running || self.samples_per_s <= 0.0 || self.batches_per_epoch == 0
+        {
+            return None;
+        }
+        let batches_left = (self.epochs.saturating_sub(self.epoch)) * self.batches_per_epoch
+            + self.batches_per_epoch.saturating_sub(self.batch);
+        let per_batch = self.train_samples as f64 / self.batches_per_epoch as f64;
+        Some(Duration::from_secs_f64(
+            batches_left as f64 * per_batch / self.samples_per_s,
+        ))
+    }
+
+    /// Replaces the measured speed and time, which differ between runs, so that a snapshot of
+    /// a finished run is the same every time. For tests.
+    #[doc(hidden)]
+    pub fn fix_timings_for_snapshot(&mut self, samples_per_s: f64, elapsed_s: f64) {
+        self.samples_per_s = samples_per_s;
+        self.finished_elapsed = Some(Duration::from_secs_f64(elapsed_s));
+        if let Some(s) = &mut self.summary {
+            s.samples_per_s = samples_per_s;
+            s.wall_time_s = elapsed_s;
+        }
+        for m in &mut self.epoch_metrics {
+            m.samples_per_s = samples_per_s;
+            m.elapsed_s = elapsed_s * m.epoch as f64 / self.epochs.max(1) as f64;
+        }
+    }
+
+    pub fn latest_epoch(&self) -> Option<&EpochMetrics> {
+        self.epoch_metrics.last()
+    }
+}

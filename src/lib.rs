@@ -1,0 +1,17 @@
+//! Gradlab's core: data, models, training, run records and export. The desktop app (`gui`
+//! feature) and the headless CLI are both thin layers over it.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod export;
+pub mod model;
+pub mod record;
+pub mod rng;
+pub mod train;
+
+#[cfg(feature = "gui")]
+pub mod gui;
+
+pub use config::Preset;
+pub use error::{Error, Result};

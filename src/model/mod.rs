@@ -1,0 +1,9 @@
+//! Models: the spec a preset gives, the layer plan with its shape checks, the network with its
+//! seeded weights, and the custom CPU ops the CNN relies on.
+
+mod network;
+pub mod ops;
+mod spec;
+
+pub use network::{LayerInfo, Mode, Network};
+pub use spec::{plan, Activation, ConvSpec, LayerPlan, ModelKind, ModelSpec};

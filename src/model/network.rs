@@ -1,0 +1,222 @@
+//! A planned stack of layers with its weights: the model that trains.
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::ops::{conv2d_nhwc, max_pool_nhwc};
+use super::spec::{plan, Activation, LayerPlan, ModelSpec};
+use crate::error::Result;
+use crate::rng::Rng;
+
+/// Whether a forward pass trains (dropout active, drawing from the run's RNG) or evaluates.
+pub enum Mode<'a> {
+    Train(&'a mut Rng),
+    Eval,
+}
+
+enum Layer {
+    Conv {
+        weight: Tensor,
+        bias: Tensor,
+        stride: usize,
+        padding: usize,
+    },
+    MaxPool(usize),
+    Flatten,
+    Dense {
+        weight: Tensor,
+        bias: Tensor,
+    },
+    Activation(Activation),
+    Dropout(f32),
+}
+
+/// A layer of the network as the GUI lists it.
+#[derive(Debug, Clone)]
+pub struct LayerInfo {
+    pub description: String,
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+}
+
+pub struct Network {
+    layers: Vec<Layer>,
+    /// Trainable tensors with readable names (`conv1.weight`, `fc2.bias`), in layer order.
+    params: Vec<(String, Var)>,
+    info: Vec<LayerInfo>,
+}
+
+/// PyTorch's default initialisation for Linear and Conv2d (Kaiming uniform with a = sqrt(5)):
+/// weights and biases uniform in ±1/sqrt(fan_in).
+fn uniform(shape: &[usize], fan_in: usize, rng: &mut Rng, device: &Device) -> Result<Var> {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-bound, bound)).collect();
+    Ok(Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?)
+}
+
+impl Network {
+    /// Plans the spec for this data and initialises every weight from `seed`.
+    pub fn new(
+        spec: &ModelSpec,
+        input_shape: &[usize],
+        classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut rng = Rng::derive(seed, "init", 0);
+        let mut layers = Vec::new();
+        let mut params = Vec::new();
+        let mut info = Vec::new();
+        for (p, out_shape) in plan(spec, input_shape, classes)? {
+            let (layer, description, count) = match p {
+                LayerPlan::Conv {
+                    name,
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let fan_in = in_channels * kernel * kernel;
+                    let w = uniform(
+                        &[out_channels, in_channels, kernel, kernel],
+                        fan_in,
+                        &mut rng,
+                        device,
+                    )?;
+                    let b = uniform(&[out_channels], fan_in, &mut rng, device)?;
+                    let layer = Layer::Conv {
+                        weight: w.as_tensor().clone(),
+                        bias: b.as_tensor().clone(),
+                        stride,
+                        padding,
+                    };
+                    let d = format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
+                    params.push((format!("{name}.weight"), w));
+                    params.push((format!("{name}.bias"), b));
+                    (layer, d, out_channels * (fan_in + 1))
+                }
+                LayerPlan::Dense {
+                    name,
+                    inputs,
+                    outputs,
+                } => {
+                    let w = uniform(&[outputs, inputs], inputs, &mut rng, device)?;
+                    let b = uniform(&[outputs], inputs, &mut rng, device)?;
+                    let layer = Layer::Dense {
+                        weight: w.as_tensor().clone(),
+                        bias: b.as_tensor().clone(),
+                    };
+                    params.push((format!("{name}.weight"), w));
+                    params.push((format!("{name}.bias"), b));
+                    (
+                        layer,
+                        format!("{name}: dense {inputs} -> {outputs}"),
+                        outputs * (inputs + 1),
+                    )
+                }
+                LayerPlan::MaxPool { size } => {
+                    (Layer::MaxPool(size), format!("max-pool {size}x{size}"), 0)
+                }
+                LayerPlan::Flatten => (Layer::Flatten, "flatten".into(), 0),
+                LayerPlan::Activation(a) => (Layer::Activation(a), a.title().into(), 0),
+                LayerPlan::Dropout(p) => (Layer::Dropout(p), format!("dropout {p}"), 0),
+            };
+            layers.push(layer);
+            info.push(LayerInfo {
+                description,
+                output_shape: out_shape,
+                params: count,
+            });
+        }
+        Ok(Self {
+            layers,
+            params,
+            info,
+        })
+    }
+
+    pub fn params(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    pub fn layers(&self) -> &[LayerInfo] {
+        &self.info
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// Logits `[batch, classes]` for inputs `[batch, input_shape...]`.
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let mut x = if matches!(self.layers.first(), Some(Layer::Conv { .. })) {
+            // NCHW data, NHWC inside: free for one channel, one copy otherwise
+            x.permute((0, 2, 3, 1))?.contiguous()?
+        } else {
+            x.clone()
+        };
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv {
+                    weight,
+                    bias,
+                    stride,
+                    padding,
+                } => conv2d_nhwc(&x, weight, Some(bias), *stride, *padding)?,
+                Layer::MaxPool(size) => max_pool_nhwc(&x, *size)?,
+                Layer::Flatten => x.flatten_from(1)?,
+                Layer::Dense { weight, bias } => x.matmul(&weight.t()?)?.broadcast_add(bias)?,
+                Layer::Activation(a) => activate(&x, *a)?,
+                Layer::Dropout(p) => match mode {
+                    Mode::Train(rng) => dropout(&x, *p, rng)?,
+                    Mode::Eval => x,
+                },
+            };
+        }
+        Ok(x)
+    }
+
+    /// Copies the values of `other`'s parameters into this network's (same spec).
+    pub fn load_params(&self, values: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in &self.params {
+            let v = values
+                .get(name)
+                .ok_or_else(|| crate::Error::Other(format!("weights have no tensor `{name}`")))?;
+            if v.dims() != var.dims() {
+                return Err(crate::Error::Shape(format!(
+                    "tensor `{name}` is {:?} but the model expects {:?}",
+                    v.dims(),
+                    var.dims()
+                )));
+            }
+            var.set(&v.to_dtype(DType::F32)?.to_device(var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
+    Ok(match a {
+        Activation::Relu => x.relu()?,
+        Activation::Tanh => x.tanh()?,
+        // 1 / (1 + e^-x), from differentiable primitives
+        Activation::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip()?,
+        Activation::Gelu => x.gelu_erf()?,
+    })
+}
+
+/// Inverted dropout with a mask drawn from the run's seeded RNG.
+fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
+    let keep = 1.0 - p;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.uniform() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok((x * Tensor::from_vec(mask, x.shape(), x.device())?)?)
+}

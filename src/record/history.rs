@@ -1,0 +1,86 @@
+//! Reading past runs back: the runs list and one run's curves.
+
+use std::path::{Path, PathBuf};
+
+use super::recorder::RunInfo;
+use crate::config::Preset;
+use crate::error::{Error, Result};
+use crate::train::{EpochMetrics, RunStatus};
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // cannot tell: trust the file
+    }
+}
+
+/// Runs in `runs_dir` (each a folder with summary.json), newest first. Folders that are not
+/// runs are skipped.
+pub fn list_runs(runs_dir: &Path) -> Vec<(PathBuf, RunInfo)> {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return vec![];
+    };
+    let mut runs: Vec<(PathBuf, RunInfo)> = entries
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let mut info = RunInfo::read(&dir).ok()?;
+            if info.status == RunStatus::Running && !process_alive(info.pid) {
+                info.status = RunStatus::Interrupted;
+            }
+            Some((dir, info))
+        })
+        .collect();
+    runs.sort_by(|a, b| {
+        b.1.started_at
+            .cmp(&a.1.started_at)
+            .then(b.1.id.cmp(&a.1.id))
+    });
+    runs
+}
+
+/// One run as read from disk.
+pub struct RunData {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    pub preset: Preset,
+    pub epochs: Vec<EpochMetrics>,
+    /// (global step, training loss) per recorded step.
+    pub steps: Vec<[f64; 2]>,
+}
+
+pub fn load_run(dir: &Path) -> Result<RunData> {
+    let mut info = RunInfo::read(dir)?;
+    if info.status == RunStatus::Running && !process_alive(info.pid) {
+        info.status = RunStatus::Interrupted;
+    }
+    let preset = Preset::load(&dir.join("preset.toml"))?;
+    let metrics_path = dir.join("metrics.csv");
+    let metrics =
+        std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    // a torn last line (the process was killed mid-write) parses as garbage: skip what does not parse
+    let steps = metrics
+        .lines()
+        .filter(|l| l.starts_with("step,"))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            Some([cols.get(3)?.parse().ok()?, cols.get(4)?.parse().ok()?])
+        })
+        .collect();
+    let epochs_path = dir.join("epochs.jsonl");
+    let epochs = std::fs::read_to_string(&epochs_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        info,
+        preset,
+        epochs,
+        steps,
+    })
+}

@@ -1,0 +1,44 @@
+//! Run directories: what a run writes as it goes, and reading past runs back.
+//!
+//! ```text
+//! runs/2026-11-26T18-40-12_mnist-cnn/
+//!   preset.toml      the exact preset that ran
+//!   metrics.csv      one row per step and per epoch, appended and flushed as they come
+//!   epochs.jsonl     one JSON line per epoch, with the confusion matrix
+//!   summary.json     status, best and final figures, machine, versions (rewritten atomically)
+//!   checkpoints/     epoch-N.safetensors (weights and optimizer moments) + epoch-N.json
+//! ```
+//! Every file is either appended line by line or written to a temporary name and renamed, so a
+//! run killed at any moment leaves a readable directory.
+
+mod checkpoint;
+mod history;
+mod recorder;
+mod time;
+
+use std::io::Write;
+use std::path::Path;
+
+pub use checkpoint::{
+    latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState,
+};
+pub use history::{list_runs, load_run, RunData};
+pub use recorder::{RunInfo, RunRecorder};
+pub use time::timestamp;
+
+use crate::error::{Error, Result};
+
+/// Writes a file so that readers see the old or the new content, never half of it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| Error::io(path, e))
+}

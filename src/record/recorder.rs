@@ -1,0 +1,287 @@
+//! Writes a run directory while the run goes on.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint;
+use super::{timestamp, write_atomic};
+use crate::config::Preset;
+use crate::error::{Error, Result};
+use crate::train::{EpochMetrics, RunStatus, Session, StepMetrics, Summary};
+
+pub const METRICS_HEADER: &str =
+    "kind,epoch,batch,step,loss,accuracy,learning_rate,val_loss,val_accuracy,samples_per_s,elapsed_s";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub os: String,
+    pub arch: String,
+    pub cores: usize,
+}
+
+/// summary.json: what the runs list shows, kept current while the run goes on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The directory name.
+    pub id: String,
+    /// Shown in the runs list; can be renamed.
+    pub name: String,
+    pub title: String,
+    pub data: String,
+    pub model: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub epochs_planned: usize,
+    pub epochs_completed: usize,
+    pub best_epoch: Option<usize>,
+    pub best_validation_accuracy: Option<f64>,
+    pub final_validation_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub wall_time_s: f64,
+    pub samples_per_s: f64,
+    pub params: usize,
+    pub threads: usize,
+    pub error: Option<String>,
+    /// Run this one continues (resume) or branches from (fork): `run id/epoch-N`.
+    pub parent: Option<String>,
+    /// Process that writes the run; a `running` run whose process is gone was interrupted.
+    pub pid: u32,
+    pub machine: Machine,
+    pub gradlab_version: String,
+    pub candle_version: String,
+}
+
+impl RunInfo {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("summary serialises");
+        write_atomic(&dir.join("summary.json"), json.as_bytes())
+    }
+}
+
+pub struct RunRecorder {
+    dir: PathBuf,
+    metrics: File,
+    epochs: File,
+    info: RunInfo,
+}
+
+fn slug(title: &str) -> String {
+    let s: String = title
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let s = s
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if s.is_empty() {
+        "run".into()
+    } else {
+        s.chars().take(40).collect()
+    }
+}
+
+fn append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+fn write_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
+    // one write per line, so a kill leaves whole lines (at worst a last partial one that readers skip)
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| Error::io(path, e))
+}
+
+impl RunRecorder {
+    /// Creates `runs_dir/<timestamp>_<title>/` with the preset and an empty metrics file.
+    pub fn create(runs_dir: &Path, preset: &Preset, parent: Option<String>) -> Result<Self> {
+        std::fs::create_dir_all(runs_dir).map_err(|e| Error::io(runs_dir, e))?;
+        let base = format!("{}_{}", timestamp(), slug(&preset.title));
+        let mut id = base.clone();
+        let mut n = 1;
+        while runs_dir.join(&id).exists() {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let dir = runs_dir.join(&id);
+        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(&dir, e))?;
+        write_atomic(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
+        let metrics_path = dir.join("metrics.csv");
+        let mut metrics = append(&metrics_path)?;
+        write_line(&mut metrics, &metrics_path, METRICS_HEADER)?;
+        let epochs = append(&dir.join("epochs.jsonl"))?;
+        let info = RunInfo {
+            name: preset.title.clone(),
+            id,
+            title: preset.title.clone(),
+            data: preset.data.set.clone(),
+            model: preset.model.summary(),
+            status: RunStatus::Running,
+            started_at: timestamp(),
+            epochs_planned: preset.train.epochs,
+            epochs_completed: 0,
+            best_epoch: None,
+            best_validation_accuracy: None,
+            final_validation_accuracy: None,
+            test_accuracy: None,
+            wall_time_s: 0.0,
+            samples_per_s: 0.0,
+            params: 0,
+            threads: 0,
+            error: None,
+            parent,
+            pid: std::process::id(),
+            machine: Machine {
+                os: std::env::consts::OS.into(),
+                arch: std::env::consts::ARCH.into(),
+                cores: crate::train::cores(),
+            },
+            gradlab_version: env!("CARGO_PKG_VERSION").into(),
+            candle_version: "0.11".into(),
+        };
+        info.write(&dir)?;
+        Ok(Self {
+            dir,
+            metrics,
+            epochs,
+            info,
+        })
+    }
+
+    /// Reopens a run to continue it after `epoch` completed epochs: rows past that epoch (from
+    /// the interrupted part) are dropped so the files read as if it had never stopped.
+    pub fn reopen(dir: &Path, epoch: usize) -> Result<Self> {
+        let mut info = RunInfo::read(dir)?;
+        let metrics_path = dir.join("metrics.csv");
+        truncate_lines(&metrics_path, |line| {
+            line == METRICS_HEADER
+                || line
+                    .split(',')
+                    .nth(1)
+                    .and_then(|e| e.parse::<usize>().ok())
+                    .is_some_and(|e| e <= epoch)
+        })?;
+        let epochs_path = dir.join("epochs.jsonl");
+        truncate_lines(&epochs_path, |line| {
+            serde_json::from_str::<EpochMetrics>(line).is_ok_and(|m| m.epoch <= epoch)
+        })?;
+        info.status = RunStatus::Running;
+        info.error = None;
+        info.pid = std::process::id();
+        info.epochs_completed = epoch;
+        info.write(dir)?;
+        Ok(Self {
+            metrics: append(&metrics_path)?,
+            epochs: append(&epochs_path)?,
+            dir: dir.to_path_buf(),
+            info,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    pub fn started(&mut self, params: usize, threads: usize) -> Result<()> {
+        self.info.params = params;
+        self.info.threads = threads;
+        self.info.write(&self.dir)
+    }
+
+    pub fn step(&mut self, s: &StepMetrics, global_step: usize, samples_per_s: f64) -> Result<()> {
+        let line = format!(
+            "step,{},{},{},{},{},{},,,{:.1},",
+            s.epoch + 1,
+            s.batch + 1,
+            global_step,
+            s.loss,
+            s.correct as f64 / s.size.max(1) as f64,
+            s.learning_rate,
+            samples_per_s
+        );
+        write_line(&mut self.metrics, &self.dir.join("metrics.csv"), &line)
+    }
+
+    /// Records an epoch and writes its checkpoint.
+    pub fn epoch(
+        &mut self,
+        m: &EpochMetrics,
+        session: &Session,
+        state: &checkpoint::CheckpointState,
+    ) -> Result<()> {
+        let line = format!(
+            "epoch,{},,{},{},{},{},{},{},{:.1},{:.3}",
+            m.epoch,
+            m.epoch * session.batches_per_epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.learning_rate,
+            m.validation.loss,
+            m.validation.accuracy,
+            m.samples_per_s,
+            m.elapsed_s
+        );
+        write_line(&mut self.metrics, &self.dir.join("metrics.csv"), &line)?;
+        let json = serde_json::to_string(m).expect("epoch metrics serialise");
+        write_line(&mut self.epochs, &self.dir.join("epochs.jsonl"), &json)?;
+        checkpoint::save(&self.dir.join("checkpoints"), session, state)?;
+        self.info.epochs_completed = m.epoch;
+        self.info.final_validation_accuracy = Some(m.validation.accuracy);
+        self.info.best_epoch = state.best_epoch;
+        self.info.best_validation_accuracy = state.best_validation_accuracy;
+        self.info.wall_time_s = m.elapsed_s;
+        self.info.samples_per_s = m.samples_per_s;
+        self.info.write(&self.dir)
+    }
+
+    pub fn finish(&mut self, summary: &Summary, error: Option<&str>) -> Result<()> {
+        self.info.status = summary.status;
+        self.info.epochs_completed = summary.epochs_completed;
+        self.info.best_epoch = summary.best_epoch;
+        self.info.best_validation_accuracy = summary.best_validation_accuracy;
+        self.info.final_validation_accuracy = summary.final_validation.as_ref().map(|v| v.accuracy);
+        self.info.test_accuracy = summary.test.as_ref().map(|t| t.accuracy);
+        self.info.wall_time_s = summary.wall_time_s;
+        self.info.samples_per_s = summary.samples_per_s;
+        self.info.error = error.map(ToString::to_string);
+        self.info.write(&self.dir)?;
+        let json = serde_json::to_string_pretty(summary).expect("summary serialises");
+        write_atomic(&self.dir.join("final.json"), json.as_bytes())
+    }
+}
+
+/// Keeps the whole lines that `keep` accepts (a torn last line is dropped), atomically.
+fn truncate_lines(path: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    let mut out = String::new();
+    for line in whole.split('\n').filter(|l| keep(l)) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}

@@ -1,0 +1,154 @@
+//! What the training thread reports, and what it is told.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Confusion;
+use crate::config::Preset;
+
+/// Commands to the training thread. They take effect at the next batch boundary.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Start(Box<RunRequest>),
+    Pause,
+    Resume,
+    Stop,
+    /// A new base learning rate (the schedule still applies on top).
+    SetLearningRate(f64),
+    /// Ends the thread.
+    Shutdown,
+}
+
+/// Where a run starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOrigin {
+    Fresh,
+    /// Continue the run in this directory from its last checkpoint, with its own preset.
+    Resume(PathBuf),
+    /// A new run from this checkpoint file, with the request's (changed) preset.
+    Fork(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub preset: Preset,
+    pub origin: RunOrigin,
+}
+
+impl RunRequest {
+    pub fn fresh(preset: Preset) -> Command {
+        Command::Start(Box::new(Self {
+            preset,
+            origin: RunOrigin::Fresh,
+        }))
+    }
+}
+
+/// Validation (or test) figures of one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub confusion: Confusion,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub validation: Evaluation,
+    pub learning_rate: f64,
+    pub samples_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Stopped,
+    Failed,
+    /// Found on disk as `running` although its process is gone (killed, crashed).
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn title(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Final figures of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub status: RunStatus,
+    pub epochs_completed: usize,
+    pub best_epoch: Option<usize>,
+    pub best_validation_accuracy: Option<f64>,
+    pub final_validation: Option<Evaluation>,
+    /// On the data set's test split, when it has one, with the final weights.
+    pub test: Option<Evaluation>,
+    pub wall_time_s: f64,
+    pub samples_per_s: f64,
+    pub params: usize,
+    pub threads: usize,
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        title: String,
+        data: String,
+        class_names: Vec<String>,
+        train_samples: usize,
+        validation_samples: usize,
+        params: usize,
+        layers: Vec<String>,
+        batches_per_epoch: usize,
+        epochs: usize,
+        /// 1 for a fresh run; later when continuing from a checkpoint.
+        first_epoch: usize,
+        threads: usize,
+        run_dir: Option<PathBuf>,
+    },
+    /// One training batch. Sent with `try_send`: may be dropped (and counted) when the
+    /// receiver is behind.
+    Step {
+        epoch: usize,
+        batch: usize,
+        /// Batches done since the start of the run.
+        global_step: usize,
+        loss: f64,
+        accuracy: f64,
+        learning_rate: f64,
+        samples_per_s: f64,
+    },
+    Epoch(EpochMetrics),
+    Paused {
+        epoch: usize,
+        batch: usize,
+    },
+    Resumed,
+    Finished(Summary),
+    Failed {
+        error: String,
+    },
+}
+
+impl Event {
+    /// Lifecycle and epoch events are never dropped.
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, Event::Step { .. })
+    }
+}

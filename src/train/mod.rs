@@ -1,0 +1,15 @@
+//! Training: the session (one run in memory), optimizers, metrics, and the training thread with
+//! its commands and events.
+
+mod event;
+mod metrics;
+pub mod optim;
+mod session;
+mod worker;
+
+pub use event::{
+    Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary,
+};
+pub use metrics::Confusion;
+pub use session::{device_for, Session, StepMetrics};
+pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions};

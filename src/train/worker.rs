@@ -1,0 +1,543 @@
+//! The training thread: owns the device and the session, takes commands, sends events.
+//!
+//! Epoch and lifecycle events are sent blocking and never lost; per-step events are sent with
+//! `try_send` and counted when the channel is full. Commands are read at batch boundaries.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+
+use super::event::{Command, Event, RunOrigin, RunRequest, RunStatus, Summary};
+use super::session::{device_for, Session};
+use crate::config::Preset;
+use crate::data;
+use crate::error::{Error, Result};
+use crate::record::{read_checkpoint, CheckpointState, RunRecorder};
+
+/// Called after events are sent, so a GUI can request a repaint.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+const COMMAND_CAPACITY: usize = 64;
+const EVENT_CAPACITY: usize = 1024;
+/// Step events wake the receiver at most this often.
+const STEP_WAKE_INTERVAL: Duration = Duration::from_millis(33);
+
+pub struct WorkerOptions {
+    /// Threads when the preset says 0: all cores headless, one fewer with a GUI.
+    pub default_threads: usize,
+    pub waker: Option<Waker>,
+    /// Where run directories go; `None` records nothing.
+    pub runs_dir: Option<PathBuf>,
+}
+
+impl WorkerOptions {
+    pub fn headless(runs_dir: Option<PathBuf>) -> Self {
+        Self {
+            default_threads: cores(),
+            waker: None,
+            runs_dir,
+        }
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The handle the GUI or CLI holds.
+pub struct Trainer {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    dropped_steps: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Trainer {
+    pub fn spawn(options: WorkerOptions) -> Self {
+        let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
+        let (ev_tx, ev_rx) = bounded(EVENT_CAPACITY);
+        let dropped_steps = Arc::new(AtomicU64::new(0));
+        let sender = EventSender {
+            tx: ev_tx,
+            dropped: dropped_steps.clone(),
+            waker: options.waker.clone(),
+            last_wake: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("gradlab-train".into())
+            .spawn(move || worker_main(&cmd_rx, sender, &options))
+            .expect("spawning the training thread");
+        Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            dropped_steps,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends a command without blocking; false when the queue is full or the thread is gone.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
+    pub fn try_recv(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Blocks for the next event (for the CLI); `None` when the thread has ended.
+    pub fn recv(&self) -> Option<Event> {
+        self.events.recv().ok()
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Step events dropped because the receiver was behind.
+    pub fn dropped_steps(&self) -> u64 {
+        self.dropped_steps.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.commands.try_send(Command::Shutdown);
+        // Unblock a worker stuck sending to a full channel.
+        while self.events.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            // The receiver is dropped right after, which ends any blocking send.
+            let (events, thread) = (std::mem::replace(&mut self.events, bounded(0).1), t);
+            drop(events);
+            let _ = thread.join();
+        }
+    }
+}
+
+struct EventSender {
+    tx: Sender<Event>,
+    dropped: Arc<AtomicU64>,
+    waker: Option<Waker>,
+    last_wake: Instant,
+}
+
+/// The receiver went away: the app closed.
+struct Disconnected;
+
+impl EventSender {
+    fn send(&mut self, event: Event) -> Result<(), Disconnected> {
+        if event.is_droppable() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
+            }
+            if self.last_wake.elapsed() >= STEP_WAKE_INTERVAL {
+                self.wake();
+            }
+        } else {
+            self.tx.send(event).map_err(|_| Disconnected)?;
+            self.wake();
+        }
+        Ok(())
+    }
+
+    fn wake(&mut self) {
+        self.last_wake = Instant::now();
+        if let Some(w) = &self.waker {
+            w();
+        }
+    }
+}
+
+fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &WorkerOptions) {
+    while let Ok(command) = commands.recv() {
+        match command {
+            Command::Start(request) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    run(*request, commands, &mut events, options)
+                }));
+                let flow = match outcome {
+                    Ok(Ok(flow)) => flow,
+                    Ok(Err(RunError::Disconnected)) => Flow::Exit,
+                    Ok(Err(RunError::Failed(error))) => send_failed(&mut events, error.to_string()),
+                    Err(panic) => {
+                        let reason = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(ToString::to_string))
+                            .unwrap_or_else(|| "unknown panic".into());
+                        send_failed(&mut events, format!("internal error in training: {reason}"))
+                    }
+                };
+                if flow == Flow::Exit {
+                    return;
+                }
+            }
+            Command::Shutdown => return,
+            // Nothing runs: pause, resume, stop and learning rates have nothing to act on.
+            _ => {}
+        }
+    }
+}
+
+fn send_failed(events: &mut EventSender, error: String) -> Flow {
+    match events.send(Event::Failed { error }) {
+        Ok(()) => Flow::Continue,
+        Err(Disconnected) => Flow::Exit,
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Exit,
+}
+
+enum RunError {
+    Failed(Error),
+    Disconnected,
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+impl From<Disconnected> for RunError {
+    fn from(_: Disconnected) -> Self {
+        RunError::Disconnected
+    }
+}
+
+impl From<candle_core::Error> for RunError {
+    fn from(e: candle_core::Error) -> Self {
+        RunError::Failed(e.into())
+    }
+}
+
+/// What the commands read at a batch boundary ask for.
+#[derive(Default)]
+struct Control {
+    paused: bool,
+    stop: bool,
+    exit: bool,
+}
+
+impl Control {
+    fn apply(&mut self, command: Command, session: &mut Session) {
+        match command {
+            Command::Pause => self.paused = true,
+            Command::Resume => self.paused = false,
+            Command::Stop => self.stop = true,
+            Command::Shutdown => {
+                self.stop = true;
+                self.exit = true;
+            }
+            Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => {
+                session.base_learning_rate = lr
+            }
+            // A second Start while one runs is ignored; the GUI disables the button.
+            Command::SetLearningRate(_) | Command::Start(_) => {}
+        }
+    }
+}
+
+pub fn resolve_threads(preset: &Preset, default_threads: usize) -> usize {
+    let wanted = if preset.train.threads == 0 {
+        default_threads
+    } else {
+        preset.train.threads
+    };
+    wanted.clamp(1, cores())
+}
+
+fn run(
+    request: RunRequest,
+    commands: &Receiver<Command>,
+    events: &mut EventSender,
+    options: &WorkerOptions,
+) -> Result<Flow, RunError> {
+    let threads = resolve_threads(&request.preset, options.default_threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("gradlab-compute-{i}"))
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
+    pool.install(|| run_in_pool(request, commands, events, options, threads))
+}
+
+fn run_in_pool(
+    request: RunRequest,
+    commands: &Receiver<Command>,
+    events: &mut EventSender,
+    options: &WorkerOptions,
+    threads: usize,
+) -> Result<Flow, RunError> {
+    let started = Instant::now();
+    let prepared = prepare(request, options)?;
+    let (mut session, mut recorder, mut progress) =
+        (prepared.session, prepared.recorder, prepared.progress);
+    if let Some(r) = recorder.as_mut() {
+        r.started(session.net.param_count(), threads)?;
+    }
+    events.send(Event::Started {
+        title: session.preset.title.clone(),
+        data: session.data.title.clone(),
+        class_names: session.data.class_names.clone(),
+        train_samples: session.data.train.len(),
+        validation_samples: session.data.validation.len(),
+        params: session.net.param_count(),
+        layers: session
+            .net
+            .layers()
+            .iter()
+            .map(|l| l.description.clone())
+            .collect(),
+        batches_per_epoch: session.batches_per_epoch,
+        epochs: session.preset.train.epochs,
+        first_epoch: session.epoch + 1,
+        threads,
+        run_dir: recorder.as_ref().map(|r| r.dir().to_path_buf()),
+    })?;
+
+    let mut control = Control::default();
+    let mut last_validation = None;
+    let elapsed_before = progress.elapsed_s;
+    let mut rate_ema: Option<f64> = None;
+    let result: Result<(), RunError> = (|| loop {
+        loop {
+            match commands.try_recv() {
+                Ok(c) => control.apply(c, &mut session),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    control.stop = true;
+                    control.exit = true;
+                    break;
+                }
+            }
+        }
+        if control.paused && !control.stop {
+            events.send(Event::Paused {
+                epoch: session.epoch + 1,
+                batch: session.batch,
+            })?;
+            while control.paused && !control.stop {
+                match commands.recv() {
+                    Ok(c) => control.apply(c, &mut session),
+                    Err(_) => {
+                        control.stop = true;
+                        control.exit = true;
+                    }
+                }
+            }
+            if !control.stop {
+                events.send(Event::Resumed)?;
+            }
+        }
+        if control.stop || session.finished() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let step = session.train_batch()?;
+        let dt = t0.elapsed().as_secs_f64();
+        progress.train_time_s += dt;
+        progress.samples_seen += step.size;
+        let rate = step.size as f64 / dt.max(1e-9);
+        let ema = rate_ema.map_or(rate, |r| 0.9 * r + 0.1 * rate);
+        rate_ema = Some(ema);
+        if let Some(r) = recorder.as_mut() {
+            r.step(&step, global_step(&session), ema)?;
+        }
+        events.send(Event::Step {
+            epoch: step.epoch + 1,
+            batch: step.batch + 1,
+            global_step: global_step(&session),
+            loss: step.loss,
+            accuracy: step.correct as f64 / step.size.max(1) as f64,
+            learning_rate: step.learning_rate,
+            samples_per_s: ema,
+        })?;
+        if session.epoch_done() {
+            let metrics = session.finish_epoch(elapsed_before + started.elapsed().as_secs_f64())?;
+            if progress
+                .best_validation_accuracy
+                .is_none_or(|acc| metrics.validation.accuracy > acc)
+            {
+                progress.best_epoch = Some(metrics.epoch);
+                progress.best_validation_accuracy = Some(metrics.validation.accuracy);
+            }
+            if let Some(r) = recorder.as_mut() {
+                let state = CheckpointState {
+                    epoch: session.epoch,
+                    optimizer_steps: session.optimizer.steps,
+                    base_learning_rate: session.base_learning_rate,
+                    rng: session.rng.clone(),
+                    best_epoch: progress.best_epoch,
+                    best_validation_accuracy: progress.best_validation_accuracy,
+                    validation_accuracy: metrics.validation.accuracy,
+                    samples_seen: progress.samples_seen,
+                    train_time_s: progress.train_time_s,
+                    elapsed_s: metrics.elapsed_s,
+                };
+                r.epoch(&metrics, &session, &state)?;
+            }
+            last_validation = Some(metrics.validation.clone());
+            events.send(Event::Epoch(metrics))?;
+        }
+    })();
+
+    let status = match &result {
+        Ok(()) if session.finished() => RunStatus::Completed,
+        Ok(()) => RunStatus::Stopped,
+        Err(_) => RunStatus::Failed,
+    };
+    let test = match (&session.data.test, status) {
+        (Some(test), RunStatus::Completed) => Some(session.evaluate(test)?),
+        _ => None,
+    };
+    let summary = Summary {
+        status,
+        epochs_completed: session.epoch,
+        best_epoch: progress.best_epoch,
+        best_validation_accuracy: progress.best_validation_accuracy,
+        final_validation: last_validation,
+        test,
+        wall_time_s: elapsed_before + started.elapsed().as_secs_f64(),
+        samples_per_s: progress.samples_seen as f64 / progress.train_time_s.max(1e-9),
+        params: session.net.param_count(),
+        threads,
+        run_dir: recorder.as_ref().map(|r| r.dir().to_path_buf()),
+    };
+    if let Some(r) = recorder.as_mut() {
+        let error = match &result {
+            Err(RunError::Failed(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        r.finish(&summary, error.as_deref())?;
+    }
+    result?;
+    events.send(Event::Finished(summary))?;
+    Ok(if control.exit {
+        Flow::Exit
+    } else {
+        Flow::Continue
+    })
+}
+
+/// Counters that carry over when a run continues from a checkpoint.
+#[derive(Default)]
+struct Progress {
+    best_epoch: Option<usize>,
+    best_validation_accuracy: Option<f64>,
+    samples_seen: usize,
+    train_time_s: f64,
+    elapsed_s: f64,
+}
+
+struct Prepared {
+    session: Session,
+    recorder: Option<RunRecorder>,
+    progress: Progress,
+}
+
+/// Builds the session for a request: fresh, resumed from a run's last checkpoint, or forked from
+/// a checkpoint with a changed preset.
+fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
+    let new_session = |preset: Preset| -> Result<Session> {
+        let data = data::load(&preset.data, preset.seed)?;
+        let device = device_for(&preset)?;
+        Session::new(preset, data, device)
+    };
+    match request.origin {
+        RunOrigin::Fresh => {
+            let recorder = match &options.runs_dir {
+                Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
+                None => None,
+            };
+            Ok(Prepared {
+                session: new_session(request.preset)?,
+                recorder,
+                progress: Progress::default(),
+            })
+        }
+        RunOrigin::Resume(run_dir) => {
+            let preset = Preset::load(&run_dir.join("preset.toml"))?;
+            let mut session = new_session(preset)?;
+            let mut progress = Progress::default();
+            let epoch = match crate::record::latest_checkpoint(&run_dir) {
+                Some(path) => {
+                    let ckpt = read_checkpoint(&path)?;
+                    ckpt.restore_into(&mut session, true)?;
+                    session.seek(&ckpt.state);
+                    progress = Progress {
+                        best_epoch: ckpt.state.best_epoch,
+                        best_validation_accuracy: ckpt.state.best_validation_accuracy,
+                        samples_seen: ckpt.state.samples_seen,
+                        train_time_s: ckpt.state.train_time_s,
+                        elapsed_s: ckpt.state.elapsed_s,
+                    };
+                    ckpt.state.epoch
+                }
+                None => 0,
+            };
+            let recorder = RunRecorder::reopen(&run_dir, epoch)?;
+            Ok(Prepared {
+                session,
+                recorder: Some(recorder),
+                progress,
+            })
+        }
+        RunOrigin::Fork(checkpoint_path) => {
+            let ckpt = read_checkpoint(&checkpoint_path)?;
+            if request.preset.train.epochs <= ckpt.state.epoch {
+                return Err(Error::config(
+                    "preset",
+                    "train.epochs",
+                    format!(
+                        "{} epochs leaves nothing to train after the checkpoint's epoch {}",
+                        request.preset.train.epochs, ckpt.state.epoch
+                    ),
+                ));
+            }
+            let parent = checkpoint_path
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::file_name)
+                .map(|run| format!("{}/epoch-{}", run.to_string_lossy(), ckpt.state.epoch));
+            let recorder = match &options.runs_dir {
+                Some(dir) => Some(RunRecorder::create(dir, &request.preset, parent)?),
+                None => None,
+            };
+            let same_optimizer = {
+                let parent_preset = checkpoint_path
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(|run| run.join("preset.toml"))
+                    .and_then(|p| Preset::load(&p).ok());
+                parent_preset.is_some_and(|p| p.train.optimizer == request.preset.train.optimizer)
+            };
+            let mut session = new_session(request.preset)?;
+            ckpt.restore_into(&mut session, same_optimizer)?;
+            let mut state = ckpt.state.clone();
+            state.base_learning_rate = session.preset.train.learning_rate;
+            session.seek(&state);
+            Ok(Prepared {
+                session,
+                recorder,
+                progress: Progress::default(),
+            })
+        }
+    }
+}
+
+fn global_step(session: &Session) -> usize {
+    session.epoch * session.batches_per_epoch + session.batch
+}

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gradlab::train::{
+    Command, EpochMetrics, Event, RunOrigin, RunRequest, Summary, Trainer, WorkerOptions,
+};
+use gradlab::Preset;
+
+pub struct Outcome {
+    pub epochs: Vec<EpochMetrics>,
+    pub summary: Option<Summary>,
+    pub failure: Option<String>,
+    pub steps: usize,
+}
+
+/// Runs a request on a real training thread and collects what it reports.
+pub fn run_request(request: RunRequest, runs_dir: Option<&Path>) -> Outcome {
+    let trainer = Trainer::spawn(WorkerOptions::headless(runs_dir.map(Path::to_path_buf)));
+    assert!(trainer.send(Command::Start(Box::new(request))));
+    collect(&trainer)
+}
+
+pub fn collect(trainer: &Trainer) -> Outcome {
+    let mut out = Outcome {
+        epochs: vec![],
+        summary: None,
+        failure: None,
+        steps: 0,
+    };
+    loop {
+        match trainer
+            .recv_timeout(Duration::from_secs(600))
+            .expect("the training thread went quiet")
+        {
+            Event::Epoch(m) => out.epochs.push(m),
+            Event::Step { .. } => out.steps += 1,
+            Event::Finished(s) => {
+                out.summary = Some(s);
+                return out;
+            }
+            Event::Failed { error } => {
+                out.failure = Some(error);
+                return out;
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn train(preset: Preset) -> Outcome {
+    run_request(
+        RunRequest {
+            preset,
+            origin: RunOrigin::Fresh,
+        },
+        None,
+    )
+}
+
+pub fn best_accuracy(o: &Outcome) -> f64 {
+    assert!(o.failure.is_none(), "training failed: {:?}", o.failure);
+    o.summary
+        .as_ref()
+        .and_then(|s| s.best_validation_accuracy)
+        .expect("a finished run has a best accuracy")
+}
+
+pub fn final_accuracy(o: &Outcome) -> f64 {
+    assert!(o.failure.is_none(), "training failed: {:?}", o.failure);
+    o.epochs
+        .last()
+        .expect("at least one epoch")
+        .validation
+        .accuracy
+}

@@ -1,0 +1,154 @@
+//! The IDX reader on files written here: round trips, the malformed cases, and a folder that
+//! trains.
+
+use std::path::Path;
+
+use gradlab::data::idx::{self, IdxImages};
+use gradlab::data::{self, DataSpec};
+
+fn images(count: usize) -> IdxImages {
+    IdxImages {
+        count,
+        rows: 4,
+        cols: 3,
+        pixels: (0..count * 12).map(|i| (i * 7 % 256) as u8).collect(),
+    }
+}
+
+fn labels(count: usize) -> Vec<u8> {
+    (0..count).map(|i| (i % 10) as u8).collect()
+}
+
+fn err_of<T>(r: gradlab::Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn round_trip_raw_and_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    for gzip in [false, true] {
+        let ip = dir.path().join(format!("imgs-{gzip}"));
+        let lp = dir.path().join(format!("lbls-{gzip}"));
+        idx::write_images(&ip, &images(20), gzip).unwrap();
+        idx::write_labels(&lp, &labels(20), gzip).unwrap();
+        let (i, l) = idx::read_pair(&ip, &lp).unwrap();
+        assert_eq!(i, images(20));
+        assert_eq!(l, labels(20));
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let e = err_of(idx::read_images(Path::new(
+        "/nonexistent/train-images-idx3-ubyte",
+    )));
+    assert!(e.contains("/nonexistent/train-images-idx3-ubyte"), "{e}");
+}
+
+#[test]
+fn wrong_magic_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let lp = dir.path().join("labels");
+    idx::write_labels(&lp, &labels(5), false).unwrap();
+    // a labels file where images are expected
+    let e = err_of(idx::read_images(&lp));
+    assert!(
+        e.contains("labels") && e.contains("wrong magic number 0x00000801"),
+        "{e}"
+    );
+    std::fs::write(&lp, b"PK\x03\x04 not idx at all").unwrap();
+    let e = err_of(idx::read_labels(&lp));
+    assert!(e.contains("wrong magic number"), "{e}");
+}
+
+#[test]
+fn truncated_files_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = dir.path().join("train-images-idx3-ubyte");
+    idx::write_images(&ip, &images(10), false).unwrap();
+    let bytes = std::fs::read(&ip).unwrap();
+    std::fs::write(&ip, &bytes[..bytes.len() - 5]).unwrap();
+    let e = err_of(idx::read_images(&ip));
+    assert!(
+        e.contains("train-images-idx3-ubyte")
+            && e.contains("truncated")
+            && e.contains("10 x 4 x 3"),
+        "{e}"
+    );
+    // inside the header
+    std::fs::write(&ip, &bytes[..9]).unwrap();
+    assert!(err_of(idx::read_images(&ip)).contains("header"));
+    // a gzip stream cut short
+    let gz = dir.path().join("train-images-idx3-ubyte.gz");
+    idx::write_images(&gz, &images(10), true).unwrap();
+    let bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
+    let e = err_of(idx::read_images(&gz));
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz")
+            && (e.contains("truncated") || e.contains("damaged")),
+        "{e}"
+    );
+}
+
+#[test]
+fn image_label_count_mismatch_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = dir.path().join("i");
+    let lp = dir.path().join("l");
+    idx::write_images(&ip, &images(10), false).unwrap();
+    idx::write_labels(&lp, &labels(9), false).unwrap();
+    let e = err_of(idx::read_pair(&ip, &lp));
+    assert!(e.contains("9 labels") && e.contains("10 images"), "{e}");
+}
+
+#[test]
+fn a_folder_of_idx_files_loads_and_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    idx::write_images(
+        &dir.path().join("train-images-idx3-ubyte.gz"),
+        &images(50),
+        true,
+    )
+    .unwrap();
+    idx::write_labels(
+        &dir.path().join("train-labels-idx1-ubyte.gz"),
+        &labels(50),
+        true,
+    )
+    .unwrap();
+    idx::write_images(
+        &dir.path().join("t10k-images-idx3-ubyte"),
+        &images(20),
+        false,
+    )
+    .unwrap();
+    idx::write_labels(
+        &dir.path().join("t10k-labels-idx1-ubyte"),
+        &labels(20),
+        false,
+    )
+    .unwrap();
+    let spec = DataSpec {
+        set: "idx".into(),
+        path: Some(dir.path().to_path_buf()),
+        validation_fraction: 0.2,
+        ..DataSpec::default()
+    };
+    let ds = data::load(&spec, 1).unwrap();
+    assert_eq!(ds.input_shape, vec![1, 4, 3]);
+    assert_eq!((ds.train.len(), ds.validation.len()), (40, 10));
+    assert_eq!(ds.test.as_ref().map(|t| t.len()), Some(20));
+    assert_eq!(ds.num_classes(), 10);
+    // a folder without the files says what it looked for
+    let empty = tempfile::tempdir().unwrap();
+    let spec = DataSpec {
+        set: "idx".into(),
+        path: Some(empty.path().to_path_buf()),
+        ..DataSpec::default()
+    };
+    assert!(err_of(data::load(&spec, 1)).contains("train-images"));
+}
