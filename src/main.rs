@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use gradlab::train::{Event, RunRequest, RunStatus, Trainer, WorkerOptions};
+use gradlab::data::DataSpec;
+use gradlab::export::Which;
+use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Trainer, WorkerOptions};
 use gradlab::Preset;
 
 #[global_allocator]
@@ -53,6 +55,55 @@ enum Cmd {
         #[command(subcommand)]
         action: PresetCmd,
     },
+    /// List recorded runs, newest first.
+    Runs {
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Continue a stopped or killed run from its last checkpoint, in its own directory.
+    Resume {
+        run_dir: PathBuf,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Start a new run from a checkpoint of another, with changed hyper-parameters.
+    Fork {
+        /// A run directory (with --epoch) or a checkpoint file (checkpoints/epoch-N.json).
+        from: PathBuf,
+        /// Which checkpoint of the run: last, best or an epoch number.
+        #[arg(long, default_value = "last")]
+        epoch: String,
+        /// The changed preset (default: the run's own).
+        #[arg(long)]
+        preset: Option<PathBuf>,
+        /// Train up to this many epochs in all.
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        learning_rate: Option<f64>,
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Export a run's trained model (safetensors + JSON) into a folder.
+    Export {
+        run_dir: PathBuf,
+        out_dir: PathBuf,
+        /// Which checkpoint: last, best or an epoch number.
+        #[arg(long, default_value = "last")]
+        epoch: String,
+    },
+    /// Reload an exported model and report its accuracy and confusion matrix.
+    Eval {
+        model_dir: PathBuf,
+        /// A data set (default: the one it was trained on), e.g. fashion-mnist or idx.
+        #[arg(long)]
+        data: Option<String>,
+        /// Folder for `idx` data.
+        #[arg(long)]
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,7 +134,14 @@ fn main() -> ExitCode {
                 p.train.threads = t;
             }
             p.validate("command line")?;
-            train(p, (!no_record).then_some(runs_dir), quiet)
+            drive(
+                RunRequest {
+                    preset: p,
+                    origin: RunOrigin::Fresh,
+                },
+                (!no_record).then_some(runs_dir),
+                quiet,
+            )
         }),
         Some(Cmd::Preset {
             action: PresetCmd::Check { file },
@@ -98,6 +156,49 @@ fn main() -> ExitCode {
                 )
             })
             .map_err(Into::into),
+        Some(Cmd::Runs { runs_dir }) => {
+            list_runs(&runs_dir);
+            Ok(())
+        }
+        Some(Cmd::Resume { run_dir, quiet }) => Preset::load(&run_dir.join("preset.toml"))
+            .map_err(Into::into)
+            .and_then(|preset| {
+                drive(
+                    RunRequest {
+                        preset,
+                        origin: RunOrigin::Resume(run_dir),
+                    },
+                    None,
+                    quiet,
+                )
+            }),
+        Some(Cmd::Fork {
+            from,
+            epoch,
+            preset,
+            epochs,
+            learning_rate,
+            runs_dir,
+            quiet,
+        }) => fork(
+            &from,
+            &epoch,
+            preset,
+            epochs,
+            learning_rate,
+            runs_dir,
+            quiet,
+        ),
+        Some(Cmd::Export {
+            run_dir,
+            out_dir,
+            epoch,
+        }) => export(&run_dir, &out_dir, &epoch),
+        Some(Cmd::Eval {
+            model_dir,
+            data,
+            path,
+        }) => eval(&model_dir, data, path),
         Some(Cmd::Preset {
             action: PresetCmd::List,
         }) => {
@@ -135,9 +236,131 @@ fn load_preset(file: Option<PathBuf>, builtin: Option<String>) -> anyhow::Result
     })
 }
 
-fn train(preset: Preset, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
+fn list_runs(runs_dir: &std::path::Path) {
+    let runs = gradlab::record::list_runs(runs_dir);
+    if runs.is_empty() {
+        println!("no runs in {}", runs_dir.display());
+    }
+    for (dir, r) in runs {
+        let best = r
+            .best_validation_accuracy
+            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+        println!(
+            "{:40} {:11} {:14} {:28} best {best:>7}  {}/{} epochs  {:.0}s",
+            dir.display(),
+            r.status.title(),
+            r.data,
+            r.model,
+            r.epochs_completed,
+            r.epochs_planned,
+            r.wall_time_s
+        );
+    }
+}
+
+fn fork(
+    from: &std::path::Path,
+    epoch: &str,
+    preset: Option<PathBuf>,
+    epochs: Option<usize>,
+    learning_rate: Option<f64>,
+    runs_dir: PathBuf,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let checkpoint = if from.is_dir() {
+        gradlab::export::find_checkpoint(from, epoch.parse().map_err(anyhow::Error::msg)?)?
+    } else {
+        from.to_path_buf()
+    };
+    let run_dir = checkpoint
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("a checkpoint lives in <run>/checkpoints/")?;
+    let mut p = match preset {
+        Some(file) => Preset::load(&file)?,
+        None => Preset::load(&run_dir.join("preset.toml"))?,
+    };
+    if let Some(e) = epochs {
+        p.train.epochs = e;
+    }
+    if let Some(lr) = learning_rate {
+        p.train.learning_rate = lr;
+    }
+    p.validate("command line")?;
+    drive(
+        RunRequest {
+            preset: p,
+            origin: RunOrigin::Fork(checkpoint),
+        },
+        Some(runs_dir),
+        quiet,
+    )
+}
+
+fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> anyhow::Result<()> {
+    let which: Which = epoch.parse().map_err(anyhow::Error::msg)?;
+    let card = gradlab::export::export_run(run_dir, which, out_dir)?;
+    println!(
+        "exported {} (epoch {}, validation accuracy {:.2}%) to {}",
+        card.title,
+        card.epoch,
+        100.0 * card.validation_accuracy.unwrap_or(0.0),
+        out_dir.display()
+    );
+    for (name, shape) in &card.tensors {
+        println!("  {name:16} {shape:?}");
+    }
+    Ok(())
+}
+
+fn eval(
+    model_dir: &std::path::Path,
+    data: Option<String>,
+    path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let card = gradlab::export::load_model(model_dir)?.card;
+    let spec = data.map(|set| DataSpec {
+        set,
+        path: path.clone(),
+        ..card.data.clone()
+    });
+    let (split, e) = gradlab::export::evaluate_model(model_dir, spec)?;
+    println!(
+        "{} on the {split} split: accuracy {:.2}% ({}/{}), loss {:.4}",
+        card.title,
+        100.0 * e.accuracy,
+        e.confusion.correct(),
+        e.confusion.total(),
+        e.loss
+    );
+    println!("confusion matrix (rows: true class, columns: predicted):");
+    let width = card
+        .class_names
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(1)
+        .min(12);
+    for t in 0..e.confusion.classes {
+        let row: Vec<String> = (0..e.confusion.classes)
+            .map(|p| format!("{:5}", e.confusion.get(t, p)))
+            .collect();
+        let name: String = card
+            .class_names
+            .get(t)
+            .map_or("?", String::as_str)
+            .chars()
+            .take(width)
+            .collect();
+        println!("  {name:>width$} {}", row.join(""));
+    }
+    Ok(())
+}
+
+/// Runs one request on a training thread and prints its events until it ends.
+fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
     let trainer = Trainer::spawn(WorkerOptions::headless(runs_dir));
-    trainer.send(RunRequest::fresh(preset));
+    trainer.send(Command::Start(Box::new(request)));
     let mut epochs = 0;
     let mut last_progress = std::time::Instant::now();
     while let Some(event) = trainer.recv() {

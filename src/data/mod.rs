@@ -37,6 +37,38 @@ pub struct DataSpec {
     pub noise: f32,
     /// Synthetic spiral and blobs: number of classes.
     pub classes: usize,
+    /// Preprocessing of the inputs.
+    pub normalization: NormalizationKind,
+}
+
+/// How inputs are preprocessed before the model sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizationKind {
+    /// Zero mean, unit variance, fitted on the training split (one mean for images, one per
+    /// feature for tables).
+    #[default]
+    Standardize,
+    /// Images scaled to [0, 1]; tables unchanged.
+    Scale,
+    /// Raw values.
+    None,
+}
+
+impl NormalizationKind {
+    pub const ALL: [NormalizationKind; 3] = [
+        NormalizationKind::Standardize,
+        NormalizationKind::Scale,
+        NormalizationKind::None,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            NormalizationKind::Standardize => "standardize",
+            NormalizationKind::Scale => "scale to [0, 1]",
+            NormalizationKind::None => "none",
+        }
+    }
 }
 
 impl Default for DataSpec {
@@ -49,6 +81,7 @@ impl Default for DataSpec {
             samples: 1000,
             noise: 0.1,
             classes: 3,
+            normalization: NormalizationKind::Standardize,
         }
     }
 }
@@ -147,6 +180,14 @@ impl Normalization {
         let (m, s) = (self.mean.len(), self.std.len());
         for (i, v) in features.iter_mut().enumerate() {
             *v = (*v * self.scale - self.mean[i % m]) / self.std[i % s];
+        }
+    }
+
+    fn identity(scale: f32) -> Self {
+        Self {
+            scale,
+            mean: vec![0.0],
+            std: vec![1.0],
         }
     }
 
@@ -353,6 +394,15 @@ fn idx_folder(dir: &Path) -> Result<Raw> {
 
 /// Loads, splits (seeded) and normalises a data set.
 pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
+    load_with(spec, seed, None)
+}
+
+/// Like [`load`], but applies a given normalisation (an exported model's) instead of fitting one.
+pub fn load_with(
+    spec: &DataSpec,
+    seed: u64,
+    normalization: Option<&Normalization>,
+) -> Result<Dataset> {
     let raw = load_raw(spec, seed)?;
     let info = set_info(&spec.set).expect("load_raw accepted the id");
     let n = raw.features.len();
@@ -379,7 +429,14 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
     let mut train = raw.features.select(&train_idx);
     let mut validation = raw.features.select(val_idx);
     let mut test = raw.test;
-    let normalization = Normalization::fit(&train, raw.scale, info.kind == SetKind::Image);
+    let normalization = match (normalization, spec.normalization) {
+        (Some(given), _) => given.clone(),
+        (None, NormalizationKind::Standardize) => {
+            Normalization::fit(&train, raw.scale, info.kind == SetKind::Image)
+        }
+        (None, NormalizationKind::Scale) => Normalization::identity(raw.scale),
+        (None, NormalizationKind::None) => Normalization::identity(1.0),
+    };
     for split in [Some(&mut train), Some(&mut validation), test.as_mut()]
         .into_iter()
         .flatten()

@@ -1,1 +1,275 @@
-//! Trained-model export (issue 4 fills this in).
+//! Trained-model export: weights as safetensors with readable names, the architecture and
+//! everything needed to feed it (input shape, class names, normalisation) as JSON, and the way
+//! back in (`load_model`, `evaluate_model`).
+//!
+//! ```text
+//! model/
+//!   model.safetensors   conv1.weight, conv1.bias, fc1.weight, ...
+//!   config.json         ModelCard: architecture, input shape, classes, normalisation, origin
+//!   labels.json         class names, in output order
+//!   preset.toml         the experiment that trained it
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Preset;
+use crate::data::{self, DataSpec, Normalization};
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Network};
+use crate::record::{list_checkpoints, read_checkpoint, write_atomic, DataInfo};
+use crate::train::{evaluate, Evaluation};
+
+pub const FORMAT: &str = "gradlab-model";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// config.json of an exported model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    pub format_version: u32,
+    pub title: String,
+    pub model: ModelSpec,
+    /// `[channels, height, width]` or `[features]`, without the batch dimension.
+    pub input_shape: Vec<usize>,
+    pub class_names: Vec<String>,
+    /// Apply to raw inputs: `(x * scale - mean) / std`.
+    pub normalization: Normalization,
+    /// The data it was trained on, and the seed that split it (so `eval` can hold out the same
+    /// validation samples).
+    pub data: DataSpec,
+    pub seed: u64,
+    pub epoch: usize,
+    pub validation_accuracy: Option<f64>,
+    /// `run id/epoch-N`.
+    pub source: String,
+    /// Tensor names and shapes in model.safetensors.
+    pub tensors: Vec<(String, Vec<usize>)>,
+    /// Layers in order, readable.
+    pub layers: Vec<String>,
+}
+
+/// Which checkpoint of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Last,
+    Best,
+    Epoch(usize),
+}
+
+impl FromStr for Which {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "last" => Ok(Which::Last),
+            "best" => Ok(Which::Best),
+            n => n
+                .parse()
+                .map(Which::Epoch)
+                .map_err(|_| format!("`{s}` is not `last`, `best` or an epoch number")),
+        }
+    }
+}
+
+/// The checkpoint file of a run for `which`.
+pub fn find_checkpoint(run_dir: &Path, which: Which) -> Result<PathBuf> {
+    let all = list_checkpoints(run_dir);
+    let none = || {
+        Error::format(
+            run_dir,
+            "this run has no checkpoint yet (one is written after each epoch)",
+        )
+    };
+    match which {
+        Which::Last => all.last().map(|(_, p)| p.clone()).ok_or_else(none),
+        Which::Epoch(n) => all
+            .iter()
+            .find(|(e, _)| *e == n)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| {
+                Error::format(
+                    run_dir,
+                    format!(
+                        "no checkpoint for epoch {n}; it has {}",
+                        all.iter()
+                            .map(|(e, _)| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            }),
+        Which::Best => {
+            let mut best: Option<(f64, PathBuf)> = None;
+            for (_, path) in &all {
+                let acc = read_checkpoint_state_accuracy(path);
+                if best.as_ref().is_none_or(|(b, _)| acc > *b) {
+                    best = Some((acc, path.clone()));
+                }
+            }
+            best.map(|(_, p)| p).ok_or_else(none)
+        }
+    }
+}
+
+fn read_checkpoint_state_accuracy(path: &Path) -> f64 {
+    std::fs::read_to_string(path.with_extension("json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::record::CheckpointState>(&t).ok())
+        .map_or(f64::MIN, |s| s.validation_accuracy)
+}
+
+/// Exports a run's checkpoint into `out_dir`. Returns the card written.
+pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelCard> {
+    let preset = Preset::load(&run_dir.join("preset.toml"))?;
+    let info = DataInfo::read(run_dir)?;
+    let ckpt_path = find_checkpoint(run_dir, which)?;
+    let ckpt = read_checkpoint(&ckpt_path)?;
+    let network = Network::new(
+        &preset.model,
+        &info.input_shape,
+        info.class_names.len(),
+        preset.seed,
+        &Device::Cpu,
+    )?;
+    network.load_params(&ckpt.tensors)?;
+    let run_id = run_dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let card = ModelCard {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        title: preset.title.clone(),
+        model: preset.model.clone(),
+        input_shape: info.input_shape.clone(),
+        class_names: info.class_names.clone(),
+        normalization: info.normalization.clone(),
+        data: preset.data.clone(),
+        seed: preset.seed,
+        epoch: ckpt.state.epoch,
+        validation_accuracy: Some(ckpt.state.validation_accuracy),
+        source: format!("{run_id}/epoch-{}", ckpt.state.epoch),
+        tensors: network
+            .params()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.dims().to_vec()))
+            .collect(),
+        layers: network
+            .layers()
+            .iter()
+            .map(|l| l.description.clone())
+            .collect(),
+    };
+    write_model(&network, &card, &preset, out_dir)?;
+    Ok(card)
+}
+
+fn write_model(network: &Network, card: &ModelCard, preset: &Preset, out_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let tensors: HashMap<String, Tensor> = network
+        .params()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
+    let weights = out_dir.join("model.safetensors");
+    let tmp = out_dir.join("model.safetensors.tmp");
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
+    write_atomic(&out_dir.join("config.json"), pretty(card).as_bytes())?;
+    write_atomic(
+        &out_dir.join("labels.json"),
+        pretty(&card.class_names).as_bytes(),
+    )?;
+    write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())
+}
+
+fn pretty<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("plain data serialises")
+}
+
+/// An exported model, loaded back.
+pub struct LoadedModel {
+    pub card: ModelCard,
+    pub network: Network,
+}
+
+pub fn load_model(dir: &Path) -> Result<LoadedModel> {
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let card: ModelCard = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&config, format!("not a Gradlab model card: {e}")))?;
+    if card.format != FORMAT || card.format_version > FORMAT_VERSION {
+        return Err(Error::format(
+            &config,
+            format!(
+                "format `{}` version {} is not one this Gradlab reads",
+                card.format, card.format_version
+            ),
+        ));
+    }
+    let weights = dir.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
+        .map_err(|e| Error::format(&weights, format!("cannot read the weights: {e}")))?;
+    let network = Network::new(
+        &card.model,
+        &card.input_shape,
+        card.class_names.len(),
+        card.seed,
+        &Device::Cpu,
+    )?;
+    network
+        .load_params(&tensors)
+        .map_err(|e| Error::format(&weights, e.to_string()))?;
+    Ok(LoadedModel { card, network })
+}
+
+impl LoadedModel {
+    /// Logits for raw (unnormalised) inputs, `batch` samples of the card's input shape.
+    pub fn logits_raw(&self, raw: &[f32], batch: usize) -> Result<Tensor> {
+        let mut x = raw.to_vec();
+        self.card.normalization.apply(&mut x);
+        let mut shape = vec![batch];
+        shape.extend_from_slice(&self.card.input_shape);
+        let x = Tensor::from_vec(x, shape, &Device::Cpu)?;
+        self.network.forward(&x, &mut crate::model::Mode::Eval)
+    }
+}
+
+/// Evaluates an exported model on data (its own training data's held-out split by default):
+/// the test split when the set has one, else the validation split. Inputs get the model's
+/// normalisation, not a new one. Returns the split's name and the figures.
+pub fn evaluate_model(dir: &Path, data: Option<DataSpec>) -> Result<(String, Evaluation)> {
+    let model = load_model(dir)?;
+    let spec = data.unwrap_or_else(|| model.card.data.clone());
+    let ds = data::load_with(&spec, model.card.seed, Some(&model.card.normalization))?;
+    if ds.input_shape != model.card.input_shape {
+        return Err(Error::Shape(format!(
+            "the model takes inputs of shape {:?} but `{}` has {:?}",
+            model.card.input_shape, spec.set, ds.input_shape
+        )));
+    }
+    if ds.num_classes() > model.card.class_names.len() {
+        return Err(Error::Shape(format!(
+            "the model knows {} classes but `{}` has {}",
+            model.card.class_names.len(),
+            spec.set,
+            ds.num_classes()
+        )));
+    }
+    let (name, split) = match &ds.test {
+        Some(t) => ("test", t),
+        None => ("validation", &ds.validation),
+    };
+    let eval = evaluate(
+        &model.network,
+        split,
+        &ds.input_shape,
+        model.card.class_names.len(),
+        &Device::Cpu,
+    )?;
+    Ok((name.into(), eval))
+}

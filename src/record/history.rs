@@ -1,5 +1,6 @@
 //! Reading past runs back: the runs list and one run's curves.
 
+use std::ops::Not;
 use std::path::{Path, PathBuf};
 
 use super::recorder::RunInfo;
@@ -12,7 +13,14 @@ fn process_alive(pid: u32) -> bool {
         return true;
     }
     if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
+        // a killed process can linger as a zombie until its parent reaps it: that is not alive
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']).not())
+            })
+            .unwrap_or(false)
     } else {
         true // cannot tell: trust the file
     }
@@ -83,4 +91,22 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         epochs,
         steps,
     })
+}
+
+/// Gives a run a new display name (its folder keeps its name).
+pub fn rename_run(dir: &Path, name: &str) -> Result<()> {
+    let mut info = RunInfo::read(dir)?;
+    info.name = name.trim().to_string();
+    info.write(dir)
+}
+
+/// Deletes a run's folder, refusing folders that are not runs.
+pub fn delete_run(dir: &Path) -> Result<()> {
+    if !dir.join("summary.json").exists() || !dir.join("preset.toml").exists() {
+        return Err(Error::format(
+            dir,
+            "is not a run folder (no summary.json and preset.toml); not deleting it",
+        ));
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))
 }

@@ -5,8 +5,10 @@
 //!   preset.toml      the exact preset that ran
 //!   metrics.csv      one row per step and per epoch, appended and flushed as they come
 //!   epochs.jsonl     one JSON line per epoch, with the confusion matrix
+//!   data.json        input shape, class names, normalisation (for export)
 //!   summary.json     status, best and final figures, machine, versions (rewritten atomically)
 //!   checkpoints/     epoch-N.safetensors (weights and optimizer moments) + epoch-N.json
+//!   final.json       the run's Summary, once it ends
 //! ```
 //! Every file is either appended line by line or written to a temporary name and renamed, so a
 //! run killed at any moment leaves a readable directory.
@@ -22,8 +24,8 @@ use std::path::Path;
 pub use checkpoint::{
     latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState,
 };
-pub use history::{list_runs, load_run, RunData};
-pub use recorder::{RunInfo, RunRecorder};
+pub use history::{delete_run, list_runs, load_run, rename_run, RunData};
+pub use recorder::{DataInfo, Machine, RunInfo, RunRecorder, METRICS_HEADER};
 pub use time::timestamp;
 
 use crate::error::{Error, Result};

@@ -67,6 +67,47 @@ impl RunInfo {
     }
 }
 
+/// data.json: what an exported model needs to know of its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub set: String,
+    pub title: String,
+    pub input_shape: Vec<usize>,
+    pub class_names: Vec<String>,
+    pub normalization: crate::data::Normalization,
+    pub train_samples: usize,
+    pub validation_samples: usize,
+    pub test_samples: Option<usize>,
+    pub source: String,
+}
+
+impl DataInfo {
+    pub fn of(d: &crate::data::Dataset) -> Self {
+        Self {
+            set: d.id.clone(),
+            title: d.title.clone(),
+            input_shape: d.input_shape.clone(),
+            class_names: d.class_names.clone(),
+            normalization: d.normalization.clone(),
+            train_samples: d.train.len(),
+            validation_samples: d.validation.len(),
+            test_samples: d.test.as_ref().map(crate::data::Split::len),
+            source: d.source.clone(),
+        }
+    }
+
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("data.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("data info serialises");
+        write_atomic(&dir.join("data.json"), json.as_bytes())
+    }
+}
+
 pub struct RunRecorder {
     dir: PathBuf,
     metrics: File,
@@ -200,9 +241,11 @@ impl RunRecorder {
         &self.info
     }
 
-    pub fn started(&mut self, params: usize, threads: usize) -> Result<()> {
-        self.info.params = params;
+    /// Records what the model and data turned out to be once loaded.
+    pub fn started(&mut self, session: &Session, threads: usize) -> Result<()> {
+        self.info.params = session.net.param_count();
         self.info.threads = threads;
+        DataInfo::of(&session.data).write(&self.dir)?;
         self.info.write(&self.dir)
     }
 

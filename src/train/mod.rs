@@ -11,5 +11,5 @@ pub use event::{
     Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary,
 };
 pub use metrics::Confusion;
-pub use session::{device_for, Session, StepMetrics};
+pub use session::{device_for, evaluate, Session, StepMetrics};
 pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions};

@@ -186,26 +186,42 @@ impl Session {
 
     /// Loss, accuracy and confusion matrix on a split, without dropout.
     pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
-        let mut confusion = Confusion::new(self.data.num_classes());
-        let mut loss_sum = 0.0;
-        for batch in Batch::sequential(split, EVAL_BATCH, &self.data.input_shape, &self.device) {
-            let batch = batch?;
-            let logits = self.net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
-            let loss =
-                candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()?;
-            loss_sum += f64::from(loss) * batch.size as f64;
-            let predicted: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-            let truth: Vec<u32> = batch.labels.to_vec1()?;
-            for (t, p) in truth.iter().zip(&predicted) {
-                confusion.add(*t, *p);
-            }
-        }
-        Ok(Evaluation {
-            loss: loss_sum / split.len().max(1) as f64,
-            accuracy: confusion.accuracy(),
-            confusion,
-        })
+        evaluate(
+            &self.net,
+            split,
+            &self.data.input_shape,
+            self.data.num_classes(),
+            &self.device,
+        )
     }
+}
+
+/// Loss, accuracy and confusion matrix of `net` on a split, without dropout.
+pub fn evaluate(
+    net: &Network,
+    split: &Split,
+    input_shape: &[usize],
+    classes: usize,
+    device: &Device,
+) -> Result<Evaluation> {
+    let mut confusion = Confusion::new(classes);
+    let mut loss_sum = 0.0;
+    for batch in Batch::sequential(split, EVAL_BATCH, input_shape, device) {
+        let batch = batch?;
+        let logits = net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
+        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(loss) * batch.size as f64;
+        let predicted: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+        let truth: Vec<u32> = batch.labels.to_vec1()?;
+        for (t, p) in truth.iter().zip(&predicted) {
+            confusion.add(*t, *p);
+        }
+    }
+    Ok(Evaluation {
+        loss: loss_sum / split.len().max(1) as f64,
+        accuracy: confusion.accuracy(),
+        confusion,
+    })
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {

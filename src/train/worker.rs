@@ -286,7 +286,7 @@ fn run_in_pool(
     let (mut session, mut recorder, mut progress) =
         (prepared.session, prepared.recorder, prepared.progress);
     if let Some(r) = recorder.as_mut() {
-        r.started(session.net.param_count(), threads)?;
+        r.started(&session, threads)?;
     }
     events.send(Event::Started {
         title: session.preset.title.clone(),
