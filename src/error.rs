@@ -20,22 +20,14 @@ pub enum Error {
 
     /// A preset key with a wrong or impossible value.
     #[error("{file}: `{key}`: {message}")]
-    Config {
-        file: String,
-        key: String,
-        message: String,
-    },
+    Config { file: String, key: String, message: String },
 
     /// The model does not fit the data (shapes, sizes).
     #[error("model does not fit the data: {0}")]
     Shape(String),
 
     #[error("loss became {value} at epoch {epoch}, batch {batch}; try a lower learning rate")]
-    NonFiniteLoss {
-        value: f32,
-        epoch: usize,
-        batch: usize,
-    },
+    NonFiniteLoss { value: f32, epoch: usize, batch: usize },
 
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
@@ -46,28 +38,14 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.as_ref().to_path_buf(),
-            source,
-        }
+        Self::Io { path: path.as_ref().to_path_buf(), source }
     }
 
     pub fn format(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        Self::Format {
-            path: path.as_ref().to_path_buf(),
-            message: message.into(),
-        }
+        Self::Format { path: path.as_ref().to_path_buf(), message: message.into() }
     }
 
-    pub fn config(
-        file: impl Into<String>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self::Config {
-            file: file.into(),
-            key: key.into(),
-            message: message.into(),
-        }
+    pub fn config(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Config { file: file.into(), key: key.into(), message: message.into() }
     }
 }

@@ -15,11 +15,7 @@ use gradlab::Preset;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "gradlab",
-    version,
-    about = "A desktop workbench for neural-network experiments"
-)]
+#[command(name = "gradlab", version, about = "A desktop workbench for neural-network experiments")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -118,43 +114,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => open_gui(),
-        Some(Cmd::Train {
-            preset,
-            builtin,
-            epochs,
-            threads,
-            runs_dir,
-            no_record,
-            quiet,
-        }) => load_preset(preset, builtin).and_then(|mut p| {
-            if let Some(e) = epochs {
-                p.train.epochs = e;
-            }
-            if let Some(t) = threads {
-                p.train.threads = t;
-            }
-            p.validate("command line")?;
-            drive(
-                RunRequest {
-                    preset: p,
-                    origin: RunOrigin::Fresh,
-                },
-                (!no_record).then_some(runs_dir),
-                quiet,
-            )
-        }),
-        Some(Cmd::Preset {
-            action: PresetCmd::Check { file },
-        }) => Preset::load(&file)
-            .map(|p| {
-                println!(
-                    "{}: ok ({}, {} on {})",
-                    file.display(),
-                    p.title,
-                    p.model.summary(),
-                    p.data.set
-                )
+        Some(Cmd::Train { preset, builtin, epochs, threads, runs_dir, no_record, quiet }) => {
+            load_preset(preset, builtin).and_then(|mut p| {
+                if let Some(e) = epochs {
+                    p.train.epochs = e;
+                }
+                if let Some(t) = threads {
+                    p.train.threads = t;
+                }
+                p.validate("command line")?;
+                drive(RunRequest { preset: p, origin: RunOrigin::Fresh }, (!no_record).then_some(runs_dir), quiet)
             })
+        }
+        Some(Cmd::Preset { action: PresetCmd::Check { file } }) => Preset::load(&file)
+            .map(|p| println!("{}: ok ({}, {} on {})", file.display(), p.title, p.model.summary(), p.data.set))
             .map_err(Into::into),
         Some(Cmd::Runs { runs_dir }) => {
             list_runs(&runs_dir);
@@ -162,46 +135,13 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Resume { run_dir, quiet }) => Preset::load(&run_dir.join("preset.toml"))
             .map_err(Into::into)
-            .and_then(|preset| {
-                drive(
-                    RunRequest {
-                        preset,
-                        origin: RunOrigin::Resume(run_dir),
-                    },
-                    None,
-                    quiet,
-                )
-            }),
-        Some(Cmd::Fork {
-            from,
-            epoch,
-            preset,
-            epochs,
-            learning_rate,
-            runs_dir,
-            quiet,
-        }) => fork(
-            &from,
-            &epoch,
-            preset,
-            epochs,
-            learning_rate,
-            runs_dir,
-            quiet,
-        ),
-        Some(Cmd::Export {
-            run_dir,
-            out_dir,
-            epoch,
-        }) => export(&run_dir, &out_dir, &epoch),
-        Some(Cmd::Eval {
-            model_dir,
-            data,
-            path,
-        }) => eval(&model_dir, data, path),
-        Some(Cmd::Preset {
-            action: PresetCmd::List,
-        }) => {
+            .and_then(|preset| drive(RunRequest { preset, origin: RunOrigin::Resume(run_dir) }, None, quiet)),
+        Some(Cmd::Fork { from, epoch, preset, epochs, learning_rate, runs_dir, quiet }) => {
+            fork(&from, &epoch, preset, epochs, learning_rate, runs_dir, quiet)
+        }
+        Some(Cmd::Export { run_dir, out_dir, epoch }) => export(&run_dir, &out_dir, &epoch),
+        Some(Cmd::Eval { model_dir, data, path }) => eval(&model_dir, data, path),
+        Some(Cmd::Preset { action: PresetCmd::List }) => {
             for (name, _) in gradlab::config::BUILTIN {
                 let p = Preset::builtin(name).expect("built-in presets are valid");
                 println!("{name:20} {}", p.description);
@@ -242,9 +182,7 @@ fn list_runs(runs_dir: &std::path::Path) {
         println!("no runs in {}", runs_dir.display());
     }
     for (dir, r) in runs {
-        let best = r
-            .best_validation_accuracy
-            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+        let best = r.best_validation_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
         println!(
             "{:40} {:11} {:14} {:28} best {best:>7}  {}/{} epochs  {:.0}s",
             dir.display(),
@@ -272,10 +210,8 @@ fn fork(
     } else {
         from.to_path_buf()
     };
-    let run_dir = checkpoint
-        .parent()
-        .and_then(std::path::Path::parent)
-        .context("a checkpoint lives in <run>/checkpoints/")?;
+    let run_dir =
+        checkpoint.parent().and_then(std::path::Path::parent).context("a checkpoint lives in <run>/checkpoints/")?;
     let mut p = match preset {
         Some(file) => Preset::load(&file)?,
         None => Preset::load(&run_dir.join("preset.toml"))?,
@@ -287,14 +223,7 @@ fn fork(
         p.train.learning_rate = lr;
     }
     p.validate("command line")?;
-    drive(
-        RunRequest {
-            preset: p,
-            origin: RunOrigin::Fork(checkpoint),
-        },
-        Some(runs_dir),
-        quiet,
-    )
+    drive(RunRequest { preset: p, origin: RunOrigin::Fork(checkpoint) }, Some(runs_dir), quiet)
 }
 
 fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> anyhow::Result<()> {
@@ -313,17 +242,9 @@ fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> 
     Ok(())
 }
 
-fn eval(
-    model_dir: &std::path::Path,
-    data: Option<String>,
-    path: Option<PathBuf>,
-) -> anyhow::Result<()> {
+fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>) -> anyhow::Result<()> {
     let card = gradlab::export::load_model(model_dir)?.card;
-    let spec = data.map(|set| DataSpec {
-        set,
-        path: path.clone(),
-        ..card.data.clone()
-    });
+    let spec = data.map(|set| DataSpec { set, path: path.clone(), ..card.data.clone() });
     let (split, e) = gradlab::export::evaluate_model(model_dir, spec)?;
     println!(
         "{} on the {split} split: accuracy {:.2}% ({}/{}), loss {:.4}",
@@ -334,24 +255,10 @@ fn eval(
         e.loss
     );
     println!("confusion matrix (rows: true class, columns: predicted):");
-    let width = card
-        .class_names
-        .iter()
-        .map(String::len)
-        .max()
-        .unwrap_or(1)
-        .min(12);
+    let width = card.class_names.iter().map(String::len).max().unwrap_or(1).min(12);
     for t in 0..e.confusion.classes {
-        let row: Vec<String> = (0..e.confusion.classes)
-            .map(|p| format!("{:5}", e.confusion.get(t, p)))
-            .collect();
-        let name: String = card
-            .class_names
-            .get(t)
-            .map_or("?", String::as_str)
-            .chars()
-            .take(width)
-            .collect();
+        let row: Vec<String> = (0..e.confusion.classes).map(|p| format!("{:5}", e.confusion.get(t, p))).collect();
+        let name: String = card.class_names.get(t).map_or("?", String::as_str).chars().take(width).collect();
         println!("  {name:>width$} {}", row.join(""));
     }
     Ok(())
@@ -365,7 +272,17 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
     let mut last_progress = std::time::Instant::now();
     while let Some(event) = trainer.recv() {
         match event {
-            Event::Started { title, data, train_samples, validation_samples, params, epochs: e, threads, run_dir, .. } => {
+            Event::Started {
+                title,
+                data,
+                train_samples,
+                validation_samples,
+                params,
+                epochs: e,
+                threads,
+                run_dir,
+                ..
+            } => {
                 epochs = e;
                 println!("{title}: {data}, {train_samples} train / {validation_samples} validation samples, {params} parameters, {threads} threads");
                 if let Some(dir) = run_dir {

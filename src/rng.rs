@@ -114,10 +114,7 @@ mod tests {
         let g: Vec<f32> = (0..n).map(|_| r.normal()).collect();
         let mean = g.iter().sum::<f32>() / n as f32;
         let var = g.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32;
-        assert!(
-            mean.abs() < 0.02 && (var - 1.0).abs() < 0.03,
-            "{mean} {var}"
-        );
+        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03, "{mean} {var}");
     }
 
     #[test]

@@ -8,49 +8,18 @@ fn gradlab() -> Command {
 
 #[test]
 fn trains_a_small_preset_and_exits_zero() {
-    let out = gradlab()
-        .args([
-            "train",
-            "presets/iris_mlp.toml",
-            "--no-record",
-            "--epochs",
-            "5",
-        ])
-        .output()
-        .unwrap();
+    let out = gradlab().args(["train", "presets/iris_mlp.toml", "--no-record", "--epochs", "5"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("epoch 5/5"), "{stdout}");
     assert!(stdout.contains("final validation"), "{stdout}");
 }
 
 #[test]
 fn trains_a_builtin_preset_by_name() {
-    let out = gradlab()
-        .args([
-            "train",
-            "--builtin",
-            "xor_mlp",
-            "--no-record",
-            "--epochs",
-            "2",
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = gradlab()
-        .args(["train", "--builtin", "no_such_preset"])
-        .output()
-        .unwrap();
+    let out = gradlab().args(["train", "--builtin", "xor_mlp", "--no-record", "--epochs", "2", "-q"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gradlab().args(["train", "--builtin", "no_such_preset"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mnist_cnn"));
 }
@@ -59,22 +28,10 @@ fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.toml");
     std::fs::write(&file, text).unwrap();
-    let out = gradlab()
-        .args(["train"])
-        .arg(&file)
-        .arg("--no-record")
-        .output()
-        .unwrap();
-    let check = gradlab()
-        .args(["preset", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = gradlab().args(["train"]).arg(&file).arg("--no-record").output().unwrap();
+    let check = gradlab().args(["preset", "check"]).arg(&file).output().unwrap();
     assert_eq!(out.status.success(), check.status.success());
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
 #[test]
@@ -84,24 +41,15 @@ fn broken_presets_exit_non_zero_naming_file_and_key() {
         ("[train]\nbatch_size = \"big\"\n", "train.batch_size"),
         ("[train]\nbatch_size = 0\n", "train.batch_size"),
         ("[data]\nset = \"mnist-6k\"\n", "data.set"),
-        (
-            "[model]\nkind = \"cnn\"\nconv = [{ channels = 8, kernel = 40 }]\n",
-            "model.conv[0].kernel",
-        ),
+        ("[model]\nkind = \"cnn\"\nconv = [{ channels = 8, kernel = 40 }]\n", "model.conv[0].kernel"),
         ("[model]\nkind = \"transformerx\"\n", "model.kind"),
-        (
-            "[data]\nset = \"idx\"\npath = \"/no/such/dir\"\n",
-            "data.path",
-        ),
+        ("[data]\nset = \"idx\"\npath = \"/no/such/dir\"\n", "data.path"),
         ("seed = 1\n[train\n", ""),
     ];
     for (text, key) in cases {
         let (ok, stderr) = check(text);
         assert!(!ok, "accepted: {text}");
-        assert!(
-            stderr.contains("broken.toml") && stderr.contains(key),
-            "for {text:?}: {stderr}"
-        );
+        assert!(stderr.contains("broken.toml") && stderr.contains(key), "for {text:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -110,16 +58,7 @@ fn broken_presets_exit_non_zero_naming_file_and_key() {
 fn every_shipped_preset_checks() {
     for entry in std::fs::read_dir("presets").unwrap() {
         let path = entry.unwrap().path();
-        let out = gradlab()
-            .args(["preset", "check"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = gradlab().args(["preset", "check"]).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     }
 }

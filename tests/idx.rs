@@ -7,12 +7,7 @@ use gradlab::data::idx::{self, IdxImages};
 use gradlab::data::{self, DataSpec};
 
 fn images(count: usize) -> IdxImages {
-    IdxImages {
-        count,
-        rows: 4,
-        cols: 3,
-        pixels: (0..count * 12).map(|i| (i * 7 % 256) as u8).collect(),
-    }
+    IdxImages { count, rows: 4, cols: 3, pixels: (0..count * 12).map(|i| (i * 7 % 256) as u8).collect() }
 }
 
 fn labels(count: usize) -> Vec<u8> {
@@ -42,9 +37,7 @@ fn round_trip_raw_and_gzip() {
 
 #[test]
 fn missing_file_is_named() {
-    let e = err_of(idx::read_images(Path::new(
-        "/nonexistent/train-images-idx3-ubyte",
-    )));
+    let e = err_of(idx::read_images(Path::new("/nonexistent/train-images-idx3-ubyte")));
     assert!(e.contains("/nonexistent/train-images-idx3-ubyte"), "{e}");
 }
 
@@ -55,10 +48,7 @@ fn wrong_magic_is_reported() {
     idx::write_labels(&lp, &labels(5), false).unwrap();
     // a labels file where images are expected
     let e = err_of(idx::read_images(&lp));
-    assert!(
-        e.contains("labels") && e.contains("wrong magic number 0x00000801"),
-        "{e}"
-    );
+    assert!(e.contains("labels") && e.contains("wrong magic number 0x00000801"), "{e}");
     std::fs::write(&lp, b"PK\x03\x04 not idx at all").unwrap();
     let e = err_of(idx::read_labels(&lp));
     assert!(e.contains("wrong magic number"), "{e}");
@@ -72,12 +62,7 @@ fn truncated_files_are_reported() {
     let bytes = std::fs::read(&ip).unwrap();
     std::fs::write(&ip, &bytes[..bytes.len() - 5]).unwrap();
     let e = err_of(idx::read_images(&ip));
-    assert!(
-        e.contains("train-images-idx3-ubyte")
-            && e.contains("truncated")
-            && e.contains("10 x 4 x 3"),
-        "{e}"
-    );
+    assert!(e.contains("train-images-idx3-ubyte") && e.contains("truncated") && e.contains("10 x 4 x 3"), "{e}");
     // inside the header
     std::fs::write(&ip, &bytes[..9]).unwrap();
     assert!(err_of(idx::read_images(&ip)).contains("header"));
@@ -87,11 +72,7 @@ fn truncated_files_are_reported() {
     let bytes = std::fs::read(&gz).unwrap();
     std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
     let e = err_of(idx::read_images(&gz));
-    assert!(
-        e.contains("train-images-idx3-ubyte.gz")
-            && (e.contains("truncated") || e.contains("damaged")),
-        "{e}"
-    );
+    assert!(e.contains("train-images-idx3-ubyte.gz") && (e.contains("truncated") || e.contains("damaged")), "{e}");
 }
 
 #[test]
@@ -108,30 +89,10 @@ fn image_label_count_mismatch_is_reported() {
 #[test]
 fn a_folder_of_idx_files_loads_and_splits() {
     let dir = tempfile::tempdir().unwrap();
-    idx::write_images(
-        &dir.path().join("train-images-idx3-ubyte.gz"),
-        &images(50),
-        true,
-    )
-    .unwrap();
-    idx::write_labels(
-        &dir.path().join("train-labels-idx1-ubyte.gz"),
-        &labels(50),
-        true,
-    )
-    .unwrap();
-    idx::write_images(
-        &dir.path().join("t10k-images-idx3-ubyte"),
-        &images(20),
-        false,
-    )
-    .unwrap();
-    idx::write_labels(
-        &dir.path().join("t10k-labels-idx1-ubyte"),
-        &labels(20),
-        false,
-    )
-    .unwrap();
+    idx::write_images(&dir.path().join("train-images-idx3-ubyte.gz"), &images(50), true).unwrap();
+    idx::write_labels(&dir.path().join("train-labels-idx1-ubyte.gz"), &labels(50), true).unwrap();
+    idx::write_images(&dir.path().join("t10k-images-idx3-ubyte"), &images(20), false).unwrap();
+    idx::write_labels(&dir.path().join("t10k-labels-idx1-ubyte"), &labels(20), false).unwrap();
     let spec = DataSpec {
         set: "idx".into(),
         path: Some(dir.path().to_path_buf()),
@@ -145,10 +106,6 @@ fn a_folder_of_idx_files_loads_and_splits() {
     assert_eq!(ds.num_classes(), 10);
     // a folder without the files says what it looked for
     let empty = tempfile::tempdir().unwrap();
-    let spec = DataSpec {
-        set: "idx".into(),
-        path: Some(empty.path().to_path_buf()),
-        ..DataSpec::default()
-    };
+    let spec = DataSpec { set: "idx".into(), path: Some(empty.path().to_path_buf()), ..DataSpec::default() };
     assert!(err_of(data::load(&spec, 1)).contains("train-images"));
 }

@@ -15,11 +15,7 @@ fn mnist_cnn_preset_reaches_93_percent() {
     let out = train(preset);
     let acc = final_accuracy(&out);
     let s = out.summary.as_ref().unwrap();
-    eprintln!(
-        "MNIST CNN: validation accuracy {:.2}%, {:.0} samples/s",
-        100.0 * acc,
-        s.samples_per_s
-    );
+    eprintln!("MNIST CNN: validation accuracy {:.2}%, {:.0} samples/s", 100.0 * acc, s.samples_per_s);
     assert_eq!(out.epochs.len(), 10);
     assert_eq!(out.epochs[0].validation.confusion.total(), 500);
     assert!(acc >= 0.93, "validation accuracy {acc}");
@@ -66,10 +62,7 @@ fn same_seed_same_numbers() {
     let a = train(preset.clone());
     let b = train(preset.clone());
     let losses = |o: &common::Outcome| {
-        o.epochs
-            .iter()
-            .map(|m| (m.train_loss, m.validation.loss, m.validation.accuracy))
-            .collect::<Vec<_>>()
+        o.epochs.iter().map(|m| (m.train_loss, m.validation.loss, m.validation.accuracy)).collect::<Vec<_>>()
     };
     assert_eq!(losses(&a), losses(&b));
     preset.seed += 1;
@@ -96,17 +89,10 @@ fn exploding_loss_fails_the_run_with_a_reason() {
     preset.train.optimizer = gradlab::config::OptimizerKind::Sgd;
     preset.train.learning_rate = 10.0;
     preset.train.momentum = 0.99;
-    preset.model = ModelSpec {
-        hidden: vec![256, 256, 256],
-        dropout: 0.0,
-        ..ModelSpec::mlp(&[])
-    };
+    preset.model = ModelSpec { hidden: vec![256, 256, 256], dropout: 0.0, ..ModelSpec::mlp(&[]) };
     let out = train(preset);
     let error = out.failure.expect("the run should fail");
-    assert!(
-        error.contains("loss became") && error.contains("epoch"),
-        "{error}"
-    );
+    assert!(error.contains("loss became") && error.contains("epoch"), "{error}");
 }
 
 #[test]
@@ -114,8 +100,5 @@ fn a_cnn_on_tabular_data_is_refused_with_the_key() {
     let mut preset = Preset::builtin("iris_mlp").unwrap();
     preset.model = ModelSpec::default();
     let e = preset.validate("test.toml").unwrap_err().to_string();
-    assert!(
-        e.contains("test.toml") && e.contains("model.kind") && e.contains("image"),
-        "{e}"
-    );
+    assert!(e.contains("test.toml") && e.contains("model.kind") && e.contains("image"), "{e}");
 }

@@ -23,10 +23,7 @@ fn pause_resume_and_stop_take_effect_at_the_next_batch() {
     assert!(trainer.send(Command::Pause));
     let mut steps = 0;
     loop {
-        match trainer
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an event")
-        {
+        match trainer.recv_timeout(Duration::from_secs(60)).expect("an event") {
             Event::Step { .. } => steps += 1,
             Event::Paused { epoch, batch } => {
                 assert_eq!((epoch, batch, steps), (1, 0, 0));
@@ -39,10 +36,7 @@ fn pause_resume_and_stop_take_effect_at_the_next_batch() {
     // nothing happens while paused
     assert!(trainer.recv_timeout(Duration::from_millis(300)).is_none());
     assert!(trainer.send(Command::Resume));
-    assert!(matches!(
-        trainer.recv_timeout(Duration::from_secs(10)),
-        Some(Event::Resumed)
-    ));
+    assert!(matches!(trainer.recv_timeout(Duration::from_secs(10)), Some(Event::Resumed)));
     match trainer.recv_timeout(Duration::from_secs(60)) {
         Some(Event::Step { global_step, .. }) => assert_eq!(global_step, 1),
         other => panic!("expected the first step, got {other:?}"),
@@ -51,10 +45,7 @@ fn pause_resume_and_stop_take_effect_at_the_next_batch() {
     assert!(trainer.send(Command::Stop));
     let mut after_stop = 0;
     loop {
-        match trainer
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an event")
-        {
+        match trainer.recv_timeout(Duration::from_secs(60)).expect("an event") {
             Event::Step { .. } => after_stop += 1,
             Event::Finished(s) => {
                 assert_eq!(s.status, RunStatus::Stopped);
@@ -87,10 +78,7 @@ fn a_slow_receiver_loses_only_step_events_and_they_are_counted() {
     assert_eq!(out.epochs.len(), 40, "every epoch event arrives");
     let batches = 40 * 900usize.div_ceil(16);
     assert_eq!(out.steps as u64 + trainer.dropped_steps(), batches as u64);
-    assert!(
-        trainer.dropped_steps() > 0,
-        "the test did not fill the channel"
-    );
+    assert!(trainer.dropped_steps() > 0, "the test did not fill the channel");
     assert_eq!(summary.epochs_completed, 40);
 }
 

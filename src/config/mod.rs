@@ -22,11 +22,7 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    pub const ALL: [OptimizerKind; 3] = [
-        OptimizerKind::Sgd,
-        OptimizerKind::Adam,
-        OptimizerKind::AdamW,
-    ];
+    pub const ALL: [OptimizerKind; 3] = [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -60,12 +56,7 @@ pub struct Schedule {
 
 impl Default for Schedule {
     fn default() -> Self {
-        Self {
-            kind: ScheduleKind::Constant,
-            warmup_epochs: 0.0,
-            step_epochs: 10,
-            gamma: 0.1,
-        }
+        Self { kind: ScheduleKind::Constant, warmup_epochs: 0.0, step_epochs: 10, gamma: 0.1 }
     }
 }
 
@@ -79,9 +70,7 @@ impl Schedule {
         };
         let decay = match self.kind {
             ScheduleKind::Constant => 1.0,
-            ScheduleKind::Step => self
-                .gamma
-                .powi((epoch / self.step_epochs.max(1) as f64).floor() as i32),
+            ScheduleKind::Step => self.gamma.powi((epoch / self.step_epochs.max(1) as f64).floor() as i32),
             ScheduleKind::Cosine => {
                 let span = (epochs as f64 - self.warmup_epochs).max(1e-9);
                 let t = ((epoch - self.warmup_epochs).max(0.0) / span).min(1.0);
@@ -151,8 +140,7 @@ impl Default for Preset {
     fn default() -> Self {
         Self {
             title: "MNIST CNN".into(),
-            description: "The classic first CNN: conv 32 3x3, ReLU, max-pool 2, dense 10, Adam."
-                .into(),
+            description: "The classic first CNN: conv 32 3x3, ReLU, max-pool 2, dense 10, Adam.".into(),
             seed: 42,
             data: DataSpec::default(),
             model: ModelSpec::default(),
@@ -165,35 +153,22 @@ impl Default for Preset {
 pub const BUILTIN: &[(&str, &str)] = &[
     ("mnist_cnn", include_str!("../../presets/mnist_cnn.toml")),
     ("mnist_mlp", include_str!("../../presets/mnist_mlp.toml")),
-    (
-        "fashion_mnist_cnn",
-        include_str!("../../presets/fashion_mnist_cnn.toml"),
-    ),
-    (
-        "fashion_mnist_mlp",
-        include_str!("../../presets/fashion_mnist_mlp.toml"),
-    ),
+    ("fashion_mnist_cnn", include_str!("../../presets/fashion_mnist_cnn.toml")),
+    ("fashion_mnist_mlp", include_str!("../../presets/fashion_mnist_mlp.toml")),
     ("digits_mlp", include_str!("../../presets/digits_mlp.toml")),
     ("iris_mlp", include_str!("../../presets/iris_mlp.toml")),
     ("wine_mlp", include_str!("../../presets/wine_mlp.toml")),
-    (
-        "breast_cancer_mlp",
-        include_str!("../../presets/breast_cancer_mlp.toml"),
-    ),
+    ("breast_cancer_mlp", include_str!("../../presets/breast_cancer_mlp.toml")),
     ("spiral_mlp", include_str!("../../presets/spiral_mlp.toml")),
     ("moons_mlp", include_str!("../../presets/moons_mlp.toml")),
-    (
-        "circles_mlp",
-        include_str!("../../presets/circles_mlp.toml"),
-    ),
+    ("circles_mlp", include_str!("../../presets/circles_mlp.toml")),
     ("xor_mlp", include_str!("../../presets/xor_mlp.toml")),
 ];
 
 impl Preset {
     /// Parses and validates TOML; errors name `origin` (a file name) and the key.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let preset: Preset =
-            toml::from_str(text).map_err(|e| validate::toml_error(&e, text, origin))?;
+        let preset: Preset = toml::from_str(text).map_err(|e| validate::toml_error(&e, text, origin))?;
         preset.validate(origin)?;
         Ok(preset)
     }
@@ -207,11 +182,7 @@ impl Preset {
         let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| {
             Error::Other(format!(
                 "no built-in preset `{name}`; the built-in presets are {}",
-                BUILTIN
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ))
         })?;
         Self::from_toml(text, &format!("presets/{name}.toml"))

@@ -27,48 +27,29 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             format!(
                 "unknown data set `{}`; expected one of {}",
                 p.data.set,
-                CATALOGUE
-                    .iter()
-                    .map(|s| s.id)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                CATALOGUE.iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
             ),
         );
     };
     if !(p.data.validation_fraction > 0.0 && p.data.validation_fraction < 1.0) {
         return err(
             "data.validation_fraction",
-            format!(
-                "{} must be between 0 and 1 (exclusive)",
-                p.data.validation_fraction
-            ),
+            format!("{} must be between 0 and 1 (exclusive)", p.data.validation_fraction),
         );
     }
     if info.kind == SetKind::Points2d {
         if p.data.samples < 10 {
-            return err(
-                "data.samples",
-                format!("{} is too few; use at least 10", p.data.samples),
-            );
+            return err("data.samples", format!("{} is too few; use at least 10", p.data.samples));
         }
         if !(0.0..=10.0).contains(&p.data.noise) {
-            return err(
-                "data.noise",
-                format!("{} must be between 0 and 10", p.data.noise),
-            );
+            return err("data.noise", format!("{} must be between 0 and 10", p.data.noise));
         }
         if matches!(info.id, "spiral" | "blobs") && !(2..=100).contains(&p.data.classes) {
-            return err(
-                "data.classes",
-                format!("{} must be between 2 and 100", p.data.classes),
-            );
+            return err("data.classes", format!("{} must be between 2 and 100", p.data.classes));
         }
     }
     if info.id == "idx" && p.data.path.is_none() {
-        return err(
-            "data.path",
-            "the `idx` set needs the folder that holds the IDX files".into(),
-        );
+        return err("data.path", "the `idx` set needs the folder that holds the IDX files".into());
     }
     if let Some(path) = &p.data.path {
         if !path.exists() {
@@ -83,49 +64,31 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         return err("train.epochs", "must be at least 1".into());
     }
     if !(t.learning_rate.is_finite() && t.learning_rate > 0.0 && t.learning_rate <= 10.0) {
-        return err(
-            "train.learning_rate",
-            format!("{} must be a positive number up to 10", t.learning_rate),
-        );
+        return err("train.learning_rate", format!("{} must be a positive number up to 10", t.learning_rate));
     }
     if !(0.0..1.0).contains(&t.momentum) {
-        return err(
-            "train.momentum",
-            format!("{} must be in [0, 1)", t.momentum),
-        );
+        return err("train.momentum", format!("{} must be in [0, 1)", t.momentum));
     }
     if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
-        return err(
-            "train.weight_decay",
-            format!("{} must be 0 or positive", t.weight_decay),
-        );
+        return err("train.weight_decay", format!("{} must be 0 or positive", t.weight_decay));
     }
     if t.schedule.warmup_epochs < 0.0 || t.schedule.warmup_epochs > t.epochs as f64 {
         return err(
             "train.schedule.warmup_epochs",
-            format!(
-                "{} must be between 0 and the number of epochs",
-                t.schedule.warmup_epochs
-            ),
+            format!("{} must be between 0 and the number of epochs", t.schedule.warmup_epochs),
         );
     }
     if t.schedule.step_epochs == 0 {
         return err("train.schedule.step_epochs", "must be at least 1".into());
     }
     if !(t.schedule.gamma > 0.0 && t.schedule.gamma <= 1.0) {
-        return err(
-            "train.schedule.gamma",
-            format!("{} must be in (0, 1]", t.schedule.gamma),
-        );
+        return err("train.schedule.gamma", format!("{} must be in (0, 1]", t.schedule.gamma));
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if t.threads > cores {
         return err(
             "train.threads",
-            format!(
-                "{} is more than this machine's {cores} cores; use 0 to choose automatically",
-                t.threads
-            ),
+            format!("{} is more than this machine's {cores} cores; use 0 to choose automatically", t.threads),
         );
     }
     match t.device {
@@ -135,10 +98,7 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         d => {
             return err(
                 "train.device",
-                format!(
-                    "`{d:?}` needs gradlab built with `--features {}`",
-                    format!("{d:?}").to_lowercase()
-                ),
+                format!("`{d:?}` needs gradlab built with `--features {}`", format!("{d:?}").to_lowercase()),
             )
         }
     }
@@ -160,17 +120,10 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         let trimmed = line.trim();
         let end = pos + line.len();
         if trimmed.starts_with('[') {
-            table = trimmed
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
+            table = trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string();
         }
         if offset < end {
-            let key = trimmed
-                .split('=')
-                .next()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && !k.starts_with('['));
+            let key = trimmed.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
             return Some(match (table.is_empty(), key) {
                 (_, None) => table,
                 (true, Some(k)) => k.to_string(),
@@ -183,13 +136,8 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 }
 
 pub(super) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-    let key = e
-        .span()
-        .and_then(|s| key_at(text, s.start))
-        .unwrap_or_default();
+    let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let key = e.span().and_then(|s| key_at(text, s.start)).unwrap_or_default();
     let message = e.message().trim().to_string();
     let message = match line {
         Some(l) => format!("{message} (line {l})"),

@@ -20,12 +20,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn gather(
-        split: &Split,
-        indices: &[usize],
-        input_shape: &[usize],
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn gather(split: &Split, indices: &[usize], input_shape: &[usize], device: &Device) -> Result<Self> {
         let f = split.feature_len();
         let mut features = Vec::with_capacity(indices.len() * f);
         let mut labels = Vec::with_capacity(indices.len());
@@ -51,12 +46,10 @@ impl Batch {
     ) -> impl Iterator<Item = Result<Self>> + 'a {
         let device = device.clone();
         let input_shape = input_shape.to_vec();
-        (0..split.len())
-            .step_by(batch_size.max(1))
-            .map(move |start| {
-                let end = (start + batch_size).min(split.len());
-                let idx: Vec<usize> = (start..end).collect();
-                Self::gather(split, &idx, &input_shape, &device)
-            })
+        (0..split.len()).step_by(batch_size.max(1)).map(move |start| {
+            let end = (start + batch_size).min(split.len());
+            let idx: Vec<usize> = (start..end).collect();
+            Self::gather(split, &idx, &input_shape, &device)
+        })
     }
 }

@@ -40,10 +40,7 @@ pub fn parse_numeric(text: &str, path: &Path, first_line: usize) -> Result<Numer
         for (c, cell) in line.split(',').enumerate() {
             let cell = cell.trim();
             let v: f32 = cell.parse().map_err(|_| {
-                Error::format(
-                    path,
-                    format!("line {line_no}, column {}: `{cell}` is not a number", c + 1),
-                )
+                Error::format(path, format!("line {line_no}, column {}: `{cell}` is not a number", c + 1))
             })?;
             values.push(v);
         }
@@ -59,10 +56,7 @@ pub fn parse_numeric(text: &str, path: &Path, first_line: usize) -> Result<Numer
             Some(_) => {}
         }
     }
-    Ok(NumericTable {
-        columns: columns.unwrap_or(0),
-        values,
-    })
+    Ok(NumericTable { columns: columns.unwrap_or(0), values })
 }
 
 #[cfg(test)]
@@ -71,26 +65,14 @@ mod tests {
 
     #[test]
     fn ragged_row_names_its_line() {
-        let err = parse_numeric("1,2,3\n4,5,6\n7,8\n", Path::new("x.csv"), 1)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("x.csv") && err.contains("line 3") && err.contains("found 2"),
-            "{err}"
-        );
+        let err = parse_numeric("1,2,3\n4,5,6\n7,8\n", Path::new("x.csv"), 1).err().unwrap().to_string();
+        assert!(err.contains("x.csv") && err.contains("line 3") && err.contains("found 2"), "{err}");
     }
 
     #[test]
     fn bad_cell_names_line_and_column() {
-        let err = parse_numeric("1,2\n3,oops\n", Path::new("y.csv"), 2)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("line 3, column 2") && err.contains("oops"),
-            "{err}"
-        );
+        let err = parse_numeric("1,2\n3,oops\n", Path::new("y.csv"), 2).err().unwrap().to_string();
+        assert!(err.contains("line 3, column 2") && err.contains("oops"), "{err}");
     }
 
     #[test]

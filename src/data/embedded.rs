@@ -26,10 +26,7 @@ fn image_rows(text: &str, name: &str, side: usize, max_value: f32) -> Result<Raw
     let table = parse_numeric(text, Path::new(name), 1)?;
     let pixels = side * side;
     if table.columns != pixels + 1 {
-        return Err(Error::format(
-            name,
-            format!("expected {} columns, found {}", pixels + 1, table.columns),
-        ));
+        return Err(Error::format(name, format!("expected {} columns, found {}", pixels + 1, table.columns)));
     }
     let mut split = Split::default();
     for r in 0..table.rows() {
@@ -48,12 +45,7 @@ fn image_rows(text: &str, name: &str, side: usize, max_value: f32) -> Result<Raw
 }
 
 pub(super) fn mnist_5k() -> Result<Raw> {
-    image_rows(
-        &gunzip(MNIST_5K, "mnist_5k.csv.gz")?,
-        "mnist_5k.csv.gz",
-        28,
-        255.0,
-    )
+    image_rows(&gunzip(MNIST_5K, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz", 28, 255.0)
 }
 
 pub(super) fn digits() -> Result<Raw> {

@@ -34,19 +34,9 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 
 /// Parses the header and returns the dimensions and the offset of the data.
 fn header(bytes: &[u8], path: &Path, want_dims: u8) -> Result<(Vec<usize>, usize)> {
-    let kind = if want_dims == 3 {
-        "images (idx3)"
-    } else {
-        "labels (idx1)"
-    };
+    let kind = if want_dims == 3 { "images (idx3)" } else { "labels (idx1)" };
     if bytes.len() < 4 {
-        return Err(Error::format(
-            path,
-            format!(
-                "file is {} bytes long, too short for an IDX header",
-                bytes.len()
-            ),
-        ));
+        return Err(Error::format(path, format!("file is {} bytes long, too short for an IDX header", bytes.len())));
     }
     if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != UBYTE || bytes[3] != want_dims {
         return Err(Error::format(
@@ -59,10 +49,7 @@ fn header(bytes: &[u8], path: &Path, want_dims: u8) -> Result<(Vec<usize>, usize
     }
     let header_len = 4 + 4 * usize::from(want_dims);
     if bytes.len() < header_len {
-        return Err(Error::format(
-            path,
-            "file ends inside the IDX header (truncated)",
-        ));
+        return Err(Error::format(path, "file ends inside the IDX header (truncated)"));
     }
     let dims = (0..usize::from(want_dims))
         .map(|d| {
@@ -88,12 +75,7 @@ pub fn read_images(path: &Path) -> Result<IdxImages> {
     let bytes = read_maybe_gz(path)?;
     let (dims, offset) = header(&bytes, path, 3)?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
-    Ok(IdxImages {
-        count,
-        rows,
-        cols,
-        pixels: bytes[offset..offset + count * rows * cols].to_vec(),
-    })
+    Ok(IdxImages { count, rows, cols, pixels: bytes[offset..offset + count * rows * cols].to_vec() })
 }
 
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
@@ -109,12 +91,7 @@ pub fn read_pair(images: &Path, labels: &Path) -> Result<(IdxImages, Vec<u8>)> {
     if imgs.count != lbls.len() {
         return Err(Error::format(
             labels,
-            format!(
-                "holds {} labels but {} holds {} images",
-                lbls.len(),
-                images.display(),
-                imgs.count
-            ),
+            format!("holds {} labels but {} holds {} images", lbls.len(), images.display(), imgs.count),
         ));
     }
     Ok((imgs, lbls))
@@ -168,9 +145,7 @@ pub fn find_in_folder(dir: &Path) -> Result<IdxFolder> {
         names
             .iter()
             .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(prefix) && n.contains("ubyte"))
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.contains("ubyte"))
             })
             .cloned()
     };
@@ -186,11 +161,7 @@ pub fn find_in_folder(dir: &Path) -> Result<IdxFolder> {
         (Some(i), Some(l)) => Some((i, l)),
         _ => None,
     };
-    Ok(IdxFolder {
-        train_images,
-        train_labels,
-        test,
-    })
+    Ok(IdxFolder { train_images, train_labels, test })
 }
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.

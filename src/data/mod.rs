@@ -28,13 +28,13 @@ pub struct DataSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// Share of the training data held out for validation.
-    pub validation_fraction: f32,
+    pub validation_fraction: f64,
     /// Use at most this many training samples (0: all).
     pub limit: usize,
     /// Synthetic sets: number of points.
     pub samples: usize,
     /// Synthetic sets: noise level.
-    pub noise: f32,
+    pub noise: f64,
     /// Synthetic spiral and blobs: number of classes.
     pub classes: usize,
     /// Preprocessing of the inputs.
@@ -56,11 +56,8 @@ pub enum NormalizationKind {
 }
 
 impl NormalizationKind {
-    pub const ALL: [NormalizationKind; 3] = [
-        NormalizationKind::Standardize,
-        NormalizationKind::Scale,
-        NormalizationKind::None,
-    ];
+    pub const ALL: [NormalizationKind; 3] =
+        [NormalizationKind::Standardize, NormalizationKind::Scale, NormalizationKind::None];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -153,10 +150,8 @@ impl Split {
 
     fn select(&self, indices: &[usize]) -> Split {
         let f = self.feature_len();
-        let mut out = Split {
-            features: Vec::with_capacity(indices.len() * f),
-            labels: Vec::with_capacity(indices.len()),
-        };
+        let mut out =
+            Split { features: Vec::with_capacity(indices.len() * f), labels: Vec::with_capacity(indices.len()) };
         for &i in indices {
             out.features.extend_from_slice(self.sample(i));
             out.labels.push(self.labels[i]);
@@ -184,11 +179,7 @@ impl Normalization {
     }
 
     fn identity(scale: f32) -> Self {
-        Self {
-            scale,
-            mean: vec![0.0],
-            std: vec![1.0],
-        }
+        Self { scale, mean: vec![0.0], std: vec![1.0] }
     }
 
     /// Standardises with statistics of `train` (raw features scaled by `scale`): one mean/std for
@@ -256,18 +247,8 @@ struct Raw {
     source: String,
 }
 
-pub(crate) const FASHION_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub(crate) const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 fn digit_names() -> Vec<String> {
     (0..10).map(|d| d.to_string()).collect()
@@ -281,11 +262,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
             format!(
                 "unknown data set `{}`; expected one of {}",
                 spec.set,
-                CATALOGUE
-                    .iter()
-                    .map(|s| s.id)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                CATALOGUE.iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
             ),
         )
     };
@@ -293,25 +270,16 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
     let points = |p: synthetic::Points, classes: usize| Raw {
         class_names: (0..classes).map(|c| format!("class {c}")).collect(),
         input_shape: vec![2],
-        features: Split {
-            features: p.xy,
-            labels: p.labels,
-        },
+        features: Split { features: p.xy, labels: p.labels },
         test: None,
         scale: 1.0,
         source: format!("synthetic {} (seed {seed}, noise {})", spec.set, spec.noise),
     };
     let mut rng = Rng::derive(seed, "synthetic-data", 0);
-    let (n, noise) = (spec.samples, spec.noise);
+    let (n, noise) = (spec.samples, spec.noise as f32);
     Ok(match info.id {
-        "spiral" => points(
-            synthetic::spiral(n, spec.classes, noise, &mut rng),
-            spec.classes,
-        ),
-        "blobs" => points(
-            synthetic::blobs(n, spec.classes, noise, &mut rng),
-            spec.classes,
-        ),
+        "spiral" => points(synthetic::spiral(n, spec.classes, noise, &mut rng), spec.classes),
+        "blobs" => points(synthetic::blobs(n, spec.classes, noise, &mut rng), spec.classes),
         "moons" => points(synthetic::moons(n, noise, &mut rng), 2),
         "circles" => points(synthetic::circles(n, noise, &mut rng), 2),
         "xor" => points(synthetic::xor(n, noise, &mut rng), 2),
@@ -319,10 +287,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
         "digits" => embedded::digits()?,
         "iris" | "wine" | "breast-cancer" => embedded::table(info.id)?,
         "fashion-mnist" => {
-            let dir = spec
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
+            let dir = spec.path.clone().unwrap_or_else(|| PathBuf::from(idx::FASHION_MNIST_DIR));
             if !dir.exists() {
                 return Err(Error::format(
                     &dir,
@@ -335,11 +300,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
         }
         "idx" => {
             let dir = spec.path.clone().ok_or_else(|| {
-                Error::config(
-                    "preset",
-                    "data.path",
-                    "the `idx` set needs the folder that holds the IDX files",
-                )
+                Error::config("preset", "data.path", "the `idx` set needs the folder that holds the IDX files")
             })?;
             idx_folder(&dir)?
         }
@@ -398,29 +359,19 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
 }
 
 /// Like [`load`], but applies a given normalisation (an exported model's) instead of fitting one.
-pub fn load_with(
-    spec: &DataSpec,
-    seed: u64,
-    normalization: Option<&Normalization>,
-) -> Result<Dataset> {
+pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalization>) -> Result<Dataset> {
     let raw = load_raw(spec, seed)?;
     let info = set_info(&spec.set).expect("load_raw accepted the id");
     let n = raw.features.len();
     if n < 2 {
-        return Err(Error::format(
-            &raw.source,
-            "the data set has fewer than 2 samples",
-        ));
+        return Err(Error::format(&raw.source, "the data set has fewer than 2 samples"));
     }
     let num_classes = raw.class_names.len() as u32;
     if let Some(bad) = raw.features.labels.iter().find(|&&l| l >= num_classes) {
-        return Err(Error::format(
-            &raw.source,
-            format!("label {bad} is outside the {num_classes} classes"),
-        ));
+        return Err(Error::format(&raw.source, format!("label {bad} is outside the {num_classes} classes")));
     }
     let order = Rng::derive(seed, "split", 0).permutation(n);
-    let n_val = ((n as f32 * spec.validation_fraction).round() as usize).clamp(1, n - 1);
+    let n_val = ((n as f64 * spec.validation_fraction).round() as usize).clamp(1, n - 1);
     let (val_idx, train_idx) = order.split_at(n_val);
     let mut train_idx = train_idx.to_vec();
     if spec.limit > 0 {
@@ -431,16 +382,11 @@ pub fn load_with(
     let mut test = raw.test;
     let normalization = match (normalization, spec.normalization) {
         (Some(given), _) => given.clone(),
-        (None, NormalizationKind::Standardize) => {
-            Normalization::fit(&train, raw.scale, info.kind == SetKind::Image)
-        }
+        (None, NormalizationKind::Standardize) => Normalization::fit(&train, raw.scale, info.kind == SetKind::Image),
         (None, NormalizationKind::Scale) => Normalization::identity(raw.scale),
         (None, NormalizationKind::None) => Normalization::identity(1.0),
     };
-    for split in [Some(&mut train), Some(&mut validation), test.as_mut()]
-        .into_iter()
-        .flatten()
-    {
+    for split in [Some(&mut train), Some(&mut validation), test.as_mut()].into_iter().flatten() {
         normalization.apply(&mut split.features);
     }
     Ok(Dataset {

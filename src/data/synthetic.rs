@@ -13,10 +13,7 @@ pub struct Points {
 
 impl Points {
     fn with_capacity(n: usize) -> Self {
-        Self {
-            xy: Vec::with_capacity(2 * n),
-            labels: Vec::with_capacity(n),
-        }
+        Self { xy: Vec::with_capacity(2 * n), labels: Vec::with_capacity(n) }
     }
 
     fn push(&mut self, x: f32, y: f32, label: usize) {
@@ -49,16 +46,8 @@ pub fn moons(samples: usize, noise: f32, rng: &mut Rng) -> Points {
         let k = if upper { i } else { i - half };
         let n = if upper { half } else { samples - half };
         let t = PI * k as f32 / (n.max(2) - 1) as f32;
-        let (x, y) = if upper {
-            (t.cos(), t.sin())
-        } else {
-            (1.0 - t.cos(), 0.5 - t.sin())
-        };
-        p.push(
-            x + rng.normal() * noise,
-            y + rng.normal() * noise,
-            usize::from(!upper),
-        );
+        let (x, y) = if upper { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
+        p.push(x + rng.normal() * noise, y + rng.normal() * noise, usize::from(!upper));
     }
     p
 }
@@ -70,11 +59,7 @@ pub fn circles(samples: usize, noise: f32, rng: &mut Rng) -> Points {
         let inner = i % 2 == 1;
         let t = rng.uniform() * 2.0 * PI;
         let r = if inner { 0.5 } else { 1.0 };
-        p.push(
-            r * t.cos() + rng.normal() * noise,
-            r * t.sin() + rng.normal() * noise,
-            usize::from(inner),
-        );
+        p.push(r * t.cos() + rng.normal() * noise, r * t.sin() + rng.normal() * noise, usize::from(inner));
     }
     p
 }
@@ -102,11 +87,7 @@ pub fn blobs(samples: usize, classes: usize, noise: f32, rng: &mut Rng) -> Point
     for i in 0..samples {
         let c = i % classes;
         let a = 2.0 * PI * c as f32 / classes as f32;
-        p.push(
-            a.cos() + rng.normal() * spread,
-            a.sin() + rng.normal() * spread,
-            c,
-        );
+        p.push(a.cos() + rng.normal() * spread, a.sin() + rng.normal() * spread, c);
     }
     p
 }

@@ -68,10 +68,7 @@ impl FromStr for Which {
         match s {
             "last" => Ok(Which::Last),
             "best" => Ok(Which::Best),
-            n => n
-                .parse()
-                .map(Which::Epoch)
-                .map_err(|_| format!("`{s}` is not `last`, `best` or an epoch number")),
+            n => n.parse().map(Which::Epoch).map_err(|_| format!("`{s}` is not `last`, `best` or an epoch number")),
         }
     }
 }
@@ -79,30 +76,18 @@ impl FromStr for Which {
 /// The checkpoint file of a run for `which`.
 pub fn find_checkpoint(run_dir: &Path, which: Which) -> Result<PathBuf> {
     let all = list_checkpoints(run_dir);
-    let none = || {
-        Error::format(
-            run_dir,
-            "this run has no checkpoint yet (one is written after each epoch)",
-        )
-    };
+    let none = || Error::format(run_dir, "this run has no checkpoint yet (one is written after each epoch)");
     match which {
         Which::Last => all.last().map(|(_, p)| p.clone()).ok_or_else(none),
-        Which::Epoch(n) => all
-            .iter()
-            .find(|(e, _)| *e == n)
-            .map(|(_, p)| p.clone())
-            .ok_or_else(|| {
-                Error::format(
-                    run_dir,
-                    format!(
-                        "no checkpoint for epoch {n}; it has {}",
-                        all.iter()
-                            .map(|(e, _)| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            }),
+        Which::Epoch(n) => all.iter().find(|(e, _)| *e == n).map(|(_, p)| p.clone()).ok_or_else(|| {
+            Error::format(
+                run_dir,
+                format!(
+                    "no checkpoint for epoch {n}; it has {}",
+                    all.iter().map(|(e, _)| e.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        }),
         Which::Best => {
             let mut best: Option<(f64, PathBuf)> = None;
             for (_, path) in &all {
@@ -129,17 +114,9 @@ pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelC
     let info = DataInfo::read(run_dir)?;
     let ckpt_path = find_checkpoint(run_dir, which)?;
     let ckpt = read_checkpoint(&ckpt_path)?;
-    let network = Network::new(
-        &preset.model,
-        &info.input_shape,
-        info.class_names.len(),
-        preset.seed,
-        &Device::Cpu,
-    )?;
+    let network = Network::new(&preset.model, &info.input_shape, info.class_names.len(), preset.seed, &Device::Cpu)?;
     network.load_params(&ckpt.tensors)?;
-    let run_id = run_dir
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let run_id = run_dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let card = ModelCard {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
@@ -153,16 +130,8 @@ pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelC
         epoch: ckpt.state.epoch,
         validation_accuracy: Some(ckpt.state.validation_accuracy),
         source: format!("{run_id}/epoch-{}", ckpt.state.epoch),
-        tensors: network
-            .params()
-            .iter()
-            .map(|(n, v)| (n.clone(), v.dims().to_vec()))
-            .collect(),
-        layers: network
-            .layers()
-            .iter()
-            .map(|l| l.description.clone())
-            .collect(),
+        tensors: network.params().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect(),
+        layers: network.layers().iter().map(|l| l.description.clone()).collect(),
     };
     write_model(&network, &card, &preset, out_dir)?;
     Ok(card)
@@ -170,20 +139,14 @@ pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelC
 
 fn write_model(network: &Network, card: &ModelCard, preset: &Preset, out_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let tensors: HashMap<String, Tensor> = network
-        .params()
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-        .collect();
+    let tensors: HashMap<String, Tensor> =
+        network.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
     let weights = out_dir.join("model.safetensors");
     let tmp = out_dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
     write_atomic(&out_dir.join("config.json"), pretty(card).as_bytes())?;
-    write_atomic(
-        &out_dir.join("labels.json"),
-        pretty(&card.class_names).as_bytes(),
-    )?;
+    write_atomic(&out_dir.join("labels.json"), pretty(&card.class_names).as_bytes())?;
     write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())
 }
 
@@ -200,30 +163,19 @@ pub struct LoadedModel {
 pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     let config = dir.join("config.json");
     let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
-    let card: ModelCard = serde_json::from_str(&text)
-        .map_err(|e| Error::format(&config, format!("not a Gradlab model card: {e}")))?;
+    let card: ModelCard =
+        serde_json::from_str(&text).map_err(|e| Error::format(&config, format!("not a Gradlab model card: {e}")))?;
     if card.format != FORMAT || card.format_version > FORMAT_VERSION {
         return Err(Error::format(
             &config,
-            format!(
-                "format `{}` version {} is not one this Gradlab reads",
-                card.format, card.format_version
-            ),
+            format!("format `{}` version {} is not one this Gradlab reads", card.format, card.format_version),
         ));
     }
     let weights = dir.join("model.safetensors");
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| Error::format(&weights, format!("cannot read the weights: {e}")))?;
-    let network = Network::new(
-        &card.model,
-        &card.input_shape,
-        card.class_names.len(),
-        card.seed,
-        &Device::Cpu,
-    )?;
-    network
-        .load_params(&tensors)
-        .map_err(|e| Error::format(&weights, e.to_string()))?;
+    let network = Network::new(&card.model, &card.input_shape, card.class_names.len(), card.seed, &Device::Cpu)?;
+    network.load_params(&tensors).map_err(|e| Error::format(&weights, e.to_string()))?;
     Ok(LoadedModel { card, network })
 }
 
@@ -264,12 +216,6 @@ pub fn evaluate_model(dir: &Path, data: Option<DataSpec>) -> Result<(String, Eva
         Some(t) => ("test", t),
         None => ("validation", &ds.validation),
     };
-    let eval = evaluate(
-        &model.network,
-        split,
-        &ds.input_shape,
-        model.card.class_names.len(),
-        &Device::Cpu,
-    )?;
+    let eval = evaluate(&model.network, split, &ds.input_shape, model.card.class_names.len(), &Device::Cpu)?;
     Ok((name.into(), eval))
 }

@@ -1,20 +1,28 @@
 //! The eframe app: owns the trainer handle and the panels, turns clicks into commands and
-//! events into what is shown. It never trains and never blocks.
+//! events into what is shown. It never trains, never blocks, and leaves file work to the io
+//! thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::dialogs::Dialogs;
+use super::gallery::Gallery;
+use super::io::{user_presets_dir, Io, IoReply, IoRequest};
 use super::live_view;
 use super::preview::PreviewLoader;
-use super::run_view::{LiveRun, Phase};
+use super::run_view::LiveRun;
+use super::runs_panel::RunsPanel;
 use super::setup_panel::{Action, SetupPanel};
 use super::status_bar;
 use crate::config::Preset;
-use crate::train::{Command, RunRequest, Trainer, Waker, WorkerOptions};
+use crate::export::find_checkpoint;
+use crate::train::{Command, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions};
 
 /// How long one frame may spend draining training events.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+/// How often the runs folder is listed again (runs from the CLI appear on their own).
+const RUNS_POLL: Duration = Duration::from_secs(2);
 
 pub struct AppOptions {
     /// Where runs are recorded; `None` records nothing.
@@ -22,6 +30,9 @@ pub struct AppOptions {
     pub preset: Preset,
     /// Compute threads when the preset says "auto": one core stays with the UI.
     pub default_threads: usize,
+    /// Folders whose presets fill the gallery.
+    pub preset_dirs: Vec<PathBuf>,
+    pub dialogs: Dialogs,
 }
 
 impl Default for AppOptions {
@@ -30,18 +41,41 @@ impl Default for AppOptions {
             runs_dir: Some(PathBuf::from("runs")),
             preset: Preset::builtin("mnist_cnn").unwrap_or_default(),
             default_threads: crate::train::cores().saturating_sub(1).max(1),
+            preset_dirs: std::iter::once(PathBuf::from("presets")).chain(user_presets_dir()).collect(),
+            dialogs: Dialogs::Native,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Experiments,
+    Training,
+    Runs,
+}
+
+/// A message above the centre view until dismissed.
+pub enum Notice {
+    Info(String),
+    Error(String),
 }
 
 pub struct GradlabApp {
     pub preset: Preset,
     pub run: LiveRun,
+    pub view: View,
+    pub notice: Option<Notice>,
+    /// Set when the next Start forks from this checkpoint (with a label to show).
+    pub fork_from: Option<(PathBuf, String)>,
+    pub runs: RunsPanel,
+    pub gallery: Gallery,
     setup: SetupPanel,
     trainer: Trainer,
     preview: PreviewLoader,
-    /// A problem to show above everything until dismissed (e.g. a folder that is not IDX).
-    notice: Option<String>,
+    io: Io,
+    dialogs: Dialogs,
+    runs_dir: Option<PathBuf>,
+    last_runs_poll: Option<Instant>,
 }
 
 impl GradlabApp {
@@ -51,63 +85,214 @@ impl GradlabApp {
         let trainer = Trainer::spawn(WorkerOptions {
             default_threads: options.default_threads,
             waker: Some(waker.clone()),
-            runs_dir: options.runs_dir,
+            runs_dir: options.runs_dir.clone(),
         });
+        let io = Io::spawn(Some(waker.clone()));
+        io.send(IoRequest::ScanPresets(options.preset_dirs));
         Self {
             preset: options.preset,
             run: LiveRun::default(),
+            view: View::Experiments,
+            notice: None,
+            fork_from: None,
+            runs: RunsPanel::default(),
+            gallery: Gallery::default(),
             setup: SetupPanel::default(),
             trainer,
             preview: PreviewLoader::spawn(Some(waker)),
-            notice: None,
+            io,
+            dialogs: options.dialogs,
+            runs_dir: options.runs_dir,
+            last_runs_poll: None,
         }
     }
 
     /// Whether the data preview of the current preset has arrived.
     pub fn preview_ready(&self) -> bool {
-        self.preview
-            .info(&self.preset.data, self.preset.seed)
-            .is_some()
+        self.preview.info(&self.preset.data, self.preset.seed).is_some()
     }
 
     pub fn dropped_steps(&self) -> u64 {
         self.trainer.dropped_steps()
     }
 
-    fn act(&mut self, action: Action) {
+    fn error(&mut self, message: impl Into<String>) {
+        self.notice = Some(Notice::Error(message.into()));
+    }
+
+    fn start(&mut self, origin: RunOrigin) {
+        self.run = LiveRun::starting();
+        self.view = View::Training;
+        let command = Command::Start(Box::new(RunRequest { preset: self.preset.clone(), origin }));
+        if !self.trainer.send(command) {
+            self.error("The training thread is not answering; restart Gradlab.");
+        }
+    }
+
+    fn act(&mut self, action: Action, ctx: &egui::Context) {
         let command = match action {
             Action::Start => {
-                self.run = LiveRun::starting();
-                RunRequest::fresh(self.preset.clone())
+                let origin = match self.fork_from.take() {
+                    Some((checkpoint, _)) => RunOrigin::Fork(checkpoint),
+                    None => RunOrigin::Fresh,
+                };
+                self.start(origin);
+                return;
             }
             Action::Pause => Command::Pause,
             Action::Resume => Command::Resume,
             Action::Stop => Command::Stop,
             Action::SetLearningRate(lr) => Command::SetLearningRate(lr),
-            Action::LoadBuiltin(name) => {
-                match Preset::builtin(name) {
-                    Ok(p) => self.preset = p,
-                    Err(e) => self.notice = Some(e.to_string()),
-                }
-                return;
-            }
-            Action::PickIdxFolder => {
-                // The native dialog runs on the UI thread (as the platforms want); reading the
-                // files happens later on the preview and training threads.
-                if let Some(dir) = rfd::FileDialog::new()
-                    .set_title("Folder with IDX files")
-                    .pick_folder()
-                {
-                    match crate::data::idx::find_in_folder(&dir) {
-                        Ok(_) => self.preset.data.path = Some(dir),
-                        Err(e) => self.notice = Some(e.to_string()),
-                    }
-                }
+            other => {
+                self.act_on_files(other, ctx);
                 return;
             }
         };
         if !self.trainer.send(command) {
-            self.notice = Some("The training thread is not answering; restart Gradlab.".into());
+            self.error("The training thread is not answering; restart Gradlab.");
+        }
+    }
+
+    /// Actions that open a dialog or touch files (through the io thread).
+    fn act_on_files(&mut self, action: Action, ctx: &egui::Context) {
+        let request = match action {
+            Action::LoadPreset(p) => {
+                self.preset = *p;
+                self.fork_from = None;
+                return;
+            }
+            Action::OpenPreset => match self.dialogs.open_preset() {
+                Some(path) => IoRequest::ReadPreset(path),
+                None => return,
+            },
+            Action::SavePreset => {
+                let name = format!(
+                    "{}.toml",
+                    self.preset.title.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                );
+                match self.dialogs.save_file("Save preset", &name, "toml") {
+                    Some(path) => IoRequest::WritePreset(path, Box::new(self.preset.clone())),
+                    None => return,
+                }
+            }
+            Action::PickIdxFolder => {
+                if let Some(dir) = self.dialogs.pick_folder("Folder with IDX files") {
+                    // only a listing: the files are read on the preview and training threads
+                    match crate::data::idx::find_in_folder(&dir) {
+                        Ok(_) => self.preset.data.path = Some(dir),
+                        Err(e) => self.error(e.to_string()),
+                    }
+                }
+                return;
+            }
+            Action::CancelFork => {
+                self.fork_from = None;
+                return;
+            }
+            Action::RefreshRuns => {
+                self.last_runs_poll = None;
+                return;
+            }
+            Action::RenameRun(dir, name) => IoRequest::RenameRun(dir, name),
+            Action::DeleteRun(dir) => IoRequest::DeleteRun(dir),
+            Action::ResumeRun(dir) => {
+                match self.runs.loaded.get(&dir) {
+                    Some((_, data)) => self.preset = data.preset.clone(),
+                    None => {
+                        if let Ok(p) = Preset::load(&dir.join("preset.toml")) {
+                            self.preset = p;
+                        }
+                    }
+                }
+                self.start(RunOrigin::Resume(dir.clone()));
+                self.io.send(IoRequest::LoadRun(dir));
+                return;
+            }
+            Action::Fork(dir, which) => {
+                match (find_checkpoint(&dir, which), Preset::load(&dir.join("preset.toml"))) {
+                    (Ok(checkpoint), Ok(preset)) => {
+                        let epoch =
+                            checkpoint.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                        let run = dir.file_name().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                        self.preset = preset;
+                        self.fork_from = Some((checkpoint, format!("{run} / {epoch}")));
+                        self.notice = Some(Notice::Info(
+                            "Forking: change the hyper-parameters on the left (epochs must exceed the checkpoint's), then Start.".into(),
+                        ));
+                    }
+                    (Err(e), _) | (_, Err(e)) => self.error(e.to_string()),
+                }
+                return;
+            }
+            Action::ExportModel(dir, which) => match self.dialogs.pick_folder("Folder for the exported model") {
+                Some(out) => IoRequest::ExportModel { run: dir, which, out },
+                None => return,
+            },
+            Action::ExportMetrics(dir) => match self.dialogs.save_file("Save metrics", "metrics.csv", "csv") {
+                Some(to) => IoRequest::CopyFile { from: dir.join("metrics.csv"), to },
+                None => return,
+            },
+            Action::SavePlotPng(id, rect) => {
+                let Some(path) = self.dialogs.save_file("Save plot", &format!("{id}.png"), "png") else { return };
+                // the pixels come with a later frame; crop them there and hand them to the io thread
+                let pending = self.io.sender();
+                let ppp = ctx.pixels_per_point();
+                ctx.request_screenshot(move |image| {
+                    let cropped = image.region(&rect, Some(ppp));
+                    let _ = pending.try_send(IoRequest::WritePng { path, image: Arc::new(cropped) });
+                });
+                return;
+            }
+            Action::Start | Action::Pause | Action::Resume | Action::Stop | Action::SetLearningRate(_) => return,
+        };
+        if !self.io.send(request) {
+            self.error("Gradlab is busy with files; try again in a moment.");
+        }
+    }
+
+    fn take_io_replies(&mut self) {
+        while let Some(reply) = self.io.try_recv() {
+            match reply {
+                IoReply::Presets(entries) => {
+                    self.gallery.entries = entries;
+                    self.gallery.mark_loaded(&self.preset);
+                }
+                IoReply::PresetRead(path, Ok(preset)) => {
+                    self.preset = preset;
+                    self.fork_from = None;
+                    self.notice = Some(Notice::Info(format!("Loaded {}", path.display())));
+                }
+                IoReply::PresetRead(_, Err(e)) | IoReply::Failed(e) => self.error(e),
+                IoReply::Runs(runs) => {
+                    self.runs.set_runs(runs);
+                    for dir in self.runs.stale_selection() {
+                        self.io.send(IoRequest::LoadRun(dir));
+                    }
+                }
+                IoReply::Run(dir, Ok(data)) => {
+                    if self.run.run_dir.as_ref() == Some(&dir) {
+                        self.run.prepend_history(&data);
+                    }
+                    self.runs.set_loaded(dir, *data);
+                }
+                IoReply::Run(_, Err(e)) => self.error(e),
+                IoReply::Done(message) => {
+                    self.notice = Some(Notice::Info(message));
+                    self.last_runs_poll = None;
+                }
+            }
+        }
+    }
+
+    fn poll_runs(&mut self, ctx: &egui::Context) {
+        let Some(dir) = &self.runs_dir else { return };
+        if self.last_runs_poll.is_none_or(|t| t.elapsed() >= RUNS_POLL)
+            && self.io.send(IoRequest::ListRuns(dir.clone()))
+        {
+            self.last_runs_poll = Some(Instant::now());
+        }
+        if self.view == View::Runs {
+            ctx.request_repaint_after(RUNS_POLL);
         }
     }
 }
@@ -116,9 +301,7 @@ impl eframe::App for GradlabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let start = Instant::now();
         while start.elapsed() < DRAIN_BUDGET {
-            let Some(event) = self.trainer.try_recv() else {
-                break;
-            };
+            let Some(event) = self.trainer.try_recv() else { break };
             self.run.apply(event);
         }
         if start.elapsed() >= DRAIN_BUDGET {
@@ -126,7 +309,11 @@ impl eframe::App for GradlabApp {
             ctx.request_repaint();
         }
         self.preview.poll(ctx);
-        if self.run.phase == Phase::Running || self.run.phase == Phase::Starting {
+        self.take_io_replies();
+        if self.view == View::Runs || self.runs.listed_once {
+            self.poll_runs(ctx);
+        }
+        if self.run.phase.is_active() {
             // the elapsed-time clock ticks even between events
             ctx.request_repaint_after(Duration::from_millis(500));
         }
@@ -137,49 +324,78 @@ impl eframe::App for GradlabApp {
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("Gradlab");
-                ui.label(
-                    egui::RichText::new("pick data and a model, press Start, watch it learn")
-                        .weak(),
-                );
+                ui.separator();
+                for (view, title) in
+                    [(View::Experiments, "Experiments"), (View::Training, "Training"), (View::Runs, "Runs")]
+                {
+                    ui.selectable_value(&mut self.view, view, title);
+                }
+                ui.separator();
+                if ui.button("Open preset…").clicked() {
+                    actions.push(Action::OpenPreset);
+                }
+                if ui.button("Save preset…").clicked() {
+                    actions.push(Action::SavePreset);
+                }
             });
         });
         egui::Panel::bottom("status_bar").show(ui, |ui| {
             status_bar::show(ui, &self.run, self.trainer.dropped_steps());
         });
         let validation = self.preset.validate("setup").err().map(|e| e.to_string());
-        egui::Panel::left("setup_panel")
-            .resizable(true)
-            .default_size(350.0)
-            .show(ui, |ui| {
-                ui.add_space(4.0);
-                self.setup
-                    .run_controls(ui, self.run.phase, validation.as_deref(), &mut actions);
-                ui.separator();
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    self.setup.ui(
-                        ui,
-                        &mut self.preset,
-                        self.run.phase,
-                        &mut self.preview,
-                        &mut actions,
-                    );
+        egui::Panel::left("setup_panel").resizable(true).default_size(350.0).show(ui, |ui| {
+            ui.add_space(4.0);
+            self.setup.run_controls(ui, self.run.phase, validation.as_deref(), &mut actions);
+            if let Some((_, label)) = &self.fork_from {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(egui::RichText::new(format!("Start forks from {label}")).strong());
+                    if ui.small_button("Cancel fork").clicked() {
+                        actions.push(Action::CancelFork);
+                    }
                 });
-            });
-        egui::CentralPanel::default().show(ui, |ui| {
-            if let Some(notice) = &self.notice {
-                let mut close = false;
-                ui.horizontal(|ui| {
-                    ui.colored_label(ui.visuals().error_fg_color, notice);
-                    close = ui.small_button("Dismiss").clicked();
-                });
-                if close {
-                    self.notice = None;
-                }
             }
-            live_view::show(ui, &self.run);
+            ui.separator();
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                self.setup.ui(
+                    ui,
+                    &mut self.preset,
+                    self.run.phase,
+                    &mut self.preview,
+                    &self.gallery.entries,
+                    &mut actions,
+                );
+            });
         });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let mut dismiss = false;
+            if let Some(notice) = &self.notice {
+                ui.horizontal(|ui| {
+                    match notice {
+                        Notice::Info(m) => ui.label(m),
+                        Notice::Error(m) => ui.colored_label(ui.visuals().error_fg_color, m),
+                    };
+                    dismiss = ui.small_button("Dismiss").clicked();
+                });
+                ui.separator();
+            }
+            if dismiss {
+                self.notice = None;
+            }
+            match self.view {
+                View::Experiments => {
+                    let can_start = !self.run.phase.is_active() && validation.is_none();
+                    self.gallery.ui(ui, &self.preset, can_start, &mut actions);
+                }
+                View::Training => live_view::show(ui, &self.run, &mut actions),
+                View::Runs => self.runs.ui(ui, self.runs_dir.as_deref(), self.run.phase.is_active(), &mut actions),
+            }
+        });
+        let ctx = ui.ctx().clone();
         for action in actions {
-            self.act(action);
+            self.act(action, &ctx);
+        }
+        if self.view == View::Runs && !self.runs.listed_once {
+            self.poll_runs(&ctx);
         }
     }
 }

@@ -29,35 +29,20 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
     let font = FontId::proportional(11.0);
     let text_color = ui.visuals().text_color();
     let name = |i: usize| short(class_names.get(i).map_or("?", String::as_str), 12);
-    let galleys: Vec<_> = (0..n)
-        .map(|i| {
-            ui.painter()
-                .layout_no_wrap(name(i), font.clone(), text_color)
-        })
-        .collect();
+    let galleys: Vec<_> = (0..n).map(|i| ui.painter().layout_no_wrap(name(i), font.clone(), text_color)).collect();
     let widest = galleys.iter().map(|g| g.size().x).fold(0.0, f32::max);
     let left = widest + 10.0;
     let caption = 14.0;
     let fit = |bottom: f32| {
-        (ui.available_width() - left)
-            .min(ui.available_height() - bottom - caption)
-            .min(max_side)
-            .max(60.0)
+        (ui.available_width() - left).min(ui.available_height() - bottom - caption).min(max_side).max(60.0)
     };
     // column labels lie flat when they fit under their cell, else they are turned 45 degrees
     let flat_bottom = 16.0;
     let flat = widest + 4.0 <= fit(flat_bottom) / n as f32;
-    let bottom = if flat {
-        flat_bottom
-    } else {
-        widest * std::f32::consts::FRAC_1_SQRT_2 + 12.0
-    };
+    let bottom = if flat { flat_bottom } else { widest * std::f32::consts::FRAC_1_SQRT_2 + 12.0 };
     let side = fit(bottom);
     let cell = side / n as f32;
-    let (response, painter) = ui.allocate_painter(
-        Vec2::new(left + side, side + bottom + caption),
-        Sense::hover(),
-    );
+    let (response, painter) = ui.allocate_painter(Vec2::new(left + side, side + bottom + caption), Sense::hover());
     let origin = response.rect.min + Vec2::new(left, 0.0);
     let grid = Rect::from_min_size(origin, Vec2::splat(side));
     let count_font = FontId::monospace((cell * 0.32).clamp(7.0, 13.0));
@@ -67,24 +52,11 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
         for p in 0..n {
             let count = confusion.get(t, p);
             let share = count as f64 / row_total;
-            let rect = Rect::from_min_size(
-                origin + Vec2::new(p as f32 * cell, t as f32 * cell),
-                Vec2::splat(cell),
-            );
+            let rect = Rect::from_min_size(origin + Vec2::new(p as f32 * cell, t as f32 * cell), Vec2::splat(cell));
             painter.rect_filled(rect.shrink(0.5), 1.0, cell_color(share));
             if cell >= 14.0 {
-                let color = if share > 0.5 {
-                    Color32::WHITE
-                } else {
-                    Color32::from_gray(40)
-                };
-                painter.text(
-                    rect.center(),
-                    Align2::CENTER_CENTER,
-                    count.to_string(),
-                    count_font.clone(),
-                    color,
-                );
+                let color = if share > 0.5 { Color32::WHITE } else { Color32::from_gray(40) };
+                painter.text(rect.center(), Align2::CENTER_CENTER, count.to_string(), count_font.clone(), color);
             }
             if response.hovered() && ui.rect_contains_pointer(rect) {
                 hovered = Some((t, p, count, share));
@@ -92,11 +64,7 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
         }
         // row label: the true class
         painter.galley(
-            origin
-                + Vec2::new(
-                    -6.0 - galleys[t].size().x,
-                    (t as f32 + 0.5) * cell - galleys[t].size().y / 2.0,
-                ),
+            origin + Vec2::new(-6.0 - galleys[t].size().x, (t as f32 + 0.5) * cell - galleys[t].size().y / 2.0),
             galleys[t].clone(),
             text_color,
         );
@@ -104,11 +72,7 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
     for (p, galley) in galleys.iter().enumerate() {
         let top = origin + Vec2::new((p as f32 + 0.5) * cell, side + 4.0);
         if flat {
-            painter.galley(
-                top - Vec2::new(galley.size().x / 2.0, 0.0),
-                galley.clone(),
-                text_color,
-            );
+            painter.galley(top - Vec2::new(galley.size().x / 2.0, 0.0), galley.clone(), text_color);
         } else {
             painter.add(
                 TextShape::new(top, galley.clone(), text_color)
@@ -116,12 +80,7 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
             );
         }
     }
-    painter.rect_stroke(
-        grid,
-        0.0,
-        Stroke::new(1.0, ui.visuals().weak_text_color()),
-        egui::StrokeKind::Outside,
-    );
+    painter.rect_stroke(grid, 0.0, Stroke::new(1.0, ui.visuals().weak_text_color()), egui::StrokeKind::Outside);
     painter.text(
         response.rect.left_bottom() + Vec2::new(2.0, -2.0),
         Align2::LEFT_BOTTOM,

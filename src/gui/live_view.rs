@@ -3,20 +3,15 @@
 use super::confusion;
 use super::plots::{self, Metric};
 use super::run_view::{LiveRun, Phase};
-use super::setup_panel::group_thousands;
+use super::setup_panel::{group_thousands, Action};
+use crate::export::Which;
 
-pub fn show(ui: &mut egui::Ui, run: &LiveRun) {
+pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
     if let Some(error) = &run.error {
-        egui::Frame::new()
-            .fill(ui.visuals().extreme_bg_color)
-            .inner_margin(8.0)
-            .show(ui, |ui| {
-                ui.colored_label(
-                    ui.visuals().error_fg_color,
-                    format!("Training failed: {error}"),
-                );
-                ui.label("What was recorded up to here is kept below and in the run's folder.");
-            });
+        egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).show(ui, |ui| {
+            ui.colored_label(ui.visuals().error_fg_color, format!("Training failed: {error}"));
+            ui.label("What was recorded up to here is kept below and in the run's folder.");
+        });
     }
     if run.phase == Phase::Idle {
         ui.vertical_centered(|ui| {
@@ -29,16 +24,8 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun) {
     ui.horizontal(|ui| {
         ui.heading(&run.title);
         if !run.data.is_empty() {
-            let threads = if run.threads == 1 {
-                "1 thread".to_string()
-            } else {
-                format!("{} threads", run.threads)
-            };
-            ui.label(format!(
-                "on {} · {} parameters · {threads}",
-                run.data,
-                group_thousands(run.params)
-            ));
+            let threads = if run.threads == 1 { "1 thread".to_string() } else { format!("{} threads", run.threads) };
+            ui.label(format!("on {} · {} parameters · {threads}", run.data, group_thousands(run.params)));
         }
     });
     match run.latest_epoch() {
@@ -57,16 +44,12 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun) {
         }
     }
     if let Some(test) = run.summary.as_ref().and_then(|s| s.test.as_ref()) {
-        ui.label(format!(
-            "Test accuracy {:.1}% on {} samples",
-            100.0 * test.accuracy,
-            test.confusion.total()
-        ));
+        ui.label(format!("Test accuracy {:.1}% on {} samples", 100.0 * test.accuracy, test.confusion.total()));
     }
     let plot_height = (ui.available_height() * 0.42).clamp(140.0, 320.0);
     ui.columns(2, |cols| {
-        plots::show(&mut cols[0], run, Metric::Loss, plot_height);
-        plots::show(&mut cols[1], run, Metric::Accuracy, plot_height);
+        plots::show(&mut cols[0], run, Metric::Loss, plot_height, actions);
+        plots::show(&mut cols[1], run, Metric::Accuracy, plot_height, actions);
     });
     ui.separator();
     ui.horizontal_top(|ui| {
@@ -91,23 +74,28 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun) {
             if let Some(s) = &run.summary {
                 ui.add_space(6.0);
                 ui.strong("Summary");
-                ui.label(format!(
-                    "{} after {} epochs in {:.1}s",
-                    s.status.title(),
-                    s.epochs_completed,
-                    s.wall_time_s
-                ));
+                ui.label(format!("{} after {} epochs in {:.1}s", s.status.title(), s.epochs_completed, s.wall_time_s));
                 if let (Some(e), Some(a)) = (s.best_epoch, s.best_validation_accuracy) {
                     ui.label(format!("best validation {:.2}% at epoch {e}", 100.0 * a));
                 }
                 ui.label(format!("{:.0} samples/s", s.samples_per_s));
             }
             if let Some(dir) = &run.run_dir {
-                ui.label(
-                    egui::RichText::new(format!("recorded in {}", dir.display()))
-                        .small()
-                        .weak(),
-                );
+                ui.label(egui::RichText::new(format!("recorded in {}", dir.display())).small().weak());
+                if !run.epoch_metrics.is_empty() {
+                    ui.horizontal(|ui| {
+                        if ui
+                            .button("Export model…")
+                            .on_hover_text("The best epoch's weights, as safetensors + JSON")
+                            .clicked()
+                        {
+                            actions.push(Action::ExportModel(dir.clone(), Which::Best));
+                        }
+                        if ui.button("Export metrics…").on_hover_text("metrics.csv: every step and epoch").clicked() {
+                            actions.push(Action::ExportMetrics(dir.clone()));
+                        }
+                    });
+                }
             }
         });
     });

@@ -1,15 +1,23 @@
 //! The desktop app (eframe/egui). One file per panel; the app holds them together.
 
 mod app;
+mod compare;
 mod confusion;
+mod dialogs;
+mod gallery;
+mod io;
 mod live_view;
 mod plots;
 mod preview;
 mod run_view;
+mod runs_panel;
 mod setup_panel;
 mod status_bar;
 
-pub use app::{AppOptions, GradlabApp};
+pub use app::{AppOptions, GradlabApp, Notice, View};
+pub use compare::flatten_preset;
+pub use dialogs::Dialogs;
+pub use io::write_png;
 pub use run_view::{LiveRun, Phase};
 
 /// Opens the window with the default experiment loaded.
@@ -22,9 +30,5 @@ pub fn run_native() -> eframe::Result<()> {
             .with_title("Gradlab"),
         ..Default::default()
     };
-    eframe::run_native(
-        "Gradlab",
-        options,
-        Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, AppOptions::default())))),
-    )
+    eframe::run_native("Gradlab", options, Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, AppOptions::default())))))
 }

@@ -4,6 +4,7 @@ use egui::Color32;
 use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
 use super::run_view::LiveRun;
+use super::setup_panel::Action;
 
 pub const TRAIN_COLOR: Color32 = Color32::from_rgb(90, 150, 230);
 pub const VALIDATION_COLOR: Color32 = Color32::from_rgb(240, 140, 40);
@@ -42,7 +43,7 @@ pub enum Metric {
     Accuracy,
 }
 
-pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32) {
+pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32, actions: &mut Vec<Action>) {
     let (id, title, steps) = match metric {
         Metric::Loss => ("loss_plot", "Loss", &run.step_loss),
         Metric::Accuracy => ("accuracy_plot", "Accuracy", &run.step_accuracy),
@@ -51,19 +52,16 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32) {
         Metric::Loss => (m.train_loss, m.validation.loss),
         Metric::Accuracy => (m.train_accuracy, m.validation.accuracy),
     };
-    let train_epochs: Vec<[f64; 2]> = run
-        .epoch_metrics
-        .iter()
-        .map(|m| [m.epoch as f64, pick(m).0])
-        .collect();
-    let validation: Vec<[f64; 2]> = run
-        .epoch_metrics
-        .iter()
-        .map(|m| [m.epoch as f64, pick(m).1])
-        .collect();
+    let train_epochs: Vec<[f64; 2]> = run.epoch_metrics.iter().map(|m| [m.epoch as f64, pick(m).0]).collect();
+    let validation: Vec<[f64; 2]> = run.epoch_metrics.iter().map(|m| [m.epoch as f64, pick(m).1]).collect();
     let buckets = (ui.available_width() as usize / 2).max(50);
     let steps = decimate(steps, buckets);
-    ui.label(egui::RichText::new(title).strong());
+    let save = ui
+        .horizontal(|ui| {
+            ui.label(egui::RichText::new(title).strong());
+            ui.small_button(format!("Save {} plot as PNG…", title.to_lowercase())).clicked()
+        })
+        .inner;
     let mut plot = Plot::new(id)
         .height(height)
         .legend(Legend::default().position(match metric {
@@ -77,29 +75,15 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32) {
         Metric::Accuracy => plot.include_y(0.0).include_y(1.0),
         Metric::Loss => plot.include_y(0.0),
     };
-    plot.show(ui, |p| {
-        p.line(
-            Line::new("train (batch)", PlotPoints::Owned(steps))
-                .color(TRAIN_COLOR.gamma_multiply(0.6))
-                .width(1.0),
-        );
-        p.points(
-            Points::new("train (epoch)", train_epochs)
-                .color(TRAIN_COLOR)
-                .radius(3.0)
-                .shape(MarkerShape::Square),
-        );
-        p.line(
-            Line::new("validation", validation.clone())
-                .color(VALIDATION_COLOR)
-                .width(2.0),
-        );
-        p.points(
-            Points::new("validation", validation)
-                .color(VALIDATION_COLOR)
-                .radius(3.5),
-        );
+    let response = plot.show(ui, |p| {
+        p.line(Line::new("train (batch)", PlotPoints::Owned(steps)).color(TRAIN_COLOR.gamma_multiply(0.6)).width(1.0));
+        p.points(Points::new("train (epoch)", train_epochs).color(TRAIN_COLOR).radius(3.0).shape(MarkerShape::Square));
+        p.line(Line::new("validation", validation.clone()).color(VALIDATION_COLOR).width(2.0));
+        p.points(Points::new("validation", validation).color(VALIDATION_COLOR).radius(3.5));
     });
+    if save {
+        actions.push(Action::SavePlotPng(id, response.response.rect));
+    }
 }
 
 #[cfg(test)]
@@ -108,9 +92,8 @@ mod tests {
 
     #[test]
     fn decimation_keeps_extremes() {
-        let pts: Vec<PlotPoint> = (0..10_000)
-            .map(|i| PlotPoint::new(i as f64, if i == 5_000 { 100.0 } else { (i % 7) as f64 }))
-            .collect();
+        let pts: Vec<PlotPoint> =
+            (0..10_000).map(|i| PlotPoint::new(i as f64, if i == 5_000 { 100.0 } else { (i % 7) as f64 })).collect();
         let d = decimate(&pts, 100);
         assert!(d.len() <= 200);
         assert!(d.iter().any(|p| p.y == 100.0));

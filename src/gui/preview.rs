@@ -39,9 +39,7 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
             let (h, w) = (ds.input_shape[1], ds.input_shape[2]);
             for i in 0..IMAGES.min(ds.train.len()) {
                 let px = &ds.train.sample(i)[..h * w];
-                let (lo, hi) = px
-                    .iter()
-                    .fold((f32::MAX, f32::MIN), |(l, u), &v| (l.min(v), u.max(v)));
+                let (lo, hi) = px.iter().fold((f32::MAX, f32::MIN), |(l, u), &v| (l.min(v), u.max(v)));
                 let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
                 let grey = px.iter().map(|&v| ((v - lo) * scale) as u8).collect();
                 images.push((ds.train.labels[i], w, h, grey));
@@ -97,11 +95,7 @@ impl PreviewLoader {
                 }
             })
             .expect("spawning the preview thread");
-        Self {
-            requests: req_tx,
-            results: res_rx,
-            entries: HashMap::new(),
-        }
+        Self { requests: req_tx, results: res_rx, entries: HashMap::new() }
     }
 
     /// Takes finished previews (call once per frame; never blocks).
@@ -115,11 +109,7 @@ impl PreviewLoader {
                         .enumerate()
                         .map(|(i, (_, w, h, px))| {
                             let image = egui::ColorImage::from_gray([*w, *h], px);
-                            ctx.load_texture(
-                                format!("preview-{key}-{i}"),
-                                image,
-                                TextureOptions::NEAREST,
-                            )
+                            ctx.load_texture(format!("preview-{key}-{i}"), image, TextureOptions::NEAREST)
                         })
                         .collect();
                     Entry::Ready(data, textures)
@@ -133,12 +123,7 @@ impl PreviewLoader {
     /// Draws the preview of `spec`, asking for it if it is not there yet.
     pub fn ui(&mut self, ui: &mut egui::Ui, spec: &DataSpec, seed: u64) {
         let key = key(spec, seed);
-        if !self.entries.contains_key(&key)
-            && self
-                .requests
-                .try_send((key.clone(), spec.clone(), seed))
-                .is_ok()
-        {
+        if !self.entries.contains_key(&key) && self.requests.try_send((key.clone(), spec.clone(), seed)).is_ok() {
             self.entries.insert(key.clone(), Entry::Loading);
         }
         match self.entries.get(&key) {
@@ -181,12 +166,7 @@ pub fn class_color(c: u32) -> Color32 {
 }
 
 fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle]) {
-    let shape = data
-        .input_shape
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("×");
+    let shape = data.input_shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("×");
     let test = data.test.map_or(String::new(), |t| format!(" / {t} test"));
     ui.label(format!(
         "{} train / {} validation{test} samples · input {shape} · {} classes",
@@ -199,12 +179,8 @@ fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle])
             ui.horizontal_wrapped(|ui| {
                 ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
                 for ((label, ..), tex) in data.images.iter().zip(textures) {
-                    ui.image((tex.id(), egui::vec2(36.0, 36.0))).on_hover_text(
-                        data.class_names
-                            .get(*label as usize)
-                            .cloned()
-                            .unwrap_or_default(),
-                    );
+                    ui.image((tex.id(), egui::vec2(36.0, 36.0)))
+                        .on_hover_text(data.class_names.get(*label as usize).cloned().unwrap_or_default());
                 }
             });
         }
@@ -218,16 +194,9 @@ fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle])
                 .show_axes(false)
                 .show(ui, |p| {
                     for c in 0..data.class_names.len() as u32 {
-                        let pts: Vec<[f64; 2]> = data
-                            .points
-                            .iter()
-                            .filter(|q| q.2 == c)
-                            .map(|q| [q.0, q.1])
-                            .collect();
+                        let pts: Vec<[f64; 2]> = data.points.iter().filter(|q| q.2 == c).map(|q| [q.0, q.1]).collect();
                         p.points(
-                            Points::new(data.class_names[c as usize].clone(), pts)
-                                .color(class_color(c))
-                                .radius(1.5),
+                            Points::new(data.class_names[c as usize].clone(), pts).color(class_color(c)).radius(1.5),
                         );
                     }
                 });

@@ -87,11 +87,7 @@ impl Default for LiveRun {
 impl LiveRun {
     /// A fresh view for a run about to start.
     pub fn starting() -> Self {
-        Self {
-            phase: Phase::Starting,
-            started_at: Some(Instant::now()),
-            ..Self::default()
-        }
+        Self { phase: Phase::Starting, started_at: Some(Instant::now()), ..Self::default() }
     }
 
     pub fn apply(&mut self, event: Event) {
@@ -124,15 +120,7 @@ impl LiveRun {
                 self.run_dir = run_dir;
                 self.started_at = Some(Instant::now());
             }
-            Event::Step {
-                epoch,
-                batch,
-                global_step,
-                loss,
-                accuracy,
-                learning_rate,
-                samples_per_s,
-            } => {
+            Event::Step { epoch, batch, global_step, loss, accuracy, learning_rate, samples_per_s } => {
                 let x = global_step as f64 / self.batches_per_epoch.max(1) as f64;
                 self.step_loss.push(PlotPoint::new(x, loss));
                 self.step_accuracy.push(PlotPoint::new(x, accuracy));
@@ -169,6 +157,23 @@ impl LiveRun {
         }
     }
 
+    /// Adds what a resumed run did before this session (epochs and steps before the first new
+    /// one), so its curves show the whole run.
+    pub fn prepend_history(&mut self, data: &crate::record::RunData) {
+        let first_new = self.epoch_metrics.first().map_or(self.epoch, |m| m.epoch);
+        let bpe = self.batches_per_epoch.max(1) as f64;
+        let old_epochs: Vec<EpochMetrics> = data.epochs.iter().filter(|m| m.epoch < first_new).cloned().collect();
+        let cut = (first_new.saturating_sub(1)) as f64;
+        let old_steps: Vec<[f64; 2]> = data.steps.iter().filter(|s| s[0] / bpe <= cut).copied().collect();
+        if old_epochs.is_empty() || self.epoch_metrics.iter().any(|m| m.epoch < first_new) {
+            return;
+        }
+        self.epoch_metrics.splice(0..0, old_epochs);
+        // the accuracy per step is not on disk: only the loss curve gets the old steps
+        let old_loss = old_steps.iter().map(|s| PlotPoint::new(s[0] / bpe, s[1]));
+        self.step_loss.splice(0..0, old_loss);
+    }
+
     pub fn elapsed(&self) -> Duration {
         if let Some(d) = self.finished_elapsed {
             return d;
@@ -182,16 +187,13 @@ impl LiveRun {
 
     /// Estimated time left, from the samples/s of the last steps.
     pub fn eta(&self) -> Option<Duration> {
-        if self.phase != Phase::Running || self.samples_per_s <= 0.0 || self.batches_per_epoch == 0
-        {
+        if self.phase != Phase::Running || self.samples_per_s <= 0.0 || self.batches_per_epoch == 0 {
             return None;
         }
         let batches_left = (self.epochs.saturating_sub(self.epoch)) * self.batches_per_epoch
             + self.batches_per_epoch.saturating_sub(self.batch);
         let per_batch = self.train_samples as f64 / self.batches_per_epoch as f64;
-        Some(Duration::from_secs_f64(
-            batches_left as f64 * per_batch / self.samples_per_s,
-        ))
+        Some(Duration::from_secs_f64(batches_left as f64 * per_batch / self.samples_per_s))
     }
 
     /// Replaces the measured speed and time, which differ between runs, so that a snapshot of

@@ -1,11 +1,15 @@
 //! The left side: experiment, data set, architecture, optimizer and the run buttons.
 
+use std::path::PathBuf;
+
 use egui::{DragValue, Slider, Ui};
 
+use super::io::GalleryEntry;
 use super::preview::PreviewLoader;
 use super::run_view::Phase;
-use crate::config::{OptimizerKind, Preset, ScheduleKind, BUILTIN};
-use crate::data::{set_info, SetKind, CATALOGUE};
+use crate::config::{OptimizerKind, Preset, ScheduleKind};
+use crate::data::{set_info, NormalizationKind, SetKind, CATALOGUE};
+use crate::export::Which;
 use crate::model::{plan, Activation, ConvSpec, LayerPlan, ModelKind};
 
 /// What the user asked for this frame.
@@ -16,8 +20,20 @@ pub enum Action {
     Resume,
     Stop,
     SetLearningRate(f64),
-    LoadBuiltin(&'static str),
+    LoadPreset(Box<Preset>),
+    OpenPreset,
+    SavePreset,
     PickIdxFolder,
+    CancelFork,
+    RefreshRuns,
+    RenameRun(PathBuf, String),
+    DeleteRun(PathBuf),
+    ResumeRun(PathBuf),
+    Fork(PathBuf, Which),
+    ExportModel(PathBuf, Which),
+    ExportMetrics(PathBuf),
+    /// A plot (by id) as PNG; the rect is where it is on screen.
+    SavePlotPng(&'static str, egui::Rect),
 }
 
 /// Editing state that is not part of the preset itself.
@@ -32,19 +48,11 @@ pub struct SetupPanel {
 fn parse_widths(text: &str) -> Result<Vec<usize>, String> {
     text.split([',', ' '])
         .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{s}` is not a whole number"))
-        })
+        .map(|s| s.trim().parse::<usize>().map_err(|_| format!("`{s}` is not a whole number")))
         .collect()
 }
 
-fn labelled(
-    ui: &mut Ui,
-    label: &str,
-    add: impl FnOnce(&mut Ui) -> egui::Response,
-) -> egui::Response {
+fn labelled(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
     let l = ui.label(label);
     let r = add(ui).labelled_by(l.id);
     ui.end_row();
@@ -59,21 +67,12 @@ impl SetupPanel {
         preset: &mut Preset,
         phase: Phase,
         preview: &mut PreviewLoader,
+        presets: &[GalleryEntry],
         actions: &mut Vec<Action>,
     ) {
-        let Self {
-            hidden_text,
-            hidden_text_for,
-            hidden_error,
-        } = self;
+        let Self { hidden_text, hidden_text_for, hidden_error } = self;
         if *hidden_text_for != preset.model.hidden {
-            *hidden_text = preset
-                .model
-                .hidden
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            *hidden_text = preset.model.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             hidden_text_for.clone_from(&preset.model.hidden);
             *hidden_error = None;
         }
@@ -86,12 +85,11 @@ impl SetupPanel {
                     .selected_text(preset.title.clone())
                     .width(200.0)
                     .show_ui(ui, |ui| {
-                        for (name, text) in BUILTIN {
-                            let title = Preset::from_toml(text, name)
-                                .map(|p| p.title)
-                                .unwrap_or_else(|_| (*name).to_string());
-                            if ui.selectable_label(preset.title == title, title).clicked() {
-                                actions.push(Action::LoadBuiltin(name));
+                        for entry in presets {
+                            if let Ok(p) = &entry.preset {
+                                if ui.selectable_label(preset.title == p.title, &p.title).clicked() {
+                                    actions.push(Action::LoadPreset(Box::new(p.clone())));
+                                }
                             }
                         }
                     })
@@ -107,8 +105,7 @@ impl SetupPanel {
             let before = preset.data.set.clone();
             ui.horizontal(|ui| {
                 let l = ui.label("Data set");
-                let current =
-                    set_info(&preset.data.set).map_or(preset.data.set.as_str(), |s| s.title);
+                let current = set_info(&preset.data.set).map_or(preset.data.set.as_str(), |s| s.title);
                 egui::ComboBox::from_id_salt("data_set")
                     .selected_text(current)
                     .width(180.0)
@@ -127,11 +124,8 @@ impl SetupPanel {
                 ui.label(egui::RichText::new(info.description).small());
                 if info.id == "idx" || info.id == "fashion-mnist" {
                     ui.horizontal(|ui| {
-                        let shown = preset
-                            .data
-                            .path
-                            .as_ref()
-                            .map_or_else(|| "(none)".into(), |p| p.display().to_string());
+                        let shown =
+                            preset.data.path.as_ref().map_or_else(|| "(none)".into(), |p| p.display().to_string());
                         ui.label(format!("Folder: {shown}"));
                         if ui.button("Choose folder…").clicked() {
                             actions.push(Action::PickIdxFolder);
@@ -143,20 +137,25 @@ impl SetupPanel {
                         labelled(ui, "Samples", |ui| {
                             ui.add(DragValue::new(&mut preset.data.samples).range(10..=100_000))
                         });
-                        labelled(ui, "Noise", |ui| {
-                            ui.add(Slider::new(&mut preset.data.noise, 0.0..=1.0))
-                        });
+                        labelled(ui, "Noise", |ui| ui.add(Slider::new(&mut preset.data.noise, 0.0..=1.0)));
                         if matches!(info.id, "spiral" | "blobs") {
                             labelled(ui, "Classes", |ui| {
                                 ui.add(DragValue::new(&mut preset.data.classes).range(2..=10))
                             });
                         }
                     }
+                    labelled(ui, "Preprocessing", |ui| {
+                        egui::ComboBox::from_id_salt("normalization")
+                            .selected_text(preset.data.normalization.title())
+                            .show_ui(ui, |ui| {
+                                for n in NormalizationKind::ALL {
+                                    ui.selectable_value(&mut preset.data.normalization, n, n.title());
+                                }
+                            })
+                            .response
+                    });
                     labelled(ui, "Validation share", |ui| {
-                        ui.add(Slider::new(
-                            &mut preset.data.validation_fraction,
-                            0.05..=0.5,
-                        ))
+                        ui.add(Slider::new(&mut preset.data.validation_fraction, 0.05..=0.5))
                     });
                 });
             }
@@ -183,11 +182,8 @@ impl SetupPanel {
             }
             egui::Grid::new("model_grid").num_columns(2).show(ui, |ui| {
                 labelled(ui, "Hidden layers", |ui| {
-                    let r = ui.add(
-                        egui::TextEdit::singleline(hidden_text)
-                            .desired_width(120.0)
-                            .hint_text("e.g. 256, 128"),
-                    );
+                    let r =
+                        ui.add(egui::TextEdit::singleline(hidden_text).desired_width(120.0).hint_text("e.g. 256, 128"));
                     if r.changed() {
                         match parse_widths(hidden_text) {
                             Ok(w) => {
@@ -210,9 +206,7 @@ impl SetupPanel {
                         })
                         .response
                 });
-                labelled(ui, "Dropout", |ui| {
-                    ui.add(Slider::new(&mut preset.model.dropout, 0.0..=0.9))
-                });
+                labelled(ui, "Dropout", |ui| ui.add(Slider::new(&mut preset.model.dropout, 0.0..=0.9)));
             });
             if let Some(e) = hidden_error {
                 ui.colored_label(ui.visuals().error_fg_color, format!("Hidden layers: {e}"));
@@ -255,16 +249,8 @@ impl SetupPanel {
                 egui::ComboBox::from_id_salt("schedule")
                     .selected_text(format!("{:?}", t.schedule.kind).to_lowercase())
                     .show_ui(ui, |ui| {
-                        for k in [
-                            ScheduleKind::Constant,
-                            ScheduleKind::Step,
-                            ScheduleKind::Cosine,
-                        ] {
-                            ui.selectable_value(
-                                &mut t.schedule.kind,
-                                k,
-                                format!("{k:?}").to_lowercase(),
-                            );
+                        for k in [ScheduleKind::Constant, ScheduleKind::Step, ScheduleKind::Cosine] {
+                            ui.selectable_value(&mut t.schedule.kind, k, format!("{k:?}").to_lowercase());
                         }
                     })
                     .response
@@ -277,89 +263,47 @@ impl SetupPanel {
                 ui.end_row();
             };
             if t.optimizer == OptimizerKind::Sgd {
-                row(ui, "Momentum", &mut |ui| {
-                    ui.add(Slider::new(&mut t.momentum, 0.0..=0.99))
-                });
+                row(ui, "Momentum", &mut |ui| ui.add(Slider::new(&mut t.momentum, 0.0..=0.99)));
             }
-            row(ui, "Weight decay", &mut |ui| {
-                ui.add(
-                    DragValue::new(&mut t.weight_decay)
-                        .speed(1e-4)
-                        .range(0.0..=1.0),
-                )
-            });
+            row(ui, "Weight decay", &mut |ui| ui.add(DragValue::new(&mut t.weight_decay).speed(1e-4).range(0.0..=1.0)));
             row(ui, "Warm-up epochs", &mut |ui| {
-                ui.add(
-                    DragValue::new(&mut t.schedule.warmup_epochs)
-                        .speed(0.1)
-                        .range(0.0..=100.0),
-                )
+                ui.add(DragValue::new(&mut t.schedule.warmup_epochs).speed(0.1).range(0.0..=100.0))
             });
-            row(ui, "Batch size", &mut |ui| {
-                ui.add(DragValue::new(&mut t.batch_size).range(1..=8192))
-            });
-            row(ui, "Epochs", &mut |ui| {
-                ui.add(DragValue::new(&mut t.epochs).range(1..=10_000))
-            });
-            row(ui, "Seed", &mut |ui| {
-                ui.add(DragValue::new(&mut preset.seed))
-            });
+            row(ui, "Batch size", &mut |ui| ui.add(DragValue::new(&mut t.batch_size).range(1..=8192)));
+            row(ui, "Epochs", &mut |ui| ui.add(DragValue::new(&mut t.epochs).range(1..=10_000)));
+            row(ui, "Seed", &mut |ui| ui.add(DragValue::new(&mut preset.seed)));
             let t = &mut preset.train;
             let cores = crate::train::cores();
             row(ui, "Threads", &mut |ui| {
-                ui.add(
-                    DragValue::new(&mut t.threads)
-                        .range(0..=cores)
-                        .custom_formatter(|v, _| {
-                            if v == 0.0 {
-                                "auto".into()
-                            } else {
-                                format!("{v}")
-                            }
-                        }),
-                )
+                ui.add(DragValue::new(&mut t.threads).range(0..=cores).custom_formatter(|v, _| {
+                    if v == 0.0 {
+                        "auto".into()
+                    } else {
+                        format!("{v}")
+                    }
+                }))
             });
         });
     }
 
     /// Start / Pause / Resume / Stop, each enabled only when it makes sense, and what stops a
     /// start. Drawn above the scrolling settings so it is always in view.
-    pub fn run_controls(
-        &self,
-        ui: &mut Ui,
-        phase: Phase,
-        validation: Option<&str>,
-        actions: &mut Vec<Action>,
-    ) {
-        let problem = validation.map(ToString::to_string).or_else(|| {
-            self.hidden_error
-                .clone()
-                .map(|e| format!("Hidden layers: {e}"))
-        });
+    pub fn run_controls(&self, ui: &mut Ui, phase: Phase, validation: Option<&str>, actions: &mut Vec<Action>) {
+        let problem = validation
+            .map(ToString::to_string)
+            .or_else(|| self.hidden_error.clone().map(|e| format!("Hidden layers: {e}")));
         ui.horizontal(|ui| {
             let can_start = !phase.is_active() && problem.is_none();
-            if ui
-                .add_enabled(can_start, egui::Button::new("Start"))
-                .clicked()
-            {
+            if ui.add_enabled(can_start, egui::Button::new("Start")).clicked() {
                 actions.push(Action::Start);
             }
-            if ui
-                .add_enabled(phase == Phase::Running, egui::Button::new("Pause"))
-                .clicked()
-            {
+            if ui.add_enabled(phase == Phase::Running, egui::Button::new("Pause")).clicked() {
                 actions.push(Action::Pause);
             }
-            if ui
-                .add_enabled(phase == Phase::Paused, egui::Button::new("Resume"))
-                .clicked()
-            {
+            if ui.add_enabled(phase == Phase::Paused, egui::Button::new("Resume")).clicked() {
                 actions.push(Action::Resume);
             }
-            if ui
-                .add_enabled(phase.is_active(), egui::Button::new("Stop"))
-                .clicked()
-            {
+            if ui.add_enabled(phase.is_active(), egui::Button::new("Stop")).clicked() {
                 actions.push(Action::Stop);
             }
         });
@@ -392,23 +336,15 @@ fn conv_blocks(ui: &mut Ui, conv: &mut Vec<ConvSpec>) {
         ui.end_row();
         for (i, c) in conv.iter_mut().enumerate() {
             ui.horizontal(|ui| {
-                if ui
-                    .small_button("x")
-                    .on_hover_text("Remove this block")
-                    .clicked()
-                {
+                if ui.small_button("x").on_hover_text("Remove this block").clicked() {
                     remove = Some(i);
                 }
                 ui.label(format!("{}", i + 1));
             });
-            ui.add(DragValue::new(&mut c.channels).range(1..=1024))
-                .labelled_by(headers[1]);
-            ui.add(DragValue::new(&mut c.kernel).range(1..=15))
-                .labelled_by(headers[2]);
-            ui.add(DragValue::new(&mut c.stride).range(1..=8))
-                .labelled_by(headers[3]);
-            ui.add(DragValue::new(&mut c.padding).range(0..=8))
-                .labelled_by(headers[4]);
+            ui.add(DragValue::new(&mut c.channels).range(1..=1024)).labelled_by(headers[1]);
+            ui.add(DragValue::new(&mut c.kernel).range(1..=15)).labelled_by(headers[2]);
+            ui.add(DragValue::new(&mut c.stride).range(1..=8)).labelled_by(headers[3]);
+            ui.add(DragValue::new(&mut c.padding).range(0..=8)).labelled_by(headers[4]);
             ui.add(DragValue::new(&mut c.pool).range(1..=4))
                 .labelled_by(headers[5])
                 .on_hover_text("max-pool window; 1 for none");
@@ -420,25 +356,14 @@ fn conv_blocks(ui: &mut Ui, conv: &mut Vec<ConvSpec>) {
     }
     if ui.button("Add conv block").clicked() {
         let channels = conv.last().map_or(32, |c| (c.channels * 2).min(512));
-        conv.push(ConvSpec {
-            channels,
-            padding: 1,
-            ..ConvSpec::default()
-        });
+        conv.push(ConvSpec { channels, padding: 1, ..ConvSpec::default() });
     }
 }
 
 fn layer_params(layer: &LayerPlan) -> usize {
     match layer {
-        LayerPlan::Conv {
-            in_channels,
-            out_channels,
-            kernel,
-            ..
-        } => out_channels * (in_channels * kernel * kernel + 1),
-        LayerPlan::Dense {
-            inputs, outputs, ..
-        } => outputs * (inputs + 1),
+        LayerPlan::Conv { in_channels, out_channels, kernel, .. } => out_channels * (in_channels * kernel * kernel + 1),
+        LayerPlan::Dense { inputs, outputs, .. } => outputs * (inputs + 1),
         _ => 0,
     }
 }
@@ -456,9 +381,9 @@ fn layer_table(ui: &mut Ui, preset: &Preset, preview: &PreviewLoader) {
         return;
     };
     let total: usize = layers.iter().map(|(l, _)| layer_params(l)).sum();
-    egui::CollapsingHeader::new(format!("Layers: {} parameters", group_thousands(total)))
-        .default_open(false)
-        .show(ui, |ui| {
+    egui::CollapsingHeader::new(format!("Layers: {} parameters", group_thousands(total))).default_open(false).show(
+        ui,
+        |ui| {
             egui::Grid::new("layers_grid").striped(true).show(ui, |ui| {
                 for (layer, out) in &layers {
                     let name = match layer {
@@ -473,21 +398,13 @@ fn layer_table(ui: &mut Ui, preset: &Preset, preview: &PreviewLoader) {
                     };
                     let params = layer_params(layer);
                     ui.label(name);
-                    ui.label(
-                        out.iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("×"),
-                    );
-                    ui.label(if params > 0 {
-                        group_thousands(params)
-                    } else {
-                        String::new()
-                    });
+                    ui.label(out.iter().map(ToString::to_string).collect::<Vec<_>>().join("×"));
+                    ui.label(if params > 0 { group_thousands(params) } else { String::new() });
                     ui.end_row();
                 }
             });
-        });
+        },
+    );
 }
 
 pub fn group_thousands(n: usize) -> String {

@@ -42,12 +42,8 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, dropped_steps: u64) {
             }
             if dropped_steps > 0 {
                 ui.separator();
-                ui.label(format!(
-                    "{dropped_steps} step updates skipped (display only)"
-                ))
-                .on_hover_text(
-                    "The display fell behind; every step is still in the run's metrics.csv.",
-                );
+                ui.label(format!("{dropped_steps} step updates skipped (display only)"))
+                    .on_hover_text("The display fell behind; every step is still in the run's metrics.csv.");
             }
         }
     });

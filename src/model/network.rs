@@ -14,20 +14,12 @@ pub enum Mode<'a> {
 }
 
 enum Layer {
-    Conv {
-        weight: Tensor,
-        bias: Tensor,
-        stride: usize,
-        padding: usize,
-    },
+    Conv { weight: Tensor, bias: Tensor, stride: usize, padding: usize },
     MaxPool(usize),
     Flatten,
-    Dense {
-        weight: Tensor,
-        bias: Tensor,
-    },
+    Dense { weight: Tensor, bias: Tensor },
     Activation(Activation),
-    Dropout(f32),
+    Dropout(f64),
 }
 
 /// A layer of the network as the GUI lists it.
@@ -56,84 +48,42 @@ fn uniform(shape: &[usize], fan_in: usize, rng: &mut Rng, device: &Device) -> Re
 
 impl Network {
     /// Plans the spec for this data and initialises every weight from `seed`.
-    pub fn new(
-        spec: &ModelSpec,
-        input_shape: &[usize],
-        classes: usize,
-        seed: u64,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn new(spec: &ModelSpec, input_shape: &[usize], classes: usize, seed: u64, device: &Device) -> Result<Self> {
         let mut rng = Rng::derive(seed, "init", 0);
         let mut layers = Vec::new();
         let mut params = Vec::new();
         let mut info = Vec::new();
         for (p, out_shape) in plan(spec, input_shape, classes)? {
             let (layer, description, count) = match p {
-                LayerPlan::Conv {
-                    name,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
+                LayerPlan::Conv { name, in_channels, out_channels, kernel, stride, padding } => {
                     let fan_in = in_channels * kernel * kernel;
-                    let w = uniform(
-                        &[out_channels, in_channels, kernel, kernel],
-                        fan_in,
-                        &mut rng,
-                        device,
-                    )?;
+                    let w = uniform(&[out_channels, in_channels, kernel, kernel], fan_in, &mut rng, device)?;
                     let b = uniform(&[out_channels], fan_in, &mut rng, device)?;
-                    let layer = Layer::Conv {
-                        weight: w.as_tensor().clone(),
-                        bias: b.as_tensor().clone(),
-                        stride,
-                        padding,
-                    };
-                    let d = format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
+                    let layer =
+                        Layer::Conv { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), stride, padding };
+                    let d =
+                        format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
                     (layer, d, out_channels * (fan_in + 1))
                 }
-                LayerPlan::Dense {
-                    name,
-                    inputs,
-                    outputs,
-                } => {
+                LayerPlan::Dense { name, inputs, outputs } => {
                     let w = uniform(&[outputs, inputs], inputs, &mut rng, device)?;
                     let b = uniform(&[outputs], inputs, &mut rng, device)?;
-                    let layer = Layer::Dense {
-                        weight: w.as_tensor().clone(),
-                        bias: b.as_tensor().clone(),
-                    };
+                    let layer = Layer::Dense { weight: w.as_tensor().clone(), bias: b.as_tensor().clone() };
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    (
-                        layer,
-                        format!("{name}: dense {inputs} -> {outputs}"),
-                        outputs * (inputs + 1),
-                    )
+                    (layer, format!("{name}: dense {inputs} -> {outputs}"), outputs * (inputs + 1))
                 }
-                LayerPlan::MaxPool { size } => {
-                    (Layer::MaxPool(size), format!("max-pool {size}x{size}"), 0)
-                }
+                LayerPlan::MaxPool { size } => (Layer::MaxPool(size), format!("max-pool {size}x{size}"), 0),
                 LayerPlan::Flatten => (Layer::Flatten, "flatten".into(), 0),
                 LayerPlan::Activation(a) => (Layer::Activation(a), a.title().into(), 0),
                 LayerPlan::Dropout(p) => (Layer::Dropout(p), format!("dropout {p}"), 0),
             };
             layers.push(layer);
-            info.push(LayerInfo {
-                description,
-                output_shape: out_shape,
-                params: count,
-            });
+            info.push(LayerInfo { description, output_shape: out_shape, params: count });
         }
-        Ok(Self {
-            layers,
-            params,
-            info,
-        })
+        Ok(Self { layers, params, info })
     }
 
     pub fn params(&self) -> &[(String, Var)] {
@@ -158,12 +108,9 @@ impl Network {
         };
         for layer in &self.layers {
             x = match layer {
-                Layer::Conv {
-                    weight,
-                    bias,
-                    stride,
-                    padding,
-                } => conv2d_nhwc(&x, weight, Some(bias), *stride, *padding)?,
+                Layer::Conv { weight, bias, stride, padding } => {
+                    conv2d_nhwc(&x, weight, Some(bias), *stride, *padding)?
+                }
                 Layer::MaxPool(size) => max_pool_nhwc(&x, *size)?,
                 Layer::Flatten => x.flatten_from(1)?,
                 Layer::Dense { weight, bias } => x.matmul(&weight.t()?)?.broadcast_add(bias)?,
@@ -180,9 +127,7 @@ impl Network {
     /// Copies the values of `other`'s parameters into this network's (same spec).
     pub fn load_params(&self, values: &std::collections::HashMap<String, Tensor>) -> Result<()> {
         for (name, var) in &self.params {
-            let v = values
-                .get(name)
-                .ok_or_else(|| crate::Error::Other(format!("weights have no tensor `{name}`")))?;
+            let v = values.get(name).ok_or_else(|| crate::Error::Other(format!("weights have no tensor `{name}`")))?;
             if v.dims() != var.dims() {
                 return Err(crate::Error::Shape(format!(
                     "tensor `{name}` is {:?} but the model expects {:?}",
@@ -207,16 +152,8 @@ fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
 }
 
 /// Inverted dropout with a mask drawn from the run's seeded RNG.
-fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
-    let keep = 1.0 - p;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if rng.uniform() < keep {
-                1.0 / keep
-            } else {
-                0.0
-            }
-        })
-        .collect();
+fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
+    let keep = (1.0 - p) as f32;
+    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
     Ok((x * Tensor::from_vec(mask, x.shape(), x.device())?)?)
 }

@@ -41,30 +41,20 @@ impl ConvGeometry {
     /// The input column `ix` seen by output column `ox` at kernel offset `kx`, if inside the image.
     #[inline]
     fn input_col(&self, ox: usize, kx: usize) -> Option<usize> {
-        (ox * self.stride + kx)
-            .checked_sub(self.pad)
-            .filter(|&i| i < self.w)
+        (ox * self.stride + kx).checked_sub(self.pad).filter(|&i| i < self.w)
     }
 
     #[inline]
     fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.pad)
-            .filter(|&i| i < self.h)
+        (oy * self.stride + ky).checked_sub(self.pad).filter(|&i| i < self.h)
     }
 }
 
-fn contiguous_f32<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
-        None => Err(candle_core::Error::Msg(format!(
-            "{op}: input must be contiguous"
-        ))),
+        None => Err(candle_core::Error::Msg(format!("{op}: input must be contiguous"))),
     }
 }
 
@@ -76,58 +66,43 @@ impl CustomOp1 for Im2Col {
         "gradlab-im2col"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
         let x = contiguous_f32(storage, layout, self.name())?;
         let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
         let mut out = vec![0f32; g.n * oh * ow * kkc];
         let row_len = g.w * g.c;
-        out.par_chunks_mut(ow * kkc)
-            .enumerate()
-            .for_each(|(row, chunk)| {
-                let (n, oy) = (row / oh, row % oh);
-                let image = &x[n * g.h * row_len..(n + 1) * g.h * row_len];
-                for ox in 0..ow {
-                    let patch = &mut chunk[ox * kkc..(ox + 1) * kkc];
-                    for ky in 0..g.k {
-                        let dst = &mut patch[ky * g.k * g.c..(ky + 1) * g.k * g.c];
-                        let Some(iy) = g.input_row(oy, ky) else {
-                            continue; // stays zero: padding
-                        };
-                        let src_row = &image[iy * row_len..(iy + 1) * row_len];
-                        let x0 = ox * g.stride;
-                        if x0 >= g.pad && x0 - g.pad + g.k <= g.w {
-                            // the whole kernel row is inside: one contiguous copy
-                            let ix = x0 - g.pad;
-                            dst.copy_from_slice(&src_row[ix * g.c..(ix + g.k) * g.c]);
-                        } else {
-                            for kx in 0..g.k {
-                                if let Some(ix) = g.input_col(ox, kx) {
-                                    dst[kx * g.c..(kx + 1) * g.c]
-                                        .copy_from_slice(&src_row[ix * g.c..(ix + 1) * g.c]);
-                                }
+        out.par_chunks_mut(ow * kkc).enumerate().for_each(|(row, chunk)| {
+            let (n, oy) = (row / oh, row % oh);
+            let image = &x[n * g.h * row_len..(n + 1) * g.h * row_len];
+            for ox in 0..ow {
+                let patch = &mut chunk[ox * kkc..(ox + 1) * kkc];
+                for ky in 0..g.k {
+                    let dst = &mut patch[ky * g.k * g.c..(ky + 1) * g.k * g.c];
+                    let Some(iy) = g.input_row(oy, ky) else {
+                        continue; // stays zero: padding
+                    };
+                    let src_row = &image[iy * row_len..(iy + 1) * row_len];
+                    let x0 = ox * g.stride;
+                    if x0 >= g.pad && x0 - g.pad + g.k <= g.w {
+                        // the whole kernel row is inside: one contiguous copy
+                        let ix = x0 - g.pad;
+                        dst.copy_from_slice(&src_row[ix * g.c..(ix + g.k) * g.c]);
+                    } else {
+                        for kx in 0..g.k {
+                            if let Some(ix) = g.input_col(ox, kx) {
+                                dst[kx * g.c..(kx + 1) * g.c].copy_from_slice(&src_row[ix * g.c..(ix + 1) * g.c]);
                             }
                         }
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((g.n * oh * ow, kkc))))
     }
 
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        grad_res
-            .contiguous()?
-            .apply_op1_no_bwd(&Col2Im(self.0))
-            .map(Some)
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0)).map(Some)
     }
 }
 
@@ -139,65 +114,44 @@ impl CustomOp1 for Col2Im {
         "gradlab-col2im"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
         let cols = contiguous_f32(storage, layout, self.name())?;
         let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
         let image_len = g.h * g.w * g.c;
         let mut out = vec![0f32; g.n * image_len];
-        out.par_chunks_mut(image_len)
-            .enumerate()
-            .for_each(|(n, image)| {
-                let cols = &cols[n * oh * ow * kkc..(n + 1) * oh * ow * kkc];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let patch = &cols[(oy * ow + ox) * kkc..(oy * ow + ox + 1) * kkc];
-                        for ky in 0..g.k {
-                            let Some(iy) = g.input_row(oy, ky) else {
+        out.par_chunks_mut(image_len).enumerate().for_each(|(n, image)| {
+            let cols = &cols[n * oh * ow * kkc..(n + 1) * oh * ow * kkc];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let patch = &cols[(oy * ow + ox) * kkc..(oy * ow + ox + 1) * kkc];
+                    for ky in 0..g.k {
+                        let Some(iy) = g.input_row(oy, ky) else {
+                            continue;
+                        };
+                        for kx in 0..g.k {
+                            let Some(ix) = g.input_col(ox, kx) else {
                                 continue;
                             };
-                            for kx in 0..g.k {
-                                let Some(ix) = g.input_col(ox, kx) else {
-                                    continue;
-                                };
-                                let dst =
-                                    &mut image[(iy * g.w + ix) * g.c..(iy * g.w + ix + 1) * g.c];
-                                let src = &patch[(ky * g.k + kx) * g.c..(ky * g.k + kx + 1) * g.c];
-                                for (d, s) in dst.iter_mut().zip(src) {
-                                    *d += s;
-                                }
+                            let dst = &mut image[(iy * g.w + ix) * g.c..(iy * g.w + ix + 1) * g.c];
+                            let src = &patch[(ky * g.k + kx) * g.c..(ky * g.k + kx + 1) * g.c];
+                            for (d, s) in dst.iter_mut().zip(src) {
+                                *d += s;
                             }
                         }
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.h, g.w, g.c))))
     }
 }
 
 /// 2-D convolution of an NHWC input with a PyTorch-layout `[out, in, k, k]` weight; returns NHWC.
-pub fn conv2d_nhwc(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    stride: usize,
-    pad: usize,
-) -> Result<Tensor> {
+pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
     let (o, _, k, _) = weight.dims4()?;
-    let g = ConvGeometry {
-        n,
-        h,
-        w,
-        c,
-        k,
-        stride,
-        pad,
-    };
+    let g = ConvGeometry { n, h, w, c, k, stride, pad };
     let (oh, ow) = (g.out_h(), g.out_w());
     let y = if x.device().is_cpu() {
         let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
@@ -210,10 +164,7 @@ pub fn conv2d_nhwc(
         };
         y.reshape((n, oh, ow, o))?
     } else {
-        let y = x
-            .permute((0, 3, 1, 2))?
-            .contiguous()?
-            .conv2d(weight, pad, stride, 1, 1)?;
+        let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(weight, pad, stride, 1, 1)?;
         let y = match bias {
             Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?)?,
             None => y,
@@ -240,52 +191,36 @@ impl CustomOp1 for MaxPool {
         "gradlab-maxpool"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout, self.name())?;
         let (n, h, w, c) = Self::dims(layout)?;
         let p = self.size;
         let (oh, ow) = (h / p, w / p);
         let mut out = vec![0f32; n * oh * ow * c];
-        out.par_chunks_mut(ow * c)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (b, oy) = (row / oh, row % oh);
-                dst.fill(f32::NEG_INFINITY);
-                for dy in 0..p {
-                    let iy = oy * p + dy;
-                    let src_row = &x[((b * h + iy) * w) * c..((b * h + iy) * w + w) * c];
-                    for ox in 0..ow {
-                        let d = &mut dst[ox * c..(ox + 1) * c];
-                        for dx in 0..p {
-                            let s = &src_row[(ox * p + dx) * c..(ox * p + dx + 1) * c];
-                            for (m, &v) in d.iter_mut().zip(s) {
-                                if v > *m {
-                                    *m = v;
-                                }
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(row, dst)| {
+            let (b, oy) = (row / oh, row % oh);
+            dst.fill(f32::NEG_INFINITY);
+            for dy in 0..p {
+                let iy = oy * p + dy;
+                let src_row = &x[((b * h + iy) * w) * c..((b * h + iy) * w + w) * c];
+                for ox in 0..ow {
+                    let d = &mut dst[ox * c..(ox + 1) * c];
+                    for dx in 0..p {
+                        let s = &src_row[(ox * p + dx) * c..(ox * p + dx + 1) * c];
+                        for (m, &v) in d.iter_mut().zip(s) {
+                            if v > *m {
+                                *m = v;
                             }
                         }
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
     }
 
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        arg.contiguous()?
-            .apply_op2_no_bwd(
-                &grad_res.contiguous()?,
-                &MaxPoolBackward { size: self.size },
-            )
-            .map(Some)
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &MaxPoolBackward { size: self.size }).map(Some)
     }
 }
 
@@ -313,30 +248,28 @@ impl CustomOp2 for MaxPoolBackward {
         let (oh, ow) = (h / p, w / p);
         let image_len = h * w * c;
         let mut out = vec![0f32; n * image_len];
-        out.par_chunks_mut(image_len)
-            .enumerate()
-            .for_each(|(b, dst)| {
-                let src = &x[b * image_len..(b + 1) * image_len];
-                let g = &grad[b * oh * ow * c..(b + 1) * oh * ow * c];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        for ch in 0..c {
-                            let mut best = f32::NEG_INFINITY;
-                            let mut at = (oy * p * w + ox * p) * c + ch;
-                            for dy in 0..p {
-                                for dx in 0..p {
-                                    let i = ((oy * p + dy) * w + ox * p + dx) * c + ch;
-                                    if src[i] > best {
-                                        best = src[i];
-                                        at = i;
-                                    }
+        out.par_chunks_mut(image_len).enumerate().for_each(|(b, dst)| {
+            let src = &x[b * image_len..(b + 1) * image_len];
+            let g = &grad[b * oh * ow * c..(b + 1) * oh * ow * c];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut at = (oy * p * w + ox * p) * c + ch;
+                        for dy in 0..p {
+                            for dx in 0..p {
+                                let i = ((oy * p + dy) * w + ox * p + dx) * c + ch;
+                                if src[i] > best {
+                                    best = src[i];
+                                    at = i;
                                 }
                             }
-                            dst[at] += g[(oy * ow + ox) * c + ch];
                         }
+                        dst[at] += g[(oy * ow + ox) * c + ch];
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, h, w, c))))
     }
 }
@@ -354,11 +287,7 @@ pub fn max_pool_nhwc(x: &Tensor, size: usize) -> Result<Tensor> {
 pub fn max_pool_reference(x: &Tensor, size: usize) -> candle_core::Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
     let (oh, ow) = (h / size, w / size);
-    x.narrow(1, 0, oh * size)?
-        .narrow(2, 0, ow * size)?
-        .reshape((n, oh, size, ow, size, c))?
-        .max(4)?
-        .max(2)
+    x.narrow(1, 0, oh * size)?.narrow(2, 0, ow * size)?.reshape((n, oh, size, ow, size, c))?.max(4)?.max(2)
 }
 
 #[cfg(test)]
@@ -375,16 +304,7 @@ mod tests {
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
     /// candle's own NCHW conv2d, wrapped to NHWC.
@@ -402,12 +322,9 @@ mod tests {
 
     #[test]
     fn conv_matches_candle_forward_and_gradients() {
-        for (h, c, o, k, stride, pad) in [
-            (7, 1, 4, 3, 1, 0),
-            (8, 3, 5, 3, 2, 1),
-            (6, 2, 3, 5, 1, 2),
-            (5, 4, 2, 1, 1, 0),
-        ] {
+        for (h, c, o, k, stride, pad) in
+            [(7, 1, 4, 3, 1, 0), (8, 3, 5, 3, 2, 1), (6, 2, 3, 5, 1, 2), (5, 4, 2, 1, 1, 0)]
+        {
             // square inputs: candle's own conv2d backward mixes up height and width otherwise
             let x = Var::from_tensor(&random(&[2, h, h, c], 1)).unwrap();
             let w = Var::from_tensor(&random(&[o, c, k, k], 2)).unwrap();
@@ -419,35 +336,19 @@ mod tests {
             // same upstream gradient through both
             let up = random(ours.dims(), 4);
             let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (theirs * &up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g2 = (theirs * &up).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&x, &w, &b] {
                 let d = max_abs_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
-                assert!(
-                    d < 1e-3,
-                    "gradient differs by {d} for geometry {h} {c} {o} {k} {stride} {pad}"
-                );
+                assert!(d < 1e-3, "gradient differs by {d} for geometry {h} {c} {o} {k} {stride} {pad}");
             }
         }
     }
 
     /// Central finite differences of `f` at every element of `x`, against the analytic gradient.
     fn check_finite_differences(x: &[f32], shape: &[usize], f: impl Fn(&Tensor) -> Tensor) {
-        let var =
-            Var::from_tensor(&Tensor::from_vec(x.to_vec(), shape, &Device::Cpu).unwrap()).unwrap();
-        let analytic: Vec<f32> = f(&var)
-            .backward()
-            .unwrap()
-            .get(&var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let var = Var::from_tensor(&Tensor::from_vec(x.to_vec(), shape, &Device::Cpu).unwrap()).unwrap();
+        let analytic: Vec<f32> =
+            f(&var).backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let eps = 1e-2f32;
         for i in 0..x.len() {
             let eval = |delta: f32| -> f32 {
@@ -469,26 +370,16 @@ mod tests {
     fn conv_gradient_matches_finite_differences() {
         let w = random(&[3, 2, 3, 3], 7);
         let up = random(&[2, 3, 4, 3], 8);
-        let x: Vec<f32> = random(&[2, 5, 7, 2], 9)
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let x: Vec<f32> = random(&[2, 5, 7, 2], 9).flatten_all().unwrap().to_vec1().unwrap();
         check_finite_differences(&x, &[2, 5, 7, 2], |x| {
-            (conv2d_nhwc(x, &w, None, 2, 1).unwrap() * &up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
+            (conv2d_nhwc(x, &w, None, 2, 1).unwrap() * &up).unwrap().sum_all().unwrap()
         });
         // and with respect to the weight
         let xt = random(&[2, 5, 5, 2], 10);
         let up = random(&[2, 3, 3, 3], 11);
         let wv: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
         check_finite_differences(&wv, &[3, 2, 3, 3], |w| {
-            (conv2d_nhwc(&xt, w, None, 1, 0).unwrap() * &up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
+            (conv2d_nhwc(&xt, w, None, 1, 0).unwrap() * &up).unwrap().sum_all().unwrap()
         });
     }
 
@@ -499,51 +390,25 @@ mod tests {
         let mut vals: Vec<f32> = (0..2 * 6 * 7 * 3).map(|i| i as f32 * 0.1).collect();
         rng.shuffle(&mut vals);
         let shape = [2, 6, 7, 3];
-        let x =
-            Var::from_tensor(&Tensor::from_vec(vals.clone(), &shape[..], &Device::Cpu).unwrap())
-                .unwrap();
+        let x = Var::from_tensor(&Tensor::from_vec(vals.clone(), &shape[..], &Device::Cpu).unwrap()).unwrap();
         let ours = max_pool_nhwc(&x, 2).unwrap();
         let theirs = max_pool_reference(&x, 2).unwrap();
         assert_eq!(ours.dims(), &[2, 3, 3, 3]);
         assert_eq!(max_abs_diff(&ours, &theirs), 0.0);
         let up = random(&[2, 3, 3, 3], 13);
-        let g1 = (&ours * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (&theirs * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g1 = (&ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&theirs * &up).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(max_abs_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-6);
-        check_finite_differences(&vals, &shape, |x| {
-            (max_pool_nhwc(x, 2).unwrap() * &up)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        });
+        check_finite_differences(&vals, &shape, |x| (max_pool_nhwc(x, 2).unwrap() * &up).unwrap().sum_all().unwrap());
     }
 
     #[test]
     fn candle_max_pool_gradient_is_scaled_wrong() {
         // Documents why we do not use candle's max_pool2d: its gradient is 1/(k*k) of the true one.
         let x = Var::from_tensor(&random(&[1, 1, 4, 4], 14)).unwrap();
-        let g = x
-            .max_pool2d(2)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g = x.max_pool2d(2).unwrap().sum_all().unwrap().backward().unwrap();
         let total: f32 = g.get(&x).unwrap().sum_all().unwrap().to_scalar().unwrap();
         // four windows, each should pass a gradient of exactly 1
-        assert!(
-            (total - 4.0).abs() > 1.0,
-            "candle fixed max_pool2d's gradient ({total}); ours can go"
-        );
+        assert!((total - 4.0).abs() > 1.0, "candle fixed max_pool2d's gradient ({total}); ours can go");
     }
 }

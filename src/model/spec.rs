@@ -34,12 +34,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub const ALL: [Activation; 4] = [
-        Activation::Relu,
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Activation::Gelu,
-    ];
+    pub const ALL: [Activation; 4] = [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Gelu];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -64,13 +59,7 @@ pub struct ConvSpec {
 
 impl Default for ConvSpec {
     fn default() -> Self {
-        Self {
-            channels: 32,
-            kernel: 3,
-            stride: 1,
-            padding: 0,
-            pool: 2,
-        }
+        Self { channels: 32, kernel: 3, stride: 1, padding: 0, pool: 2 }
     }
 }
 
@@ -85,7 +74,7 @@ pub struct ModelSpec {
     pub conv: Vec<ConvSpec>,
     pub hidden: Vec<usize>,
     pub activation: Activation,
-    pub dropout: f32,
+    pub dropout: f64,
 }
 
 impl Default for ModelSpec {
@@ -103,12 +92,7 @@ impl Default for ModelSpec {
 
 impl ModelSpec {
     pub fn mlp(hidden: &[usize]) -> Self {
-        Self {
-            kind: ModelKind::Mlp,
-            conv: vec![],
-            hidden: hidden.to_vec(),
-            ..Self::default()
-        }
+        Self { kind: ModelKind::Mlp, conv: vec![], hidden: hidden.to_vec(), ..Self::default() }
     }
 
     /// A one-line description, e.g. `CNN conv32k3-pool2 -> 10`.
@@ -127,15 +111,7 @@ impl ModelSpec {
             }
         }
         parts.extend(self.hidden.iter().map(|h| format!("fc{h}")));
-        format!(
-            "{} {}",
-            self.kind.title(),
-            if parts.is_empty() {
-                "linear".into()
-            } else {
-                parts.join("-")
-            }
-        )
+        format!("{} {}", self.kind.title(), if parts.is_empty() { "linear".into() } else { parts.join("-") })
     }
 }
 
@@ -161,16 +137,12 @@ pub enum LayerPlan {
         outputs: usize,
     },
     Activation(Activation),
-    Dropout(f32),
+    Dropout(f64),
 }
 
 /// The layers of a spec for an input shape (`[c, h, w]` or `[features]`) and class count, with
 /// the shape after each layer. Errors name the key of the spec that does not fit.
-pub fn plan(
-    spec: &ModelSpec,
-    input_shape: &[usize],
-    classes: usize,
-) -> Result<Vec<(LayerPlan, Vec<usize>)>> {
+pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<Vec<(LayerPlan, Vec<usize>)>> {
     let shape_err = |key: String, msg: String| Error::config("preset", format!("model.{key}"), msg);
     let mut layers = Vec::new();
     let mut features = input_shape.iter().product::<usize>();
@@ -190,10 +162,7 @@ pub fn plan(
             if conv.stride == 0 {
                 return Err(shape_err(key("stride"), "must be at least 1".into()));
             }
-            if conv.kernel == 0
-                || conv.kernel > h + 2 * conv.padding
-                || conv.kernel > w + 2 * conv.padding
-            {
+            if conv.kernel == 0 || conv.kernel > h + 2 * conv.padding || conv.kernel > w + 2 * conv.padding {
                 return Err(shape_err(
                     key("kernel"),
                     format!(
@@ -215,10 +184,7 @@ pub fn plan(
                 },
                 vec![conv.channels, oh, ow],
             ));
-            layers.push((
-                LayerPlan::Activation(spec.activation),
-                vec![conv.channels, oh, ow],
-            ));
+            layers.push((LayerPlan::Activation(spec.activation), vec![conv.channels, oh, ow]));
             (c, h, w) = (conv.channels, oh, ow);
             if conv.pool > 1 {
                 if conv.pool > h || conv.pool > w {
@@ -242,26 +208,13 @@ pub fn plan(
         layers.push((LayerPlan::Flatten, vec![features]));
     }
     if !(0.0..1.0).contains(&spec.dropout) {
-        return Err(shape_err(
-            "dropout".into(),
-            format!("{} is not a probability in [0, 1)", spec.dropout),
-        ));
+        return Err(shape_err("dropout".into(), format!("{} is not a probability in [0, 1)", spec.dropout)));
     }
     for (i, &width) in spec.hidden.iter().enumerate() {
         if width == 0 {
-            return Err(shape_err(
-                format!("hidden[{i}]"),
-                "a layer needs at least 1 unit".into(),
-            ));
+            return Err(shape_err(format!("hidden[{i}]"), "a layer needs at least 1 unit".into()));
         }
-        layers.push((
-            LayerPlan::Dense {
-                name: format!("fc{}", i + 1),
-                inputs: features,
-                outputs: width,
-            },
-            vec![width],
-        ));
+        layers.push((LayerPlan::Dense { name: format!("fc{}", i + 1), inputs: features, outputs: width }, vec![width]));
         layers.push((LayerPlan::Activation(spec.activation), vec![width]));
         if spec.dropout > 0.0 {
             layers.push((LayerPlan::Dropout(spec.dropout), vec![width]));
@@ -269,11 +222,7 @@ pub fn plan(
         features = width;
     }
     layers.push((
-        LayerPlan::Dense {
-            name: format!("fc{}", spec.hidden.len() + 1),
-            inputs: features,
-            outputs: classes,
-        },
+        LayerPlan::Dense { name: format!("fc{}", spec.hidden.len() + 1), inputs: features, outputs: classes },
         vec![classes],
     ));
     Ok(layers)

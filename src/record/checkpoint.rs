@@ -37,10 +37,7 @@ const M_PREFIX: &str = "optimizer.m.";
 const V_PREFIX: &str = "optimizer.v.";
 
 fn paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("epoch-{epoch}.safetensors")),
-        dir.join(format!("epoch-{epoch}.json")),
-    )
+    (dir.join(format!("epoch-{epoch}.safetensors")), dir.join(format!("epoch-{epoch}.json")))
 }
 
 /// Writes `epoch-N.safetensors` then `epoch-N.json`; the JSON, written last, marks it complete.
@@ -68,19 +65,10 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     let weights = path.with_extension("safetensors");
     let meta = path.with_extension("json");
     let text = std::fs::read_to_string(&meta).map_err(|e| Error::io(&meta, e))?;
-    let state: CheckpointState =
-        serde_json::from_str(&text).map_err(|e| Error::format(&meta, e.to_string()))?;
-    let tensors = candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| {
-        Error::format(
-            &weights,
-            format!("cannot read the checkpoint's weights: {e}"),
-        )
-    })?;
-    Ok(Checkpoint {
-        path: weights,
-        state,
-        tensors,
-    })
+    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::format(&meta, e.to_string()))?;
+    let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
+        .map_err(|e| Error::format(&weights, format!("cannot read the checkpoint's weights: {e}")))?;
+    Ok(Checkpoint { path: weights, state, tensors })
 }
 
 /// All complete checkpoints of a run, by epoch.
@@ -93,14 +81,8 @@ pub fn list_checkpoints(run_dir: &Path) -> Vec<(usize, PathBuf)> {
         .filter_map(|e| {
             let path = e.ok()?.path();
             let name = path.file_name()?.to_str()?;
-            let epoch = name
-                .strip_prefix("epoch-")?
-                .strip_suffix(".json")?
-                .parse()
-                .ok()?;
-            path.with_extension("safetensors")
-                .exists()
-                .then_some((epoch, path))
+            let epoch = name.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()?;
+            path.with_extension("safetensors").exists().then_some((epoch, path))
         })
         .collect();
     found.sort();
@@ -119,18 +101,9 @@ impl Checkpoint {
         if with_optimizer {
             let device = session.device.clone();
             let get = |key: String| -> Result<Option<Tensor>> {
-                self.tensors
-                    .get(&key)
-                    .map(|t| t.to_device(&device))
-                    .transpose()
-                    .map_err(Into::into)
+                self.tensors.get(&key).map(|t| t.to_device(&device)).transpose().map_err(Into::into)
             };
-            for ((name, _), st) in session
-                .net
-                .params()
-                .iter()
-                .zip(session.optimizer.state.iter_mut())
-            {
+            for ((name, _), st) in session.net.params().iter().zip(session.optimizer.state.iter_mut()) {
                 st.m = get(format!("{M_PREFIX}{name}"))?;
                 st.v = get(format!("{V_PREFIX}{name}"))?;
             }

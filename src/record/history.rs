@@ -16,10 +16,7 @@ fn process_alive(pid: u32) -> bool {
         // a killed process can linger as a zombie until its parent reaps it: that is not alive
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']).not())
-            })
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']).not()))
             .unwrap_or(false)
     } else {
         true // cannot tell: trust the file
@@ -42,11 +39,7 @@ pub fn list_runs(runs_dir: &Path) -> Vec<(PathBuf, RunInfo)> {
             Some((dir, info))
         })
         .collect();
-    runs.sort_by(|a, b| {
-        b.1.started_at
-            .cmp(&a.1.started_at)
-            .then(b.1.id.cmp(&a.1.id))
-    });
+    runs.sort_by(|a, b| b.1.started_at.cmp(&a.1.started_at).then(b.1.id.cmp(&a.1.id)));
     runs
 }
 
@@ -67,8 +60,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
     }
     let preset = Preset::load(&dir.join("preset.toml"))?;
     let metrics_path = dir.join("metrics.csv");
-    let metrics =
-        std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    let metrics = std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
     // a torn last line (the process was killed mid-write) parses as garbage: skip what does not parse
     let steps = metrics
         .lines()
@@ -84,13 +76,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    Ok(RunData {
-        dir: dir.to_path_buf(),
-        info,
-        preset,
-        epochs,
-        steps,
-    })
+    Ok(RunData { dir: dir.to_path_buf(), info, preset, epochs, steps })
 }
 
 /// Gives a run a new display name (its folder keeps its name).
@@ -103,10 +89,7 @@ pub fn rename_run(dir: &Path, name: &str) -> Result<()> {
 /// Deletes a run's folder, refusing folders that are not runs.
 pub fn delete_run(dir: &Path) -> Result<()> {
     if !dir.join("summary.json").exists() || !dir.join("preset.toml").exists() {
-        return Err(Error::format(
-            dir,
-            "is not a run folder (no summary.json and preset.toml); not deleting it",
-        ));
+        return Err(Error::format(dir, "is not a run folder (no summary.json and preset.toml); not deleting it"));
     }
     std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))
 }

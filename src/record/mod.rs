@@ -21,9 +21,7 @@ mod time;
 use std::io::Write;
 use std::path::Path;
 
-pub use checkpoint::{
-    latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState,
-};
+pub use checkpoint::{latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState};
 pub use history::{delete_run, list_runs, load_run, rename_run, RunData};
 pub use recorder::{DataInfo, Machine, RunInfo, RunRecorder, METRICS_HEADER};
 pub use time::timestamp;
@@ -32,10 +30,7 @@ use crate::error::{Error, Result};
 
 /// Writes a file so that readers see the old or the new content, never half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

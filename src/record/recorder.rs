@@ -116,16 +116,8 @@ pub struct RunRecorder {
 }
 
 fn slug(title: &str) -> String {
-    let s: String = title
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let s = s
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
+    let s: String = title.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
     if s.is_empty() {
         "run".into()
     } else {
@@ -134,17 +126,12 @@ fn slug(title: &str) -> String {
 }
 
 fn append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+    OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))
 }
 
 fn write_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
     // one write per line, so a kill leaves whole lines (at worst a last partial one that readers skip)
-    file.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| Error::io(path, e))
+    file.write_all(format!("{line}\n").as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 impl RunRecorder {
@@ -195,12 +182,7 @@ impl RunRecorder {
             candle_version: "0.11".into(),
         };
         info.write(&dir)?;
-        Ok(Self {
-            dir,
-            metrics,
-            epochs,
-            info,
-        })
+        Ok(Self { dir, metrics, epochs, info })
     }
 
     /// Reopens a run to continue it after `epoch` completed epochs: rows past that epoch (from
@@ -210,11 +192,7 @@ impl RunRecorder {
         let metrics_path = dir.join("metrics.csv");
         truncate_lines(&metrics_path, |line| {
             line == METRICS_HEADER
-                || line
-                    .split(',')
-                    .nth(1)
-                    .and_then(|e| e.parse::<usize>().ok())
-                    .is_some_and(|e| e <= epoch)
+                || line.split(',').nth(1).and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch)
         })?;
         let epochs_path = dir.join("epochs.jsonl");
         truncate_lines(&epochs_path, |line| {
@@ -225,12 +203,7 @@ impl RunRecorder {
         info.pid = std::process::id();
         info.epochs_completed = epoch;
         info.write(dir)?;
-        Ok(Self {
-            metrics: append(&metrics_path)?,
-            epochs: append(&epochs_path)?,
-            dir: dir.to_path_buf(),
-            info,
-        })
+        Ok(Self { metrics: append(&metrics_path)?, epochs: append(&epochs_path)?, dir: dir.to_path_buf(), info })
     }
 
     pub fn dir(&self) -> &Path {
@@ -264,12 +237,7 @@ impl RunRecorder {
     }
 
     /// Records an epoch and writes its checkpoint.
-    pub fn epoch(
-        &mut self,
-        m: &EpochMetrics,
-        session: &Session,
-        state: &checkpoint::CheckpointState,
-    ) -> Result<()> {
+    pub fn epoch(&mut self, m: &EpochMetrics, session: &Session, state: &checkpoint::CheckpointState) -> Result<()> {
         let line = format!(
             "epoch,{},,{},{},{},{},{},{},{:.1},{:.3}",
             m.epoch,

@@ -17,21 +17,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// UTC time as `2026-11-26T18-40-12` (safe in file names).
 pub fn timestamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     format_timestamp(secs)
 }
 
 pub fn format_timestamp(unix_s: i64) -> String {
     let (y, m, d) = civil_from_days(unix_s.div_euclid(86_400));
     let s = unix_s.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}", s / 3600, s % 3600 / 60, s % 60)
 }
 
 #[cfg(test)]
@@ -39,9 +32,6 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::format_timestamp(0), "1970-01-01T00-00-00");
-        assert_eq!(
-            super::format_timestamp(1_795_718_412),
-            "2026-11-26T18-40-12"
-        );
+        assert_eq!(super::format_timestamp(1_795_718_412), "2026-11-26T18-40-12");
     }
 }

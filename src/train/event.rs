@@ -38,10 +38,7 @@ pub struct RunRequest {
 
 impl RunRequest {
     pub fn fresh(preset: Preset) -> Command {
-        Command::Start(Box::new(Self {
-            preset,
-            origin: RunOrigin::Fresh,
-        }))
+        Command::Start(Box::new(Self { preset, origin: RunOrigin::Fresh }))
     }
 }
 

@@ -11,10 +11,7 @@ pub struct Confusion {
 
 impl Confusion {
     pub fn new(classes: usize) -> Self {
-        Self {
-            classes,
-            counts: vec![0; classes * classes],
-        }
+        Self { classes, counts: vec![0; classes * classes] }
     }
 
     pub fn add(&mut self, truth: u32, predicted: u32) {

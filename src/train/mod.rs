@@ -7,9 +7,7 @@ pub mod optim;
 mod session;
 mod worker;
 
-pub use event::{
-    Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary,
-};
+pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};
 pub use metrics::Confusion;
 pub use session::{device_for, evaluate, Session, StepMetrics};
 pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions};

@@ -27,13 +27,7 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64, params: usize) -> Self {
-        Self {
-            kind,
-            momentum,
-            weight_decay,
-            steps: 0,
-            state: vec![ParamState::default(); params],
-        }
+        Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params] }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`.
@@ -45,11 +39,7 @@ impl Optimizer {
             let p = var.as_tensor();
             match self.kind {
                 OptimizerKind::Sgd => {
-                    let g = if self.weight_decay > 0.0 {
-                        (grad + (p * self.weight_decay)?)?
-                    } else {
-                        grad.clone()
-                    };
+                    let g = if self.weight_decay > 0.0 { (grad + (p * self.weight_decay)?)? } else { grad.clone() };
                     let update = if self.momentum > 0.0 {
                         let buf = match &state.m {
                             Some(buf) => ((buf * self.momentum)? + &g)?,
@@ -104,21 +94,12 @@ mod tests {
     /// Minimises (p - 3)^2 and checks every optimizer gets there.
     #[test]
     fn optimizers_minimise_a_quadratic() {
-        for (kind, lr) in [
-            (OptimizerKind::Sgd, 0.1),
-            (OptimizerKind::Adam, 0.1),
-            (OptimizerKind::AdamW, 0.1),
-        ] {
+        for (kind, lr) in [(OptimizerKind::Sgd, 0.1), (OptimizerKind::Adam, 0.1), (OptimizerKind::AdamW, 0.1)] {
             let var = Var::new(&[0f32, 10.0], &Device::Cpu).unwrap();
             let params = vec![("p".to_string(), var.clone())];
             let mut opt = Optimizer::new(kind, 0.9, 0.0, 1);
             for _ in 0..300 {
-                let loss = (var.as_tensor() - 3.0)
-                    .unwrap()
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap();
+                let loss = (var.as_tensor() - 3.0).unwrap().sqr().unwrap().sum_all().unwrap();
                 let grads = loss.backward().unwrap();
                 opt.step(&params, &grads, lr).unwrap();
             }
@@ -133,17 +114,9 @@ mod tests {
         let var = Var::new(&[1f32, -1.0], &Device::Cpu).unwrap();
         let params = vec![("p".to_string(), var.clone())];
         let mut opt = Optimizer::new(OptimizerKind::Adam, 0.0, 0.0, 1);
-        let grads = (var.as_tensor() * 5.0)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = (var.as_tensor() * 5.0).unwrap().sum_all().unwrap().backward().unwrap();
         opt.step(&params, &grads, 0.01).unwrap();
         let v: Vec<f32> = var.as_tensor().to_vec1().unwrap();
-        assert!(
-            (v[0] - 0.99).abs() < 1e-5 && (v[1] + 1.01).abs() < 1e-5,
-            "{v:?}"
-        );
+        assert!((v[0] - 0.99).abs() < 1e-5 && (v[1] + 1.01).abs() < 1e-5, "{v:?}");
     }
 }

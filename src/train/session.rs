@@ -60,13 +60,7 @@ pub fn device_for(preset: &Preset) -> Result<Device> {
 
 impl Session {
     pub fn new(preset: Preset, data: Dataset, device: Device) -> Result<Self> {
-        let net = Network::new(
-            &preset.model,
-            &data.input_shape,
-            data.num_classes(),
-            preset.seed,
-            &device,
-        )?;
+        let net = Network::new(&preset.model, &data.input_shape, data.num_classes(), preset.seed, &device)?;
         let t = &preset.train;
         let optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
@@ -105,12 +99,7 @@ impl Session {
     /// Learning rate at the current position.
     pub fn learning_rate(&self) -> f64 {
         let progress = self.epoch as f64 + self.batch as f64 / self.batches_per_epoch.max(1) as f64;
-        self.base_learning_rate
-            * self
-                .preset
-                .train
-                .schedule
-                .factor(progress, self.preset.train.epochs)
+        self.base_learning_rate * self.preset.train.schedule.factor(progress, self.preset.train.epochs)
     }
 
     /// Trains the next batch and advances the position.
@@ -119,24 +108,13 @@ impl Session {
         let bs = self.preset.train.batch_size;
         let start = self.batch * bs;
         let end = (start + bs).min(self.order.len());
-        let batch = Batch::gather(
-            &self.data.train,
-            &self.order[start..end],
-            &self.data.input_shape,
-            &self.device,
-        )?;
+        let batch = Batch::gather(&self.data.train, &self.order[start..end], &self.data.input_shape, &self.device)?;
         let lr = self.learning_rate();
-        let logits = self
-            .net
-            .forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
+        let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
         let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
         let loss_value = loss.to_scalar::<f32>()?;
         if !loss_value.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                value: loss_value,
-                epoch: self.epoch + 1,
-                batch: self.batch + 1,
-            });
+            return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
         }
         let grads = loss.backward()?;
         self.optimizer.step(self.net.params(), &grads, lr)?;
@@ -186,13 +164,7 @@ impl Session {
 
     /// Loss, accuracy and confusion matrix on a split, without dropout.
     pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
-        evaluate(
-            &self.net,
-            split,
-            &self.data.input_shape,
-            self.data.num_classes(),
-            &self.device,
-        )
+        evaluate(&self.net, split, &self.data.input_shape, self.data.num_classes(), &self.device)
     }
 }
 
@@ -217,18 +189,10 @@ pub fn evaluate(
             confusion.add(*t, *p);
         }
     }
-    Ok(Evaluation {
-        loss: loss_sum / split.len().max(1) as f64,
-        accuracy: confusion.accuracy(),
-        confusion,
-    })
+    Ok(Evaluation { loss: loss_sum / split.len().max(1) as f64, accuracy: confusion.accuracy(), confusion })
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let predicted = logits.argmax(D::Minus1)?;
-    Ok(predicted
-        .eq(labels)?
-        .to_dtype(candle_core::DType::U32)?
-        .sum_all()?
-        .to_scalar::<u32>()? as usize)
+    Ok(predicted.eq(labels)?.to_dtype(candle_core::DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize)
 }

@@ -37,11 +37,7 @@ pub struct WorkerOptions {
 
 impl WorkerOptions {
     pub fn headless(runs_dir: Option<PathBuf>) -> Self {
-        Self {
-            default_threads: cores(),
-            waker: None,
-            runs_dir,
-        }
+        Self { default_threads: cores(), waker: None, runs_dir }
     }
 }
 
@@ -72,12 +68,7 @@ impl Trainer {
             .name("gradlab-train".into())
             .spawn(move || worker_main(&cmd_rx, sender, &options))
             .expect("spawning the training thread");
-        Self {
-            commands: cmd_tx,
-            events: ev_rx,
-            dropped_steps,
-            thread: Some(thread),
-        }
+        Self { commands: cmd_tx, events: ev_rx, dropped_steps, thread: Some(thread) }
     }
 
     /// Sends a command without blocking; false when the queue is full or the thread is gone.
@@ -160,9 +151,7 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &
     while let Ok(command) = commands.recv() {
         match command {
             Command::Start(request) => {
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run(*request, commands, &mut events, options)
-                }));
+                let outcome = catch_unwind(AssertUnwindSafe(|| run(*request, commands, &mut events, options)));
                 let flow = match outcome {
                     Ok(Ok(flow)) => flow,
                     Ok(Err(RunError::Disconnected)) => Flow::Exit,
@@ -241,9 +230,7 @@ impl Control {
                 self.stop = true;
                 self.exit = true;
             }
-            Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => {
-                session.base_learning_rate = lr
-            }
+            Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => session.base_learning_rate = lr,
             // A second Start while one runs is ignored; the GUI disables the button.
             Command::SetLearningRate(_) | Command::Start(_) => {}
         }
@@ -251,11 +238,7 @@ impl Control {
 }
 
 pub fn resolve_threads(preset: &Preset, default_threads: usize) -> usize {
-    let wanted = if preset.train.threads == 0 {
-        default_threads
-    } else {
-        preset.train.threads
-    };
+    let wanted = if preset.train.threads == 0 { default_threads } else { preset.train.threads };
     wanted.clamp(1, cores())
 }
 
@@ -283,8 +266,7 @@ fn run_in_pool(
 ) -> Result<Flow, RunError> {
     let started = Instant::now();
     let prepared = prepare(request, options)?;
-    let (mut session, mut recorder, mut progress) =
-        (prepared.session, prepared.recorder, prepared.progress);
+    let (mut session, mut recorder, mut progress) = (prepared.session, prepared.recorder, prepared.progress);
     if let Some(r) = recorder.as_mut() {
         r.started(&session, threads)?;
     }
@@ -295,12 +277,7 @@ fn run_in_pool(
         train_samples: session.data.train.len(),
         validation_samples: session.data.validation.len(),
         params: session.net.param_count(),
-        layers: session
-            .net
-            .layers()
-            .iter()
-            .map(|l| l.description.clone())
-            .collect(),
+        layers: session.net.layers().iter().map(|l| l.description.clone()).collect(),
         batches_per_epoch: session.batches_per_epoch,
         epochs: session.preset.train.epochs,
         first_epoch: session.epoch + 1,
@@ -325,10 +302,7 @@ fn run_in_pool(
             }
         }
         if control.paused && !control.stop {
-            events.send(Event::Paused {
-                epoch: session.epoch + 1,
-                batch: session.batch,
-            })?;
+            events.send(Event::Paused { epoch: session.epoch + 1, batch: session.batch })?;
             while control.paused && !control.stop {
                 match commands.recv() {
                     Ok(c) => control.apply(c, &mut session),
@@ -367,10 +341,7 @@ fn run_in_pool(
         })?;
         if session.epoch_done() {
             let metrics = session.finish_epoch(elapsed_before + started.elapsed().as_secs_f64())?;
-            if progress
-                .best_validation_accuracy
-                .is_none_or(|acc| metrics.validation.accuracy > acc)
-            {
+            if progress.best_validation_accuracy.is_none_or(|acc| metrics.validation.accuracy > acc) {
                 progress.best_epoch = Some(metrics.epoch);
                 progress.best_validation_accuracy = Some(metrics.validation.accuracy);
             }
@@ -425,11 +396,7 @@ fn run_in_pool(
     }
     result?;
     events.send(Event::Finished(summary))?;
-    Ok(if control.exit {
-        Flow::Exit
-    } else {
-        Flow::Continue
-    })
+    Ok(if control.exit { Flow::Exit } else { Flow::Continue })
 }
 
 /// Counters that carry over when a run continues from a checkpoint.
@@ -462,11 +429,7 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                 Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
                 None => None,
             };
-            Ok(Prepared {
-                session: new_session(request.preset)?,
-                recorder,
-                progress: Progress::default(),
-            })
+            Ok(Prepared { session: new_session(request.preset)?, recorder, progress: Progress::default() })
         }
         RunOrigin::Resume(run_dir) => {
             let preset = Preset::load(&run_dir.join("preset.toml"))?;
@@ -489,11 +452,7 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                 None => 0,
             };
             let recorder = RunRecorder::reopen(&run_dir, epoch)?;
-            Ok(Prepared {
-                session,
-                recorder: Some(recorder),
-                progress,
-            })
+            Ok(Prepared { session, recorder: Some(recorder), progress })
         }
         RunOrigin::Fork(checkpoint_path) => {
             let ckpt = read_checkpoint(&checkpoint_path)?;
@@ -529,11 +488,7 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
             let mut state = ckpt.state.clone();
             state.base_learning_rate = session.preset.train.learning_rate;
             session.seek(&state);
-            Ok(Prepared {
-                session,
-                recorder,
-                progress: Progress::default(),
-            })
+            Ok(Prepared { session, recorder, progress: Progress::default() })
         }
     }
 }

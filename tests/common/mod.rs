@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gradlab::train::{
-    Command, EpochMetrics, Event, RunOrigin, RunRequest, Summary, Trainer, WorkerOptions,
-};
+use gradlab::train::{Command, EpochMetrics, Event, RunOrigin, RunRequest, Summary, Trainer, WorkerOptions};
 use gradlab::Preset;
 
 pub struct Outcome {
@@ -24,17 +22,9 @@ pub fn run_request(request: RunRequest, runs_dir: Option<&Path>) -> Outcome {
 }
 
 pub fn collect(trainer: &Trainer) -> Outcome {
-    let mut out = Outcome {
-        epochs: vec![],
-        summary: None,
-        failure: None,
-        steps: 0,
-    };
+    let mut out = Outcome { epochs: vec![], summary: None, failure: None, steps: 0 };
     loop {
-        match trainer
-            .recv_timeout(Duration::from_secs(600))
-            .expect("the training thread went quiet")
-        {
+        match trainer.recv_timeout(Duration::from_secs(600)).expect("the training thread went quiet") {
             Event::Epoch(m) => out.epochs.push(m),
             Event::Step { .. } => out.steps += 1,
             Event::Finished(s) => {
@@ -51,28 +41,15 @@ pub fn collect(trainer: &Trainer) -> Outcome {
 }
 
 pub fn train(preset: Preset) -> Outcome {
-    run_request(
-        RunRequest {
-            preset,
-            origin: RunOrigin::Fresh,
-        },
-        None,
-    )
+    run_request(RunRequest { preset, origin: RunOrigin::Fresh }, None)
 }
 
 pub fn best_accuracy(o: &Outcome) -> f64 {
     assert!(o.failure.is_none(), "training failed: {:?}", o.failure);
-    o.summary
-        .as_ref()
-        .and_then(|s| s.best_validation_accuracy)
-        .expect("a finished run has a best accuracy")
+    o.summary.as_ref().and_then(|s| s.best_validation_accuracy).expect("a finished run has a best accuracy")
 }
 
 pub fn final_accuracy(o: &Outcome) -> f64 {
     assert!(o.failure.is_none(), "training failed: {:?}", o.failure);
-    o.epochs
-        .last()
-        .expect("at least one epoch")
-        .validation
-        .accuracy
+    o.epochs.last().expect("at least one epoch").validation.accuracy
 }

@@ -1,0 +1,176 @@
+//! File work for the GUI on its own thread ("gradlab-io"): presets, run folders, exports,
+//! PNGs. The UI sends requests and picks up replies each frame; it never waits on a disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::config::Preset;
+use crate::export::Which;
+use crate::record::{self, RunData, RunInfo};
+use crate::train::Waker;
+
+/// One card of the preset gallery.
+pub struct GalleryEntry {
+    /// The file, or `None` for a preset compiled into the binary.
+    pub path: Option<PathBuf>,
+    pub name: String,
+    pub preset: Result<Preset, String>,
+}
+
+pub enum IoRequest {
+    ScanPresets(Vec<PathBuf>),
+    ReadPreset(PathBuf),
+    WritePreset(PathBuf, Box<Preset>),
+    ListRuns(PathBuf),
+    LoadRun(PathBuf),
+    RenameRun(PathBuf, String),
+    DeleteRun(PathBuf),
+    ExportModel { run: PathBuf, which: Which, out: PathBuf },
+    CopyFile { from: PathBuf, to: PathBuf },
+    WritePng { path: PathBuf, image: Arc<egui::ColorImage> },
+}
+
+pub enum IoReply {
+    Presets(Vec<GalleryEntry>),
+    PresetRead(PathBuf, Result<Preset, String>),
+    Runs(Vec<(PathBuf, RunInfo)>),
+    Run(PathBuf, Result<Box<RunData>, String>),
+    /// A finished action, to tell the user.
+    Done(String),
+    Failed(String),
+}
+
+pub struct Io {
+    requests: Sender<IoRequest>,
+    replies: Receiver<IoReply>,
+}
+
+impl Io {
+    pub fn spawn(waker: Option<Waker>) -> Self {
+        let (req_tx, req_rx) = bounded::<IoRequest>(64);
+        let (rep_tx, rep_rx) = bounded::<IoReply>(64);
+        std::thread::Builder::new()
+            .name("gradlab-io".into())
+            .spawn(move || {
+                for request in req_rx {
+                    if rep_tx.send(handle(request)).is_err() {
+                        return;
+                    }
+                    if let Some(w) = &waker {
+                        w();
+                    }
+                }
+            })
+            .expect("spawning the io thread");
+        Self { requests: req_tx, replies: rep_rx }
+    }
+
+    /// Queues a request; false when the queue is full (try again next frame).
+    pub fn send(&self, request: IoRequest) -> bool {
+        self.requests.try_send(request).is_ok()
+    }
+
+    /// A sender for replies that arrive later on another thread (screenshots).
+    pub fn sender(&self) -> Sender<IoRequest> {
+        self.requests.clone()
+    }
+
+    pub fn try_recv(&self) -> Option<IoReply> {
+        self.replies.try_recv().ok()
+    }
+}
+
+fn handle(request: IoRequest) -> IoReply {
+    match request {
+        IoRequest::ScanPresets(dirs) => IoReply::Presets(scan_presets(&dirs)),
+        IoRequest::ReadPreset(path) => {
+            let result = Preset::load(&path).map_err(|e| e.to_string());
+            IoReply::PresetRead(path, result)
+        }
+        IoRequest::WritePreset(path, preset) => match preset.save(&path) {
+            Ok(()) => IoReply::Done(format!("Saved the preset to {}", path.display())),
+            Err(e) => IoReply::Failed(e.to_string()),
+        },
+        IoRequest::ListRuns(dir) => {
+            let runs = record::list_runs(&dir);
+            IoReply::Runs(runs)
+        }
+        IoRequest::LoadRun(dir) => {
+            let result = record::load_run(&dir).map(Box::new).map_err(|e| e.to_string());
+            IoReply::Run(dir, result)
+        }
+        IoRequest::RenameRun(dir, name) => {
+            done(record::rename_run(&dir, &name), format!("Renamed the run to “{name}”"))
+        }
+        IoRequest::DeleteRun(dir) => done(record::delete_run(&dir), format!("Deleted {}", dir.display())),
+        IoRequest::ExportModel { run, which, out } => match crate::export::export_run(&run, which, &out) {
+            Ok(card) => IoReply::Done(format!("Exported the model of epoch {} to {}", card.epoch, out.display())),
+            Err(e) => IoReply::Failed(e.to_string()),
+        },
+        IoRequest::CopyFile { from, to } => done(
+            std::fs::copy(&from, &to).map(|_| ()).map_err(|e| crate::Error::io(&to, e)),
+            format!("Wrote {}", to.display()),
+        ),
+        IoRequest::WritePng { path, image } => done(write_png(&path, &image), format!("Wrote {}", path.display())),
+    }
+}
+
+fn done(result: crate::Result<()>, message: String) -> IoReply {
+    match result {
+        Ok(()) => IoReply::Done(message),
+        Err(e) => IoReply::Failed(e.to_string()),
+    }
+}
+
+/// Every `*.toml` in the folders (files that do not parse are listed with their error); the
+/// compiled-in presets when no folder has any.
+fn scan_presets(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
+    let mut entries = Vec::new();
+    for dir in dirs {
+        let Ok(read) = std::fs::read_dir(dir) else { continue };
+        let mut files: Vec<PathBuf> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let preset = Preset::load(&path).map_err(|e| e.to_string());
+            entries.push(GalleryEntry { path: Some(path), name, preset });
+        }
+    }
+    if entries.is_empty() {
+        for (name, _) in crate::config::BUILTIN {
+            entries.push(GalleryEntry {
+                path: None,
+                name: (*name).into(),
+                preset: Preset::builtin(name).map_err(|e| e.to_string()),
+            });
+        }
+    }
+    entries
+}
+
+/// The user's own presets folder: `$XDG_CONFIG_HOME/gradlab/presets` or `~/.config/gradlab/presets`.
+pub fn user_presets_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(base.join("gradlab").join("presets"))
+}
+
+pub fn write_png(path: &Path, image: &egui::ColorImage) -> crate::Result<()> {
+    let [w, h] = image.size;
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, w as u32, h as u32);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| crate::Error::format(path, e.to_string()))?;
+        let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+        writer.write_image_data(&rgba).map_err(|e| crate::Error::format(path, e.to_string()))?;
+    }
+    record::write_atomic(path, &bytes)
+}
