@@ -94,7 +94,7 @@ fn shapes_that_do_not_fit_are_named() {
     );
     // pooling past a 1x1 map
     let text = "[data]\nset = \"digits\"\n[model]\nkind = \"cnn\"\nconv = [{ channels = 8, kernel = 3, pool = 2 }, { channels = 8, kernel = 3, pool = 2 }]\n";
-    assert_names(text, "model.conv[1].kernel", "does not fit");
+    assert_names(text, "model.conv[1].pool", "larger than the 1x1 feature map");
 }
 
 #[test]
