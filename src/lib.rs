@@ -1,6 +1,7 @@
 //! Gradlab's core: data, models, training, run records and export. The desktop app (`gui`
 //! feature) and the headless CLI are both thin layers over it.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod error;

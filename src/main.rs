@@ -90,6 +90,24 @@ enum Cmd {
         #[arg(long, default_value = "last")]
         epoch: String,
     },
+    /// Training throughput of the MLP and CNN presets, against PyTorch when it is installed.
+    Bench {
+        /// Timed batches per model.
+        #[arg(long, default_value_t = 60)]
+        batches: usize,
+        /// Compute threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Models: mlp, cnn or both.
+        #[arg(long, default_value = "mlp,cnn")]
+        models: String,
+        /// Python with PyTorch for the reference (default: bench/.venv/bin/python, else python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Skip the PyTorch reference.
+        #[arg(long)]
+        no_reference: bool,
+    },
     /// Reload an exported model and report its accuracy and confusion matrix.
     Eval {
         model_dir: PathBuf,
@@ -141,6 +159,9 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Export { run_dir, out_dir, epoch }) => export(&run_dir, &out_dir, &epoch),
         Some(Cmd::Eval { model_dir, data, path }) => eval(&model_dir, data, path),
+        Some(Cmd::Bench { batches, threads, models, python, no_reference }) => {
+            bench(batches, threads, &models, python, no_reference)
+        }
         Some(Cmd::Preset { action: PresetCmd::List }) => {
             for (name, _) in gradlab::config::BUILTIN {
                 let p = Preset::builtin(name).expect("built-in presets are valid");
@@ -224,6 +245,39 @@ fn fork(
     }
     p.validate("command line")?;
     drive(RunRequest { preset: p, origin: RunOrigin::Fork(checkpoint) }, Some(runs_dir), quiet)
+}
+
+fn bench(batches: usize, threads: Option<usize>, models: &str, python: Option<PathBuf>, no_reference: bool) -> anyhow::Result<()> {
+    use gradlab::bench::{self, BenchConfig};
+    let cfg = BenchConfig {
+        batches,
+        threads: threads.unwrap_or_else(gradlab::train::cores).clamp(1, gradlab::train::cores()),
+        models: models.split(',').map(|m| m.trim().to_string()).collect(),
+        ..BenchConfig::default()
+    };
+    for m in &cfg.models {
+        bench::model_preset(m)?;
+    }
+    eprintln!("benchmarking {} on {} threads…", cfg.models.join(", "), cfg.threads);
+    let ours = bench::run(&cfg)?;
+    let reference = if no_reference {
+        None
+    } else {
+        let python = python.unwrap_or_else(|| {
+            let venv = PathBuf::from("bench/.venv/bin/python");
+            if venv.exists() { venv } else { PathBuf::from("python3") }
+        });
+        eprintln!("running the PyTorch reference with {}…", python.display());
+        match bench::run_reference(&python, std::path::Path::new("bench/reference.py"), &cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("warning: no reference figures: {e}");
+                None
+            }
+        }
+    };
+    print!("{}", bench::format_report(&ours, reference.as_ref()));
+    Ok(())
 }
 
 fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> anyhow::Result<()> {

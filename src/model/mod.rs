@@ -2,6 +2,7 @@
 //! seeded weights, and the custom CPU ops the CNN relies on.
 
 mod network;
+mod fused;
 pub mod ops;
 mod spec;
 

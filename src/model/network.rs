@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::fused;
 use super::ops::{conv2d_nhwc, max_pool_nhwc};
 use super::spec::{plan, Activation, LayerPlan, ModelSpec};
 use crate::error::Result;
@@ -13,12 +14,22 @@ pub enum Mode<'a> {
     Eval,
 }
 
+/// Layers as they run: a convolution with its activation and pooling is one layer, a dense
+/// layer with its activation another, so each is a single fused op on the CPU.
 enum Layer {
-    Conv { weight: Tensor, bias: Tensor, stride: usize, padding: usize },
-    MaxPool(usize),
+    ConvBlock {
+        weight: Tensor,
+        bias: Tensor,
+        stride: usize,
+        padding: usize,
+        act: Option<Activation>,
+        pool: usize,
+        /// Buffers reused across training steps, and across evaluation batches.
+        train_ws: fused::SharedWorkspace,
+        eval_ws: fused::SharedWorkspace,
+    },
     Flatten,
-    Dense { weight: Tensor, bias: Tensor },
-    Activation(Activation),
+    Dense { weight: Tensor, bias: Tensor, act: Option<Activation> },
     Dropout(f64),
 }
 
@@ -54,33 +65,60 @@ impl Network {
         let mut params = Vec::new();
         let mut info = Vec::new();
         for (p, out_shape) in plan(spec, input_shape, classes)? {
-            let (layer, description, count) = match p {
+            let (description, count) = match p {
                 LayerPlan::Conv { name, in_channels, out_channels, kernel, stride, padding } => {
                     let fan_in = in_channels * kernel * kernel;
                     let w = uniform(&[out_channels, in_channels, kernel, kernel], fan_in, &mut rng, device)?;
                     let b = uniform(&[out_channels], fan_in, &mut rng, device)?;
-                    let layer =
-                        Layer::Conv { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), stride, padding };
-                    let d =
-                        format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
+                    layers.push(Layer::ConvBlock {
+                        weight: w.as_tensor().clone(),
+                        bias: b.as_tensor().clone(),
+                        stride,
+                        padding,
+                        act: None,
+                        pool: 1,
+                        train_ws: fused::SharedWorkspace::default(),
+                        eval_ws: fused::SharedWorkspace::default(),
+                    });
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    (layer, d, out_channels * (fan_in + 1))
+                    let d = format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
+                    (d, out_channels * (fan_in + 1))
                 }
                 LayerPlan::Dense { name, inputs, outputs } => {
                     let w = uniform(&[outputs, inputs], inputs, &mut rng, device)?;
                     let b = uniform(&[outputs], inputs, &mut rng, device)?;
-                    let layer = Layer::Dense { weight: w.as_tensor().clone(), bias: b.as_tensor().clone() };
+                    layers.push(Layer::Dense { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), act: None });
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    (layer, format!("{name}: dense {inputs} -> {outputs}"), outputs * (inputs + 1))
+                    (format!("{name}: dense {inputs} -> {outputs}"), outputs * (inputs + 1))
                 }
-                LayerPlan::MaxPool { size } => (Layer::MaxPool(size), format!("max-pool {size}x{size}"), 0),
-                LayerPlan::Flatten => (Layer::Flatten, "flatten".into(), 0),
-                LayerPlan::Activation(a) => (Layer::Activation(a), a.title().into(), 0),
-                LayerPlan::Dropout(p) => (Layer::Dropout(p), format!("dropout {p}"), 0),
+                // an activation or pooling joins the layer before it
+                LayerPlan::Activation(a) => {
+                    match layers.last_mut() {
+                        Some(Layer::ConvBlock { act, pool: 1, .. } | Layer::Dense { act, .. }) if act.is_none() => {
+                            *act = Some(a);
+                        }
+                        _ => return Err(crate::Error::Other(format!("{} must follow a conv or dense layer", a.title()))),
+                    }
+                    (a.title().into(), 0)
+                }
+                LayerPlan::MaxPool { size } => {
+                    match layers.last_mut() {
+                        Some(Layer::ConvBlock { pool, .. }) if *pool == 1 => *pool = size,
+                        _ => return Err(crate::Error::Other("max-pool must follow a conv layer".into())),
+                    }
+                    (format!("max-pool {size}x{size}"), 0)
+                }
+                LayerPlan::Flatten => {
+                    layers.push(Layer::Flatten);
+                    ("flatten".into(), 0)
+                }
+                LayerPlan::Dropout(p) => {
+                    layers.push(Layer::Dropout(p));
+                    (format!("dropout {p}"), 0)
+                }
             };
-            layers.push(layer);
             info.push(LayerInfo { description, output_shape: out_shape, params: count });
         }
         Ok(Self { layers, params, info })
@@ -100,28 +138,73 @@ impl Network {
 
     /// Logits `[batch, classes]` for inputs `[batch, input_shape...]`.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let mut x = if matches!(self.layers.first(), Some(Layer::Conv { .. })) {
-            // NCHW data, NHWC inside: free for one channel, one copy otherwise
+        let mut x = self.prepare_input(x)?;
+        for i in 0..self.layers.len() {
+            x = self.forward_layer(i, &x, mode)?;
+        }
+        Ok(x)
+    }
+
+    /// The input as the first layer takes it: NCHW data goes NHWC for convolutions (free for
+    /// one channel, one copy otherwise).
+    pub fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(if matches!(self.layers.first(), Some(Layer::ConvBlock { .. })) {
             x.permute((0, 2, 3, 1))?.contiguous()?
         } else {
             x.clone()
-        };
-        for layer in &self.layers {
-            x = match layer {
-                Layer::Conv { weight, bias, stride, padding } => {
-                    conv2d_nhwc(&x, weight, Some(bias), *stride, *padding)?
+        })
+    }
+
+    /// Layers as they run (fused: conv + activation + pool is one).
+    pub fn run_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Runs layer `i` alone (the benchmark times layers one by one).
+    pub fn forward_layer(&self, i: usize, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let cpu = x.device().is_cpu();
+        Ok(match &self.layers[i] {
+            Layer::ConvBlock { weight, bias, stride, padding, act, pool, train_ws, eval_ws } if cpu => {
+                let ws = match mode {
+                    Mode::Train(_) => train_ws,
+                    Mode::Eval => eval_ws,
+                };
+                x.contiguous()?.apply_op3(weight, bias, fused::ConvBlock::new(*stride, *padding, *act, *pool, ws.clone()))?
+            }
+            Layer::ConvBlock { weight, bias, stride, padding, act, pool, .. } => {
+                let mut y = conv2d_nhwc(x, weight, Some(bias), *stride, *padding)?;
+                if let Some(a) = act {
+                    y = activate(&y, *a)?;
                 }
-                Layer::MaxPool(size) => max_pool_nhwc(&x, *size)?,
-                Layer::Flatten => x.flatten_from(1)?,
-                Layer::Dense { weight, bias } => x.matmul(&weight.t()?)?.broadcast_add(bias)?,
-                Layer::Activation(a) => activate(&x, *a)?,
-                Layer::Dropout(p) => match mode {
-                    Mode::Train(rng) => dropout(&x, *p, rng)?,
-                    Mode::Eval => x,
-                },
-            };
+                if *pool > 1 {
+                    y = max_pool_nhwc(&y, *pool)?;
+                }
+                y
+            }
+            Layer::Flatten => x.flatten_from(1)?,
+            Layer::Dense { weight, bias, act } if cpu => x.contiguous()?.apply_op3(weight, bias, fused::Dense::new(*act))?,
+            Layer::Dense { weight, bias, act } => {
+                let y = x.matmul(&weight.t()?)?.broadcast_add(bias)?;
+                match act {
+                    Some(a) => activate(&y, *a)?,
+                    None => y,
+                }
+            }
+            Layer::Dropout(p) => match mode {
+                Mode::Train(rng) => dropout(x, *p, rng)?,
+                Mode::Eval => x.clone(),
+            },
+        })
+    }
+
+    /// The kind of running layer `i`, for grouping timings.
+    pub fn layer_kind(&self, i: usize) -> &'static str {
+        match &self.layers[i] {
+            Layer::ConvBlock { .. } => "conv block",
+            Layer::Flatten => "flatten",
+            Layer::Dense { .. } => "dense",
+            Layer::Dropout(_) => "dropout",
         }
-        Ok(x)
     }
 
     /// Copies the values of `other`'s parameters into this network's (same spec).
@@ -141,7 +224,7 @@ impl Network {
     }
 }
 
-fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
+pub(crate) fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
     Ok(match a {
         Activation::Relu => x.relu()?,
         Activation::Tanh => x.tanh()?,

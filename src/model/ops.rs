@@ -58,65 +58,63 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> can
     }
 }
 
-/// `[n, h, w, c]` -> `[n * oh * ow, k * k * c]`, patches in (ky, kx, c) order.
-struct Im2Col(ConvGeometry);
+/// `[n, h, w, c]` -> `[n * oh * ow, k * k * c]`, patches in (ky, kx, c) order; zero padding.
+pub(crate) fn im2col(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; g.n * g.out_h() * g.out_w() * g.patch_len()];
+    im2col_into(g, x, &mut out);
+    out
+}
 
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "gradlab-im2col"
+/// A copy that stays inline for the few-element rows of single-channel images (a `memcpy` call
+/// per 3 floats costs more than the copy).
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() < 32 {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+    } else {
+        dst.copy_from_slice(src);
     }
+}
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let x = contiguous_f32(storage, layout, self.name())?;
-        let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
-        let mut out = vec![0f32; g.n * oh * ow * kkc];
-        let row_len = g.w * g.c;
-        out.par_chunks_mut(ow * kkc).enumerate().for_each(|(row, chunk)| {
-            let (n, oy) = (row / oh, row % oh);
-            let image = &x[n * g.h * row_len..(n + 1) * g.h * row_len];
-            for ox in 0..ow {
-                let patch = &mut chunk[ox * kkc..(ox + 1) * kkc];
-                for ky in 0..g.k {
-                    let dst = &mut patch[ky * g.k * g.c..(ky + 1) * g.k * g.c];
-                    let Some(iy) = g.input_row(oy, ky) else {
-                        continue; // stays zero: padding
-                    };
-                    let src_row = &image[iy * row_len..(iy + 1) * row_len];
-                    let x0 = ox * g.stride;
-                    if x0 >= g.pad && x0 - g.pad + g.k <= g.w {
-                        // the whole kernel row is inside: one contiguous copy
-                        let ix = x0 - g.pad;
-                        dst.copy_from_slice(&src_row[ix * g.c..(ix + g.k) * g.c]);
-                    } else {
-                        for kx in 0..g.k {
-                            if let Some(ix) = g.input_col(ox, kx) {
-                                dst[kx * g.c..(kx + 1) * g.c].copy_from_slice(&src_row[ix * g.c..(ix + 1) * g.c]);
-                            }
+/// [`im2col`] into a buffer of the right size; every element is written, so the buffer can be
+/// reused without clearing it.
+pub(crate) fn im2col_into(g: &ConvGeometry, x: &[f32], out: &mut [f32]) {
+    let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
+    assert_eq!(out.len(), g.n * oh * ow * kkc, "im2col buffer size");
+    let row_len = g.w * g.c;
+    out.par_chunks_mut(ow * kkc).enumerate().for_each(|(row, chunk)| {
+        let (n, oy) = (row / oh, row % oh);
+        let image = &x[n * g.h * row_len..(n + 1) * g.h * row_len];
+        for ox in 0..ow {
+            let patch = &mut chunk[ox * kkc..(ox + 1) * kkc];
+            for ky in 0..g.k {
+                let dst = &mut patch[ky * g.k * g.c..(ky + 1) * g.k * g.c];
+                let Some(iy) = g.input_row(oy, ky) else {
+                    dst.fill(0.0); // padding
+                    continue;
+                };
+                let src_row = &image[iy * row_len..(iy + 1) * row_len];
+                let x0 = ox * g.stride;
+                if x0 >= g.pad && x0 - g.pad + g.k <= g.w {
+                    // the whole kernel row is inside: one contiguous copy
+                    let ix = x0 - g.pad;
+                    copy_short(dst, &src_row[ix * g.c..(ix + g.k) * g.c]);
+                } else {
+                    for kx in 0..g.k {
+                        let d = &mut dst[kx * g.c..(kx + 1) * g.c];
+                        match g.input_col(ox, kx) {
+                            Some(ix) => d.copy_from_slice(&src_row[ix * g.c..(ix + 1) * g.c]),
+                            None => d.fill(0.0),
                         }
                     }
                 }
             }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((g.n * oh * ow, kkc))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0)).map(Some)
-    }
+        }
+    });
 }
 
-/// The adjoint of [`Im2Col`]: sums patch gradients back into an `[n, h, w, c]` image.
-struct Col2Im(ConvGeometry);
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "gradlab-col2im"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let cols = contiguous_f32(storage, layout, self.name())?;
+/// The adjoint of [`im2col`]: sums patch gradients back into an `[n, h, w, c]` image.
+pub(crate) fn col2im(g: &ConvGeometry, cols: &[f32]) -> Vec<f32> {
         let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
         let image_len = g.h * g.w * g.c;
         let mut out = vec![0f32; g.n * image_len];
@@ -143,7 +141,40 @@ impl CustomOp1 for Col2Im {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((g.n, g.h, g.w, g.c))))
+    out
+}
+
+/// `[n, h, w, c]` -> `[n * oh * ow, k * k * c]`, patches in (ky, kx, c) order.
+struct Im2Col(ConvGeometry);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "gradlab-im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let x = contiguous_f32(storage, layout, self.name())?;
+        Ok((CpuStorage::F32(im2col(&g, x)), Shape::from((g.n * g.out_h() * g.out_w(), g.patch_len()))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0)).map(Some)
+    }
+}
+
+/// The adjoint of [`Im2Col`]: sums patch gradients back into an `[n, h, w, c]` image.
+struct Col2Im(ConvGeometry);
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "gradlab-col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let cols = contiguous_f32(storage, layout, self.name())?;
+        Ok((CpuStorage::F32(col2im(&g, cols)), Shape::from((g.n, g.h, g.w, g.c))))
     }
 }
 

@@ -45,11 +45,11 @@ pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()
     let mut tensors = HashMap::new();
     for ((name, var), st) in session.net.params().iter().zip(&session.optimizer.state) {
         tensors.insert(name.clone(), var.as_tensor().clone());
-        if let Some(m) = &st.m {
-            tensors.insert(format!("{M_PREFIX}{name}"), m.clone());
+        if !st.m.is_empty() {
+            tensors.insert(format!("{M_PREFIX}{name}"), Tensor::from_vec(st.m.clone(), var.shape(), &Device::Cpu)?);
         }
-        if let Some(v) = &st.v {
-            tensors.insert(format!("{V_PREFIX}{name}"), v.clone());
+        if !st.v.is_empty() {
+            tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
         }
     }
     let (weights, meta) = paths(dir, state.epoch);
@@ -99,9 +99,11 @@ impl Checkpoint {
     pub fn restore_into(&self, session: &mut Session, with_optimizer: bool) -> Result<()> {
         session.net.load_params(&self.tensors)?;
         if with_optimizer {
-            let device = session.device.clone();
-            let get = |key: String| -> Result<Option<Tensor>> {
-                self.tensors.get(&key).map(|t| t.to_device(&device)).transpose().map_err(Into::into)
+            let get = |key: String| -> Result<Vec<f32>> {
+                match self.tensors.get(&key) {
+                    Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+                    None => Ok(Vec::new()),
+                }
             };
             for ((name, _), st) in session.net.params().iter().zip(session.optimizer.state.iter_mut()) {
                 st.m = get(format!("{M_PREFIX}{name}"))?;

@@ -1,6 +1,10 @@
-//! Optimizers with PyTorch's update rules, state kept as tensors so a checkpoint can hold it.
+//! Optimizers with PyTorch's update rules (SGD with momentum, Adam, AdamW). On the CPU each
+//! parameter is updated in place in one pass (an in-place candle op) rather than through a dozen
+//! tensor operations, each allocating; the state lives in plain vectors so checkpoints can hold it.
 
-use candle_core::{backprop::GradStore, Tensor, Var};
+use std::sync::Mutex;
+
+use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Tensor, Var};
 
 use crate::config::OptimizerKind;
 use crate::error::Result;
@@ -9,11 +13,12 @@ const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
-/// Per-parameter state: SGD's momentum buffer in `m`; Adam's first and second moments.
-#[derive(Default, Clone)]
+/// Per-parameter state: SGD's momentum buffer in `m`; Adam's first and second moments. Empty
+/// before the first update (equivalent to zeros).
+#[derive(Default, Clone, Debug, PartialEq)]
 pub struct ParamState {
-    pub m: Option<Tensor>,
-    pub v: Option<Tensor>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
 }
 
 pub struct Optimizer {
@@ -25,6 +30,82 @@ pub struct Optimizer {
     pub state: Vec<ParamState>,
 }
 
+/// One update rule with its hyper-parameters for this step.
+#[derive(Clone, Copy)]
+struct Rule {
+    kind: OptimizerKind,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    /// Adam's bias corrections 1 / (1 - beta^t).
+    m_scale: f32,
+    v_scale: f32,
+}
+
+impl Rule {
+    fn apply(&self, p: &mut [f32], g: &[f32], state: &mut ParamState) {
+        let n = p.len();
+        match self.kind {
+            OptimizerKind::Sgd => {
+                state.m.resize(n, 0.0);
+                let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+                for ((p, g), b) in p.iter_mut().zip(g).zip(state.m.iter_mut()) {
+                    let g = g + wd * *p;
+                    let update = if mu > 0.0 {
+                        *b = mu * *b + g;
+                        *b
+                    } else {
+                        g
+                    };
+                    *p -= lr * update;
+                }
+            }
+            OptimizerKind::Adam | OptimizerKind::AdamW => {
+                state.m.resize(n, 0.0);
+                state.v.resize(n, 0.0);
+                let decoupled = self.kind == OptimizerKind::AdamW;
+                let (b1, b2) = (BETA1 as f32, BETA2 as f32);
+                let (lr, wd, ms, vs, eps) = (self.lr, self.weight_decay, self.m_scale, self.v_scale, EPS as f32);
+                for (((p, g), m), v) in p.iter_mut().zip(g).zip(state.m.iter_mut()).zip(state.v.iter_mut()) {
+                    let g = if decoupled { *g } else { g + wd * *p };
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    if decoupled {
+                        *p *= 1.0 - lr * wd;
+                    }
+                    *p -= lr * (*m * ms) / ((*v * vs).sqrt() + eps);
+                }
+            }
+        }
+    }
+}
+
+/// The update as an in-place op on the parameter, with the gradient as its source.
+struct InPlace<'a> {
+    rule: Rule,
+    state: Mutex<&'a mut ParamState>,
+}
+
+impl InplaceOp2 for InPlace<'_> {
+    fn name(&self) -> &'static str {
+        "gradlab-optimizer-step"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, src: &CpuStorage, src_l: &Layout) -> candle_core::Result<()> {
+        let (Some((d0, d1)), Some((s0, s1))) = (dst_l.contiguous_offsets(), src_l.contiguous_offsets()) else {
+            candle_core::bail!("optimizer step: parameter and gradient must be contiguous");
+        };
+        let g = &src.as_slice::<f32>()?[s0..s1];
+        let p = match dst {
+            CpuStorage::F32(v) => &mut v[d0..d1],
+            _ => candle_core::bail!("optimizer step: parameters are f32"),
+        };
+        let mut state = self.state.lock().expect("not poisoned");
+        self.rule.apply(p, g, &mut state);
+        Ok(())
+    }
+}
+
 impl Optimizer {
     pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64, params: usize) -> Self {
         Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params] }
@@ -34,52 +115,25 @@ impl Optimizer {
     pub fn step(&mut self, params: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
+        let rule = Rule {
+            kind: self.kind,
+            lr: lr as f32,
+            momentum: self.momentum as f32,
+            weight_decay: self.weight_decay as f32,
+            m_scale: (1.0 / (1.0 - BETA1.powi(t))) as f32,
+            v_scale: (1.0 / (1.0 - BETA2.powi(t))) as f32,
+        };
         for ((_, var), state) in params.iter().zip(self.state.iter_mut()) {
             let Some(grad) = grads.get(var) else { continue };
-            let p = var.as_tensor();
-            match self.kind {
-                OptimizerKind::Sgd => {
-                    let g = if self.weight_decay > 0.0 { (grad + (p * self.weight_decay)?)? } else { grad.clone() };
-                    let update = if self.momentum > 0.0 {
-                        let buf = match &state.m {
-                            Some(buf) => ((buf * self.momentum)? + &g)?,
-                            None => g,
-                        };
-                        state.m = Some(buf.clone());
-                        buf
-                    } else {
-                        g
-                    };
-                    var.set(&(p - (update * lr)?)?)?;
-                }
-                OptimizerKind::Adam | OptimizerKind::AdamW => {
-                    let decoupled = self.kind == OptimizerKind::AdamW;
-                    let g = if self.weight_decay > 0.0 && !decoupled {
-                        (grad + (p * self.weight_decay)?)?
-                    } else {
-                        grad.clone()
-                    };
-                    let m = match &state.m {
-                        Some(m) => ((m * BETA1)? + (&g * (1.0 - BETA1))?)?,
-                        None => (&g * (1.0 - BETA1))?,
-                    };
-                    let v = match &state.v {
-                        Some(v) => ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?,
-                        None => (g.sqr()? * (1.0 - BETA2))?,
-                    };
-                    let m_hat_scale = 1.0 / (1.0 - BETA1.powi(t));
-                    let v_hat_scale = 1.0 / (1.0 - BETA2.powi(t));
-                    let denom = ((&v * v_hat_scale)?.sqrt()? + EPS)?;
-                    let update = ((&m * (lr * m_hat_scale))? / denom)?;
-                    let base = if decoupled && self.weight_decay > 0.0 {
-                        (p * (1.0 - lr * self.weight_decay))?
-                    } else {
-                        p.clone()
-                    };
-                    var.set(&(base - update)?)?;
-                    state.m = Some(m);
-                    state.v = Some(v);
-                }
+            let grad = grad.contiguous()?;
+            if var.device().is_cpu() {
+                var.as_tensor().inplace_op2(&grad, &InPlace { rule, state: Mutex::new(state) })?;
+            } else {
+                // other devices: the same rule on the host
+                let mut p: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+                let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+                rule.apply(&mut p, &g, state);
+                var.set(&Tensor::from_vec(p, var.shape(), var.device())?)?;
             }
         }
         Ok(())
@@ -118,5 +172,52 @@ mod tests {
         opt.step(&params, &grads, 0.01).unwrap();
         let v: Vec<f32> = var.as_tensor().to_vec1().unwrap();
         assert!((v[0] - 0.99).abs() < 1e-5 && (v[1] + 1.01).abs() < 1e-5, "{v:?}");
+    }
+
+    /// The fused update equals the textbook formulas written with tensor operations.
+    #[test]
+    fn matches_the_formulas_step_by_step() {
+        let p0 = [0.5f32, -1.5, 2.0, 0.0];
+        let grads_seq = [[0.1f32, -0.2, 0.3, 0.0], [-0.3, 0.1, 0.2, 0.5], [0.05, 0.05, -0.4, 0.1]];
+        for kind in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
+            let (lr, mu, wd) = (0.1f64, 0.9f64, 0.01f64);
+            let var = Var::new(&p0, &Device::Cpu).unwrap();
+            let params = vec![("p".to_string(), var.clone())];
+            let mut opt = Optimizer::new(kind, mu, wd, 1);
+            let (mut p, mut m, mut v) = (p0.map(f64::from), [0f64; 4], [0f64; 4]);
+            for (t, g) in grads_seq.iter().enumerate() {
+                // d/dp sum(p * g) = g
+                let gt = Tensor::new(g, &Device::Cpu).unwrap();
+                let grads = (var.as_tensor() * &gt).unwrap().sum_all().unwrap().backward().unwrap();
+                opt.step(&params, &grads, lr).unwrap();
+                let t = t as i32 + 1;
+                for i in 0..4 {
+                    let g = f64::from(g[i]);
+                    match kind {
+                        OptimizerKind::Sgd => {
+                            let g = g + wd * p[i];
+                            m[i] = mu * m[i] + g;
+                            p[i] -= lr * m[i];
+                        }
+                        _ => {
+                            let adamw = kind == OptimizerKind::AdamW;
+                            let g = if adamw { g } else { g + wd * p[i] };
+                            m[i] = BETA1 * m[i] + (1.0 - BETA1) * g;
+                            v[i] = BETA2 * v[i] + (1.0 - BETA2) * g * g;
+                            if adamw {
+                                p[i] *= 1.0 - lr * wd;
+                            }
+                            let mh = m[i] / (1.0 - BETA1.powi(t));
+                            let vh = v[i] / (1.0 - BETA2.powi(t));
+                            p[i] -= lr * mh / (vh.sqrt() + EPS);
+                        }
+                    }
+                }
+            }
+            let got: Vec<f32> = var.as_tensor().to_vec1().unwrap();
+            for i in 0..4 {
+                assert!((f64::from(got[i]) - p[i]).abs() < 1e-5, "{kind:?} [{i}]: {} vs {}", got[i], p[i]);
+            }
+        }
     }
 }

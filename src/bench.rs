@@ -1,0 +1,264 @@
+//! Training throughput benchmark: the MLP (784-256-128-10) and the CNN
+//! (conv32-pool-conv64-pool-fc128-fc10) of the Fashion-MNIST presets, on real data, for a fixed
+//! number of batches. Reports samples/s, forward and backward time per layer type and peak
+//! memory, and, when PyTorch is installed, the same figures from `bench/reference.py` on the same
+//! data, threads and batch size, with the ratio.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Preset;
+use crate::data::{self, idx, Batch, DataSpec};
+use crate::error::{Error, Result};
+use crate::model::Mode;
+use crate::rng::Rng;
+use crate::train::Session;
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub batches: usize,
+    pub warmup: usize,
+    pub batch_size: usize,
+    pub threads: usize,
+    /// Repetitions of each layer's isolated forward and backward.
+    pub layer_reps: usize,
+    pub models: Vec<String>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            batches: 60,
+            warmup: 5,
+            batch_size: 128,
+            threads: crate::train::cores(),
+            layer_reps: 20,
+            models: vec!["mlp".into(), "cnn".into()],
+        }
+    }
+}
+
+/// Time per batch of one layer type, summed over the layers of that type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTiming {
+    pub kind: String,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    pub name: String,
+    pub params: usize,
+    pub samples_per_s: f64,
+    pub layers: Vec<LayerTiming>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub engine: String,
+    pub data: String,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub models: Vec<ModelResult>,
+    pub peak_rss_mib: f64,
+}
+
+/// The two benchmark models as presets (the same as `presets/fashion_mnist_*.toml`).
+pub fn model_preset(name: &str) -> Result<Preset> {
+    let builtin = match name {
+        "mlp" => "fashion_mnist_mlp",
+        "cnn" => "fashion_mnist_cnn",
+        other => return Err(Error::Other(format!("no benchmark model `{other}`; use mlp or cnn"))),
+    };
+    Preset::builtin(builtin)
+}
+
+/// Fashion-MNIST when Debian's package is installed, else the embedded MNIST 5k.
+pub fn bench_data() -> DataSpec {
+    let set = if idx::fashion_mnist_installed() { "fashion-mnist" } else { "mnist-5k" };
+    DataSpec { set: set.into(), ..DataSpec::default() }
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Forward and backward of each layer alone on a real batch's activations, summed by kind.
+fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<LayerTiming>> {
+    let net = &session.net;
+    let mut inputs = vec![net.prepare_input(&batch.inputs)?.detach()];
+    for i in 0..net.run_layers() {
+        let next = net.forward_layer(i, &inputs[i], &mut Mode::Eval)?.detach();
+        inputs.push(next);
+    }
+    let mut rng = Rng::new(7);
+    let mut out: Vec<LayerTiming> = Vec::new();
+    for (i, x) in inputs.iter().take(net.run_layers()).enumerate() {
+        let kind = net.layer_kind(i);
+        if kind == "flatten" {
+            continue;
+        }
+        // the first layer's input is data: no gradient for it, as in PyTorch
+        let x = if i == 0 { x.clone() } else { Var::from_tensor(x)?.as_tensor().clone() };
+        let y_shape = inputs[i + 1].shape().clone();
+        let g: Vec<f32> = (0..y_shape.elem_count()).map(|_| rng.normal()).collect();
+        let g = Tensor::from_vec(g, y_shape, &Device::Cpu)?;
+        let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            let y = net.forward_layer(i, &x, &mut Mode::Eval)?;
+            let t1 = Instant::now();
+            let loss = (y * &g)?.sum_all()?;
+            let t2 = Instant::now();
+            let grads = loss.backward()?;
+            let t3 = Instant::now();
+            drop(grads);
+            fwd.push((t1 - t0).as_secs_f64() * 1e3);
+            bwd.push((t3 - t2).as_secs_f64() * 1e3);
+        }
+        let (f, b) = (median(fwd), median(bwd));
+        match out.iter_mut().find(|t| t.kind == kind) {
+            Some(t) => {
+                t.forward_ms += f;
+                t.backward_ms += b;
+            }
+            None => out.push(LayerTiming { kind: kind.into(), forward_ms: f, backward_ms: b }),
+        }
+    }
+    Ok(out)
+}
+
+fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<ModelResult> {
+    let mut preset = model_preset(name)?;
+    preset.train.batch_size = cfg.batch_size;
+    preset.train.epochs = 1_000_000;
+    let mut session = Session::new(preset, data.clone(), Device::Cpu)?;
+    for _ in 0..cfg.warmup {
+        session.train_batch()?;
+    }
+    let start = Instant::now();
+    let mut samples = 0;
+    for _ in 0..cfg.batches {
+        if session.epoch_done() {
+            session.finish_epoch(0.0)?;
+        }
+        samples += session.train_batch()?.size;
+    }
+    let samples_per_s = samples as f64 / start.elapsed().as_secs_f64();
+    let indices: Vec<usize> = (0..cfg.batch_size.min(data.train.len())).collect();
+    let batch = Batch::gather(&data.train, &indices, &data.input_shape, &Device::Cpu)?;
+    let layers = layer_timings(&session, &batch, cfg.layer_reps)?;
+    Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers })
+}
+
+/// Runs the benchmark in a pool of `cfg.threads` threads.
+pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
+    let spec = bench_data();
+    let data = data::load(&spec, 42)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .thread_name(|i| format!("gradlab-compute-{i}"))
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let models = pool.install(|| cfg.models.iter().map(|m| bench_model(m, &data, cfg)).collect::<Result<Vec<_>>>())?;
+    Ok(BenchReport {
+        engine: "gradlab (candle 0.11 + own conv/pool ops)".into(),
+        data: format!("{} ({} train samples)", data.title, data.train.len()),
+        threads: cfg.threads,
+        batch_size: cfg.batch_size,
+        models,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// Runs `bench/reference.py` with `python` on the same data and settings; `None` when PyTorch is
+/// not installed there.
+pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<Option<BenchReport>> {
+    let probe = std::process::Command::new(python).args(["-c", "import torch"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Ok(None);
+    }
+    let spec = bench_data();
+    let data_arg = if spec.set == "fashion-mnist" {
+        idx::FASHION_MNIST_DIR.to_string()
+    } else {
+        "assets/mnist_5k.csv.gz".into()
+    };
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--data", &data_arg])
+        .args(["--threads", &cfg.threads.to_string()])
+        .args(["--batches", &cfg.batches.to_string()])
+        .args(["--warmup", &cfg.warmup.to_string()])
+        .args(["--batch-size", &cfg.batch_size.to_string()])
+        .args(["--layer-reps", &cfg.layer_reps.to_string()])
+        .args(["--models", &cfg.models.join(",")])
+        .output()
+        .map_err(|e| Error::io(script, e))?;
+    if !out.status.success() {
+        return Err(Error::Other(format!("the reference failed: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    let report = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::format(script, format!("unreadable output ({e}): {}", String::from_utf8_lossy(&out.stdout))))?;
+    Ok(Some(report))
+}
+
+/// The table the benchmark prints.
+pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "data: {}, batch {}, {} threads, Adam\n\n",
+        ours.data, ours.batch_size, ours.threads
+    ));
+    s.push_str(&format!("{:<6} {:>9} {:>16} {:>16} {:>7}\n", "model", "params", "gradlab samp/s", "pytorch samp/s", "ratio"));
+    for m in &ours.models {
+        let r = reference.and_then(|r| r.models.iter().find(|x| x.name == m.name));
+        let (rs, ratio) = match r {
+            Some(r) => (format!("{:.0}", r.samples_per_s), format!("{:.2}", m.samples_per_s / r.samples_per_s)),
+            None => ("-".into(), "-".into()),
+        };
+        s.push_str(&format!("{:<6} {:>9} {:>16.0} {:>16} {:>7}\n", m.name, m.params, m.samples_per_s, rs, ratio));
+    }
+    s.push_str("\nper layer type, ms per batch (forward / backward), each layer timed alone:\n");
+    s.push_str(&format!("{:<6} {:<11} {:>20} {:>20}\n", "model", "layer", "gradlab fwd / bwd", "pytorch fwd / bwd"));
+    for m in &ours.models {
+        for l in &m.layers {
+            let r = reference
+                .and_then(|r| r.models.iter().find(|x| x.name == m.name))
+                .and_then(|r| r.layers.iter().find(|x| x.kind == l.kind));
+            let rs = r.map_or("-".into(), |r| format!("{:.2} / {:.2}", r.forward_ms, r.backward_ms));
+            s.push_str(&format!(
+                "{:<6} {:<11} {:>20} {:>20}\n",
+                m.name,
+                l.kind,
+                format!("{:.2} / {:.2}", l.forward_ms, l.backward_ms),
+                rs
+            ));
+        }
+    }
+    s.push_str(&format!("\npeak memory: gradlab {:.0} MiB", ours.peak_rss_mib));
+    if let Some(r) = reference {
+        s.push_str(&format!(", pytorch {:.0} MiB ({})", r.peak_rss_mib, r.engine));
+    } else {
+        s.push_str("; PyTorch not found (python -m venv bench/.venv && bench/.venv/bin/pip install torch) for the reference");
+    }
+    s.push('\n');
+    s
+}
