@@ -196,11 +196,8 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
         return Ok(None);
     }
     let spec = bench_data();
-    let data_arg = if spec.set == "fashion-mnist" {
-        idx::FASHION_MNIST_DIR.to_string()
-    } else {
-        "assets/mnist_5k.csv.gz".into()
-    };
+    let data_arg =
+        if spec.set == "fashion-mnist" { idx::FASHION_MNIST_DIR.to_string() } else { "assets/mnist_5k.csv.gz".into() };
     let out = std::process::Command::new(python)
         .arg(script)
         .args(["--data", &data_arg])
@@ -215,19 +212,20 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
     if !out.status.success() {
         return Err(Error::Other(format!("the reference failed: {}", String::from_utf8_lossy(&out.stderr))));
     }
-    let report = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::format(script, format!("unreadable output ({e}): {}", String::from_utf8_lossy(&out.stdout))))?;
+    let report = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::format(script, format!("unreadable output ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    })?;
     Ok(Some(report))
 }
 
 /// The table the benchmark prints.
 pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
     let mut s = String::new();
+    s.push_str(&format!("data: {}, batch {}, {} threads, Adam\n\n", ours.data, ours.batch_size, ours.threads));
     s.push_str(&format!(
-        "data: {}, batch {}, {} threads, Adam\n\n",
-        ours.data, ours.batch_size, ours.threads
+        "{:<6} {:>9} {:>16} {:>16} {:>7}\n",
+        "model", "params", "gradlab samp/s", "pytorch samp/s", "ratio"
     ));
-    s.push_str(&format!("{:<6} {:>9} {:>16} {:>16} {:>7}\n", "model", "params", "gradlab samp/s", "pytorch samp/s", "ratio"));
     for m in &ours.models {
         let r = reference.and_then(|r| r.models.iter().find(|x| x.name == m.name));
         let (rs, ratio) = match r {
@@ -257,7 +255,9 @@ pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> Str
     if let Some(r) = reference {
         s.push_str(&format!(", pytorch {:.0} MiB ({})", r.peak_rss_mib, r.engine));
     } else {
-        s.push_str("; PyTorch not found (python -m venv bench/.venv && bench/.venv/bin/pip install torch) for the reference");
+        s.push_str(
+            "; PyTorch not found (python -m venv bench/.venv && bench/.venv/bin/pip install torch) for the reference",
+        );
     }
     s.push('\n');
     s

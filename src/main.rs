@@ -23,6 +23,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Open the app (what `gradlab` alone does), optionally with a preset, started at once.
+    Gui {
+        /// A preset TOML file to load.
+        preset: Option<PathBuf>,
+        /// A built-in preset by name instead of a file.
+        #[arg(long, conflicts_with = "preset")]
+        builtin: Option<String>,
+        /// Start training as soon as the window opens.
+        #[arg(long)]
+        start: bool,
+        /// Close the window when that run ends.
+        #[arg(long, requires = "start")]
+        quit_when_done: bool,
+        /// Where run directories are written.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
     /// Train a preset headless, printing progress.
     Train {
         /// A preset TOML file.
@@ -131,7 +148,14 @@ enum PresetCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => open_gui(),
+        None => open_gui(None, false, false, PathBuf::from("runs")),
+        Some(Cmd::Gui { preset, builtin, start, quit_when_done, runs_dir }) => {
+            let preset = if preset.is_some() || builtin.is_some() { Some(load_preset(preset, builtin)) } else { None };
+            match preset.transpose() {
+                Ok(p) => open_gui(p, start, quit_when_done, runs_dir),
+                Err(e) => Err(e),
+            }
+        }
         Some(Cmd::Train { preset, builtin, epochs, threads, runs_dir, no_record, quiet }) => {
             load_preset(preset, builtin).and_then(|mut p| {
                 if let Some(e) = epochs {
@@ -180,12 +204,17 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn open_gui() -> anyhow::Result<()> {
-    gradlab::gui::run_native().map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
+fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir: PathBuf) -> anyhow::Result<()> {
+    let mut options =
+        gradlab::gui::AppOptions { start, quit_when_done, runs_dir: Some(runs_dir), ..Default::default() };
+    if let Some(p) = preset {
+        options.preset = p;
+    }
+    gradlab::gui::run_native(options).map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_gui() -> anyhow::Result<()> {
+fn open_gui(_preset: Option<Preset>, _start: bool, _quit_when_done: bool, _runs_dir: PathBuf) -> anyhow::Result<()> {
     bail!("this gradlab was built without the `gui` feature; see `gradlab --help` for the headless commands")
 }
 
@@ -247,7 +276,13 @@ fn fork(
     drive(RunRequest { preset: p, origin: RunOrigin::Fork(checkpoint) }, Some(runs_dir), quiet)
 }
 
-fn bench(batches: usize, threads: Option<usize>, models: &str, python: Option<PathBuf>, no_reference: bool) -> anyhow::Result<()> {
+fn bench(
+    batches: usize,
+    threads: Option<usize>,
+    models: &str,
+    python: Option<PathBuf>,
+    no_reference: bool,
+) -> anyhow::Result<()> {
     use gradlab::bench::{self, BenchConfig};
     let cfg = BenchConfig {
         batches,
@@ -265,7 +300,11 @@ fn bench(batches: usize, threads: Option<usize>, models: &str, python: Option<Pa
     } else {
         let python = python.unwrap_or_else(|| {
             let venv = PathBuf::from("bench/.venv/bin/python");
-            if venv.exists() { venv } else { PathBuf::from("python3") }
+            if venv.exists() {
+                venv
+            } else {
+                PathBuf::from("python3")
+            }
         });
         eprintln!("running the PyTorch reference with {}…", python.display());
         match bench::run_reference(&python, std::path::Path::new("bench/reference.py"), &cfg) {

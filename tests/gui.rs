@@ -34,6 +34,8 @@ impl Setup {
             default_threads: 1,
             preset_dirs: vec![PathBuf::from("presets")],
             dialogs: Dialogs::Scripted(self.answers.clone()),
+            start: false,
+            quit_when_done: false,
         };
         // a few frames more than the default to settle: spinners of background loads end a frame late
         Harness::builder().with_size(SIZE).with_max_steps(12).build_eframe(move |cc| GradlabApp::new(cc, options))
@@ -310,7 +312,8 @@ fn runs_are_listed_compared_renamed_exported_and_deleted() {
 fn a_stopped_run_resumes_and_a_fork_starts_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut preset = Preset::builtin("digits_mlp").unwrap();
-    preset.train.epochs = 6;
+    // long enough that Stop finds it running
+    preset.train.epochs = 200;
     let mut setup = Setup::new(preset);
     setup.runs_dir = Some(dir.path().to_path_buf());
     let mut h = setup.harness();
@@ -331,8 +334,8 @@ fn a_stopped_run_resumes_and_a_fork_starts_from_its_checkpoint() {
     h.step();
     step_until(&mut h, "the resumed run", Duration::from_secs(60), |a| matches!(a.run.phase, Phase::Finished(_)));
     assert_eq!(h.state().run.phase, Phase::Finished(RunStatus::Completed));
-    step_until(&mut h, "the whole history", Duration::from_secs(20), |a| a.run.epoch_metrics.len() == 6);
-    assert_eq!(h.state().run.epoch_metrics.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    step_until(&mut h, "the whole history", Duration::from_secs(20), |a| a.run.epoch_metrics.len() == 200);
+    assert!(h.state().run.epoch_metrics.iter().map(|m| m.epoch).eq(1..=200));
 
     // fork from the best epoch with more epochs and a lower learning rate
     h.get_by_label("Runs").click();
@@ -347,12 +350,12 @@ fn a_stopped_run_resumes_and_a_fork_starts_from_its_checkpoint() {
     assert!(h.state().fork_from.is_some());
     {
         let p = &mut h.state_mut().preset;
-        p.train.epochs = 8;
+        p.train.epochs = 202;
         p.train.learning_rate = 1e-4;
     }
     h.run();
     h.get_by_label("Start").click();
     h.step();
     step_until(&mut h, "the fork", Duration::from_secs(60), |a| matches!(a.run.phase, Phase::Finished(_)));
-    assert_eq!(h.state().run.epoch_metrics.iter().map(|m| m.epoch).collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(h.state().run.epoch_metrics.iter().map(|m| m.epoch).collect::<Vec<_>>(), [201, 202]);
 }

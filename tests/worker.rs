@@ -11,7 +11,8 @@ use gradlab::Preset;
 fn small_cnn() -> Preset {
     let mut p = Preset::builtin("mnist_cnn").unwrap();
     p.data.limit = 1000;
-    p.train.epochs = 3;
+    // long enough that Stop always finds it running
+    p.train.epochs = 100;
     p
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dialogs::Dialogs;
+use super::frame_stats::FrameStats;
 use super::gallery::Gallery;
 use super::io::{user_presets_dir, Io, IoReply, IoRequest};
 use super::live_view;
@@ -33,6 +34,10 @@ pub struct AppOptions {
     /// Folders whose presets fill the gallery.
     pub preset_dirs: Vec<PathBuf>,
     pub dialogs: Dialogs,
+    /// Start the preset as soon as the window opens.
+    pub start: bool,
+    /// Close the window when that run ends (for scripted measurements).
+    pub quit_when_done: bool,
 }
 
 impl Default for AppOptions {
@@ -43,6 +48,8 @@ impl Default for AppOptions {
             default_threads: crate::train::cores().saturating_sub(1).max(1),
             preset_dirs: std::iter::once(PathBuf::from("presets")).chain(user_presets_dir()).collect(),
             dialogs: Dialogs::Native,
+            start: false,
+            quit_when_done: false,
         }
     }
 }
@@ -76,6 +83,9 @@ pub struct GradlabApp {
     dialogs: Dialogs,
     runs_dir: Option<PathBuf>,
     last_runs_poll: Option<Instant>,
+    start_pending: bool,
+    quit_when_done: bool,
+    frame_stats: FrameStats,
 }
 
 impl GradlabApp {
@@ -104,6 +114,9 @@ impl GradlabApp {
             dialogs: options.dialogs,
             runs_dir: options.runs_dir,
             last_runs_poll: None,
+            start_pending: options.start,
+            quit_when_done: options.quit_when_done,
+            frame_stats: FrameStats::from_env(),
         }
     }
 
@@ -299,6 +312,13 @@ impl GradlabApp {
 
 impl eframe::App for GradlabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frame_stats.begin();
+        if std::mem::take(&mut self.start_pending) {
+            self.start(RunOrigin::Fresh);
+        }
+        if self.quit_when_done && matches!(self.run.phase, super::run_view::Phase::Finished(_)) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         let start = Instant::now();
         while start.elapsed() < DRAIN_BUDGET {
             let Some(event) = self.trainer.try_recv() else { break };
@@ -397,5 +417,6 @@ impl eframe::App for GradlabApp {
         if self.view == View::Runs && !self.runs.listed_once {
             self.poll_runs(&ctx);
         }
+        self.frame_stats.end();
     }
 }

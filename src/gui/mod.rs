@@ -4,6 +4,7 @@ mod app;
 mod compare;
 mod confusion;
 mod dialogs;
+mod frame_stats;
 mod gallery;
 mod io;
 mod live_view;
@@ -20,9 +21,9 @@ pub use dialogs::Dialogs;
 pub use io::write_png;
 pub use run_view::{LiveRun, Phase};
 
-/// Opens the window with the default experiment loaded.
-pub fn run_native() -> eframe::Result<()> {
-    let options = eframe::NativeOptions {
+/// Opens the window (by default with the MNIST CNN experiment loaded).
+pub fn run_native(options: AppOptions) -> eframe::Result<()> {
+    let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1360.0, 860.0])
@@ -30,5 +31,5 @@ pub fn run_native() -> eframe::Result<()> {
             .with_title("Gradlab"),
         ..Default::default()
     };
-    eframe::run_native("Gradlab", options, Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, AppOptions::default())))))
+    eframe::run_native("Gradlab", native, Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, options)))))
 }

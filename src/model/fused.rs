@@ -17,7 +17,8 @@ const CHUNK: usize = 1 << 14;
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: input must be contiguous")))?;
+    let (a, b) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: input must be contiguous")))?;
     Ok(&data[a..b])
 }
 
@@ -97,7 +98,16 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: Vi
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: View<'_>, b: View<'_>, parallelism: gemm::Parallelism) {
+fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: View<'_>,
+    b: View<'_>,
+    parallelism: gemm::Parallelism,
+) {
     assert!(dst.len() >= m * n && a.fits(m, k) && b.fits(k, n), "gemm: buffers do not fit {m}x{k} · {k}x{n}");
     if k == 0 {
         if !accumulate {
@@ -247,7 +257,8 @@ impl CustomOp3 for Dense {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (contiguous(xs, xl, "dense x")?, contiguous(ws, wl, "dense w")?, contiguous(bs, bl, "dense b")?);
+        let (x, w, b) =
+            (contiguous(xs, xl, "dense x")?, contiguous(ws, wl, "dense w")?, contiguous(bs, bl, "dense b")?);
         let (batch, inputs) = xl.shape().dims2()?;
         let (outputs, w_in) = wl.shape().dims2()?;
         if w_in != inputs || b.len() != outputs {
@@ -274,10 +285,14 @@ impl CustomOp3 for Dense {
         with_data(res, |y| activation_backward(self.act, y, pre.as_deref(), &mut dz))?;
         let db = column_sums(&dz, outputs);
         let mut dw = vec![0f32; outputs * inputs];
-        with_data(x, |x| matmul(outputs, inputs, batch, &mut dw, false, View::transposed(&dz, outputs), View::rows(x, inputs)))?;
+        with_data(x, |x| {
+            matmul(outputs, inputs, batch, &mut dw, false, View::transposed(&dz, outputs), View::rows(x, inputs))
+        })?;
         let dx = if x.track_op() {
             let mut dx = vec![0f32; batch * inputs];
-            with_data(w, |w| matmul(batch, inputs, outputs, &mut dx, false, View::rows(&dz, outputs), View::rows(w, inputs)))?;
+            with_data(w, |w| {
+                matmul(batch, inputs, outputs, &mut dx, false, View::rows(&dz, outputs), View::rows(w, inputs))
+            })?;
             Some(tensor(dx, (batch, inputs))?)
         } else {
             None
@@ -327,7 +342,13 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
-    pub fn new(stride: usize, padding: usize, act: Option<Activation>, pool: usize, workspace: SharedWorkspace) -> Self {
+    pub fn new(
+        stride: usize,
+        padding: usize,
+        act: Option<Activation>,
+        pool: usize,
+        workspace: SharedWorkspace,
+    ) -> Self {
         Self { stride, padding, act, pool, workspace, generation: AtomicU64::new(0) }
     }
 
@@ -345,7 +366,15 @@ impl ConvBlock {
     }
 
     /// Fills the workspace for these inputs and returns the layer's output.
-    fn forward_into(&self, ws: &mut ConvWorkspace, g: &ConvGeometry, o: usize, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    fn forward_into(
+        &self,
+        ws: &mut ConvWorkspace,
+        g: &ConvGeometry,
+        o: usize,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+    ) -> Vec<f32> {
         let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.k * g.k * g.c);
         let rows = g.n * oh * ow;
         let ConvWorkspace { cols, w_mat, z, pre_activation, argmax, .. } = ws;
@@ -434,12 +463,14 @@ fn pool_forward(a: &[f32], n: usize, h: usize, w: usize, c: usize, p: usize, arg
 /// Scatters pooled gradients to where the maxima were, into `dz` (zeroed here), image by image.
 fn pool_backward(grad: &[f32], argmax: &[u32], dz: &mut [f32], images: usize) {
     let (per_out, per_in) = (grad.len() / images.max(1), dz.len() / images.max(1));
-    dz.par_chunks_mut(per_in).zip(grad.par_chunks(per_out).zip(argmax.par_chunks(per_out))).for_each(|(dz, (g, at))| {
-        dz.fill(0.0);
-        for (gv, &i) in g.iter().zip(at) {
-            dz[i as usize] += gv;
-        }
-    });
+    dz.par_chunks_mut(per_in).zip(grad.par_chunks(per_out).zip(argmax.par_chunks(per_out))).for_each(
+        |(dz, (g, at))| {
+            dz.fill(0.0);
+            for (gv, &i) in g.iter().zip(at) {
+                dz[i as usize] += gv;
+            }
+        },
+    );
 }
 
 impl CustomOp3 for ConvBlock {
@@ -570,7 +601,8 @@ mod tests {
 
     #[test]
     fn conv_block_matches_composed_candle_ops() {
-        let geometries = [(6, 7, 1, 3, 3, 1, 0, 2), (8, 8, 3, 4, 3, 1, 1, 2), (9, 9, 2, 3, 3, 2, 1, 1), (5, 6, 2, 2, 1, 1, 0, 2)];
+        let geometries =
+            [(6, 7, 1, 3, 3, 1, 0, 2), (8, 8, 3, 4, 3, 1, 1, 2), (9, 9, 2, 3, 3, 2, 1, 1), (5, 6, 2, 2, 1, 1, 0, 2)];
         for (h, w_, c, o, k, stride, pad, pool) in geometries {
             for act in ACTS {
                 // distinct inputs so that pooling has no ties
@@ -580,7 +612,8 @@ mod tests {
                 let x = Var::from_tensor(&Tensor::from_vec(xs, (2, h, w_, c), &Device::Cpu).unwrap()).unwrap();
                 let w = Var::from_tensor(&random(&[o, c, k, k], 6)).unwrap();
                 let b = Var::from_tensor(&random(&[o], 7)).unwrap();
-                let ours = x.apply_op3(&w, &b, ConvBlock::new(stride, pad, act, pool, SharedWorkspace::default())).unwrap();
+                let ours =
+                    x.apply_op3(&w, &b, ConvBlock::new(stride, pad, act, pool, SharedWorkspace::default())).unwrap();
                 let mut reference = conv2d_nhwc(&x, &w, Some(&b), stride, pad).unwrap();
                 if let Some(a) = act {
                     reference = activate(&reference, a).unwrap();
@@ -588,7 +621,13 @@ mod tests {
                 if pool > 1 {
                     reference = max_pool_reference(&reference, pool).unwrap();
                 }
-                agree(&[&x, &w, &b], ours, reference, 2e-4, &format!("conv {h}x{w_}x{c}->{o} k{k} s{stride} p{pad} pool{pool} {act:?}"));
+                agree(
+                    &[&x, &w, &b],
+                    ours,
+                    reference,
+                    2e-4,
+                    &format!("conv {h}x{w_}x{c}->{o} k{k} s{stride} p{pad} pool{pool} {act:?}"),
+                );
             }
         }
     }
@@ -600,12 +639,15 @@ mod tests {
         let up = random(&[1, 2, 2, 3], 10);
         let x0: Vec<f32> = random(&[1, 5, 5, 2], 11).flatten_all().unwrap().to_vec1().unwrap();
         let f = |x: &Tensor| {
-            let y = x.apply_op3(&w, &b, ConvBlock::new(1, 0, Some(Activation::Tanh), 1, SharedWorkspace::default())).unwrap();
+            let y = x
+                .apply_op3(&w, &b, ConvBlock::new(1, 0, Some(Activation::Tanh), 1, SharedWorkspace::default()))
+                .unwrap();
             let y = max_pool_reference(&y, 1).unwrap();
             (y.narrow(1, 0, 2).unwrap().narrow(2, 0, 2).unwrap() * &up).unwrap().sum_all().unwrap()
         };
         let var = Var::from_tensor(&Tensor::from_vec(x0.clone(), (1, 5, 5, 2), &Device::Cpu).unwrap()).unwrap();
-        let analytic: Vec<f32> = f(&var).backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let analytic: Vec<f32> =
+            f(&var).backward().unwrap().get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let eps = 1e-2;
         for i in 0..x0.len() {
             let eval = |d: f32| {
@@ -624,7 +666,8 @@ mod tests {
         let x = random(&[2, 6, 6, 1], 12);
         let w = Var::from_tensor(&random(&[4, 1, 3, 3], 13)).unwrap();
         let b = Var::from_tensor(&random(&[4], 14)).unwrap();
-        let y = x.apply_op3(&w, &b, ConvBlock::new(1, 0, Some(Activation::Relu), 2, SharedWorkspace::default())).unwrap();
+        let y =
+            x.apply_op3(&w, &b, ConvBlock::new(1, 0, Some(Activation::Relu), 2, SharedWorkspace::default())).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none());
         assert!(grads.get(&w).is_some());
@@ -640,7 +683,8 @@ mod tests {
         let x2 = random(&[2, 6, 6, 2], 18);
         let y1 = x1.apply_op3(&w, &b, ConvBlock::new(1, 1, Some(Activation::Relu), 2, ws.clone())).unwrap();
         let _y2 = x2.apply_op3(&w, &b, ConvBlock::new(1, 1, Some(Activation::Relu), 2, ws)).unwrap();
-        let fresh = x1.apply_op3(&w, &b, ConvBlock::new(1, 1, Some(Activation::Relu), 2, SharedWorkspace::default())).unwrap();
+        let fresh =
+            x1.apply_op3(&w, &b, ConvBlock::new(1, 1, Some(Activation::Relu), 2, SharedWorkspace::default())).unwrap();
         let g1 = y1.sum_all().unwrap().backward().unwrap();
         let g2 = fresh.sum_all().unwrap().backward().unwrap();
         for v in [&x1, &w, &b] {

@@ -1,8 +1,8 @@
 //! Models: the spec a preset gives, the layer plan with its shape checks, the network with its
 //! seeded weights, and the custom CPU ops the CNN relies on.
 
-mod network;
 mod fused;
+mod network;
 pub mod ops;
 mod spec;
 

@@ -29,7 +29,11 @@ enum Layer {
         eval_ws: fused::SharedWorkspace,
     },
     Flatten,
-    Dense { weight: Tensor, bias: Tensor, act: Option<Activation> },
+    Dense {
+        weight: Tensor,
+        bias: Tensor,
+        act: Option<Activation>,
+    },
     Dropout(f64),
 }
 
@@ -82,7 +86,8 @@ impl Network {
                     });
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    let d = format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
+                    let d =
+                        format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
                     (d, out_channels * (fan_in + 1))
                 }
                 LayerPlan::Dense { name, inputs, outputs } => {
@@ -99,7 +104,9 @@ impl Network {
                         Some(Layer::ConvBlock { act, pool: 1, .. } | Layer::Dense { act, .. }) if act.is_none() => {
                             *act = Some(a);
                         }
-                        _ => return Err(crate::Error::Other(format!("{} must follow a conv or dense layer", a.title()))),
+                        _ => {
+                            return Err(crate::Error::Other(format!("{} must follow a conv or dense layer", a.title())))
+                        }
                     }
                     (a.title().into(), 0)
                 }
@@ -169,7 +176,11 @@ impl Network {
                     Mode::Train(_) => train_ws,
                     Mode::Eval => eval_ws,
                 };
-                x.contiguous()?.apply_op3(weight, bias, fused::ConvBlock::new(*stride, *padding, *act, *pool, ws.clone()))?
+                x.contiguous()?.apply_op3(
+                    weight,
+                    bias,
+                    fused::ConvBlock::new(*stride, *padding, *act, *pool, ws.clone()),
+                )?
             }
             Layer::ConvBlock { weight, bias, stride, padding, act, pool, .. } => {
                 let mut y = conv2d_nhwc(x, weight, Some(bias), *stride, *padding)?;
@@ -182,7 +193,9 @@ impl Network {
                 y
             }
             Layer::Flatten => x.flatten_from(1)?,
-            Layer::Dense { weight, bias, act } if cpu => x.contiguous()?.apply_op3(weight, bias, fused::Dense::new(*act))?,
+            Layer::Dense { weight, bias, act } if cpu => {
+                x.contiguous()?.apply_op3(weight, bias, fused::Dense::new(*act))?
+            }
             Layer::Dense { weight, bias, act } => {
                 let y = x.matmul(&weight.t()?)?.broadcast_add(bias)?;
                 match act {

@@ -115,32 +115,32 @@ pub(crate) fn im2col_into(g: &ConvGeometry, x: &[f32], out: &mut [f32]) {
 
 /// The adjoint of [`im2col`]: sums patch gradients back into an `[n, h, w, c]` image.
 pub(crate) fn col2im(g: &ConvGeometry, cols: &[f32]) -> Vec<f32> {
-        let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
-        let image_len = g.h * g.w * g.c;
-        let mut out = vec![0f32; g.n * image_len];
-        out.par_chunks_mut(image_len).enumerate().for_each(|(n, image)| {
-            let cols = &cols[n * oh * ow * kkc..(n + 1) * oh * ow * kkc];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let patch = &cols[(oy * ow + ox) * kkc..(oy * ow + ox + 1) * kkc];
-                    for ky in 0..g.k {
-                        let Some(iy) = g.input_row(oy, ky) else {
+    let (oh, ow, kkc) = (g.out_h(), g.out_w(), g.patch_len());
+    let image_len = g.h * g.w * g.c;
+    let mut out = vec![0f32; g.n * image_len];
+    out.par_chunks_mut(image_len).enumerate().for_each(|(n, image)| {
+        let cols = &cols[n * oh * ow * kkc..(n + 1) * oh * ow * kkc];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let patch = &cols[(oy * ow + ox) * kkc..(oy * ow + ox + 1) * kkc];
+                for ky in 0..g.k {
+                    let Some(iy) = g.input_row(oy, ky) else {
+                        continue;
+                    };
+                    for kx in 0..g.k {
+                        let Some(ix) = g.input_col(ox, kx) else {
                             continue;
                         };
-                        for kx in 0..g.k {
-                            let Some(ix) = g.input_col(ox, kx) else {
-                                continue;
-                            };
-                            let dst = &mut image[(iy * g.w + ix) * g.c..(iy * g.w + ix + 1) * g.c];
-                            let src = &patch[(ky * g.k + kx) * g.c..(ky * g.k + kx + 1) * g.c];
-                            for (d, s) in dst.iter_mut().zip(src) {
-                                *d += s;
-                            }
+                        let dst = &mut image[(iy * g.w + ix) * g.c..(iy * g.w + ix + 1) * g.c];
+                        let src = &patch[(ky * g.k + kx) * g.c..(ky * g.k + kx + 1) * g.c];
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d += s;
                         }
                     }
                 }
             }
-        });
+        }
+    });
     out
 }
 
