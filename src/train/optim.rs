@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 
 use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::config::OptimizerKind;
 use crate::error::Result;
@@ -42,40 +43,56 @@ struct Rule {
     v_scale: f32,
 }
 
+/// Elements per parallel task: big layers update on all threads, biases stay on one.
+const CHUNK: usize = 1 << 14;
+
 impl Rule {
     fn apply(&self, p: &mut [f32], g: &[f32], state: &mut ParamState) {
         let n = p.len();
+        state.m.resize(n, 0.0);
         match self.kind {
             OptimizerKind::Sgd => {
-                state.m.resize(n, 0.0);
-                let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
-                for ((p, g), b) in p.iter_mut().zip(g).zip(state.m.iter_mut()) {
-                    let g = g + wd * *p;
-                    let update = if mu > 0.0 {
-                        *b = mu * *b + g;
-                        *b
-                    } else {
-                        g
-                    };
-                    *p -= lr * update;
-                }
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(state.m.par_chunks_mut(CHUNK))
+                    .for_each(|((p, g), m)| self.sgd(p, g, m));
             }
             OptimizerKind::Adam | OptimizerKind::AdamW => {
-                state.m.resize(n, 0.0);
                 state.v.resize(n, 0.0);
-                let decoupled = self.kind == OptimizerKind::AdamW;
-                let (b1, b2) = (BETA1 as f32, BETA2 as f32);
-                let (lr, wd, ms, vs, eps) = (self.lr, self.weight_decay, self.m_scale, self.v_scale, EPS as f32);
-                for (((p, g), m), v) in p.iter_mut().zip(g).zip(state.m.iter_mut()).zip(state.v.iter_mut()) {
-                    let g = if decoupled { *g } else { g + wd * *p };
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    if decoupled {
-                        *p *= 1.0 - lr * wd;
-                    }
-                    *p -= lr * (*m * ms) / ((*v * vs).sqrt() + eps);
-                }
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(state.m.par_chunks_mut(CHUNK).zip(state.v.par_chunks_mut(CHUNK)))
+                    .for_each(|((p, g), (m, v))| self.adam(p, g, m, v));
             }
+        }
+    }
+
+    fn sgd(&self, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
+        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+        for ((p, g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let g = g + wd * *p;
+            let update = if mu > 0.0 {
+                *b = mu * *b + g;
+                *b
+            } else {
+                g
+            };
+            *p -= lr * update;
+        }
+    }
+
+    fn adam(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let decoupled = self.kind == OptimizerKind::AdamW;
+        let (b1, b2) = (BETA1 as f32, BETA2 as f32);
+        let (lr, wd, ms, vs, eps) = (self.lr, self.weight_decay, self.m_scale, self.v_scale, EPS as f32);
+        for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = if decoupled { *g } else { g + wd * *p };
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            if decoupled {
+                *p *= 1.0 - lr * wd;
+            }
+            *p -= lr * (*m * ms) / ((*v * vs).sqrt() + eps);
         }
     }
 }
