@@ -205,6 +205,13 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir: PathBuf) -> anyhow::Result<()> {
+    // Without a GPU, Mesa's software renderer (llvmpipe) draws the window on as many threads as
+    // there are cores, taking them from training. Leave it the cores training does not use; a
+    // GPU driver ignores this. Set before any thread exists.
+    if std::env::var_os("LP_NUM_THREADS").is_none() {
+        let spare = gradlab::train::cores().saturating_sub(gradlab::gui::AppOptions::default().default_threads).max(1);
+        std::env::set_var("LP_NUM_THREADS", spare.to_string());
+    }
     let mut options =
         gradlab::gui::AppOptions { start, quit_when_done, runs_dir: Some(runs_dir), ..Default::default() };
     if let Some(p) = preset {

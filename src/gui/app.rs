@@ -312,7 +312,7 @@ impl GradlabApp {
 
 impl eframe::App for GradlabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        self.frame_stats.begin();
+        self.frame_stats.begin(ctx);
         if std::mem::take(&mut self.start_pending) {
             self.start(RunOrigin::Fresh);
         }
@@ -335,7 +335,7 @@ impl eframe::App for GradlabApp {
         }
         if self.run.phase.is_active() {
             // the elapsed-time clock ticks even between events
-            ctx.request_repaint_after(Duration::from_millis(500));
+            ctx.request_repaint_after(Duration::from_secs(1));
         }
     }
 

@@ -10,6 +10,8 @@ pub struct FrameStats {
     started: Option<Instant>,
     frames_us: Vec<u32>,
     opened: Option<Instant>,
+    /// What asked for the frames (file:line of the repaint request), counted.
+    causes: std::collections::BTreeMap<String, usize>,
 }
 
 impl FrameStats {
@@ -19,12 +21,16 @@ impl FrameStats {
             started: None,
             frames_us: Vec::new(),
             opened: Some(Instant::now()),
+            causes: Default::default(),
         }
     }
 
-    pub fn begin(&mut self) {
+    pub fn begin(&mut self, ctx: &egui::Context) {
         if self.enabled {
             self.started = Some(Instant::now());
+            for cause in ctx.repaint_causes() {
+                *self.causes.entry(format!("{}:{}", cause.file, cause.line)).or_default() += 1;
+            }
         }
     }
 
@@ -57,6 +63,9 @@ impl Drop for FrameStats {
                 p99.as_secs_f64() * 1e3,
                 max.as_secs_f64() * 1e3
             );
+            for (cause, n) in &self.causes {
+                eprintln!("  repaint requested at {cause}: {n}");
+            }
         }
     }
 }

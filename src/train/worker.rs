@@ -25,7 +25,7 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 const COMMAND_CAPACITY: usize = 64;
 const EVENT_CAPACITY: usize = 1024;
 /// Step events wake the receiver at most this often.
-const STEP_WAKE_INTERVAL: Duration = Duration::from_millis(33);
+const STEP_WAKE_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct WorkerOptions {
     /// Threads when the preset says 0: all cores headless, one fewer with a GUI.
