@@ -124,8 +124,11 @@ impl SetupPanel {
                 ui.label(egui::RichText::new(info.description).small());
                 if info.id == "idx" || info.id == "fashion-mnist" {
                     ui.horizontal(|ui| {
-                        let shown =
-                            preset.data.path.as_ref().map_or_else(|| "(none)".into(), |p| p.display().to_string());
+                        let shown = match (&preset.data.path, info.id) {
+                            (Some(p), _) => p.display().to_string(),
+                            (None, "fashion-mnist") => format!("{} (Debian's package)", crate::data::idx::FASHION_MNIST_DIR),
+                            (None, _) => "(none chosen)".into(),
+                        };
                         ui.label(format!("Folder: {shown}"));
                         if ui.button("Choose folder…").clicked() {
                             actions.push(Action::PickIdxFolder);
