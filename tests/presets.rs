@@ -77,7 +77,6 @@ fn impossible_values_are_named() {
     assert_names("[data]\nset = \"spiral\"\nsamples = 3\n", "data.samples", "at least 10");
     assert_names("[model]\ndropout = 1.0\n", "model.dropout", "probability");
     assert_names("[model]\nkind = \"mlp\"\nhidden = [64, 0]\n", "model.hidden[1]", "at least 1 unit");
-    assert_names("[train]\nthreads = 4096\n", "train.threads", "cores");
     assert_names("[train.schedule]\nwarmup_epochs = 50.0\n", "train.schedule.warmup_epochs", "number of epochs");
 }
 

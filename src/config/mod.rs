@@ -102,7 +102,8 @@ pub struct TrainSpec {
     pub batch_size: usize,
     pub epochs: usize,
     pub schedule: Schedule,
-    /// Compute threads; 0 chooses (all cores headless, one fewer with the GUI open).
+    /// Compute threads; 0 chooses (all cores headless, one fewer with the GUI open). More than
+    /// the machine has are clamped to its cores.
     pub threads: usize,
     pub device: DeviceKind,
 }

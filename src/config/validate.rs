@@ -84,13 +84,6 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     if !(t.schedule.gamma > 0.0 && t.schedule.gamma <= 1.0) {
         return err("train.schedule.gamma", format!("{} must be in (0, 1]", t.schedule.gamma));
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if t.threads > cores {
-        return err(
-            "train.threads",
-            format!("{} is more than this machine's {cores} cores; use 0 to choose automatically", t.threads),
-        );
-    }
     match t.device {
         DeviceKind::Cpu => {}
         DeviceKind::Cuda if cfg!(feature = "cuda") => {}

@@ -126,7 +126,9 @@ impl SetupPanel {
                     ui.horizontal(|ui| {
                         let shown = match (&preset.data.path, info.id) {
                             (Some(p), _) => p.display().to_string(),
-                            (None, "fashion-mnist") => format!("{} (Debian's package)", crate::data::idx::FASHION_MNIST_DIR),
+                            (None, "fashion-mnist") => {
+                                format!("{} (Debian's package)", crate::data::idx::FASHION_MNIST_DIR)
+                            }
                             (None, _) => "(none chosen)".into(),
                         };
                         ui.label(format!("Folder: {shown}"));

@@ -98,12 +98,11 @@ impl Trainer {
 impl Drop for Trainer {
     fn drop(&mut self) {
         let _ = self.commands.try_send(Command::Shutdown);
-        // Unblock a worker stuck sending to a full channel.
-        while self.events.try_recv().is_ok() {}
-        if let Some(t) = self.thread.take() {
-            // The receiver is dropped right after, which ends any blocking send.
-            let (events, thread) = (std::mem::replace(&mut self.events, bounded(0).1), t);
-            drop(events);
+        // Hang up both channels: a worker waiting for a command, or blocked sending an event to
+        // a full channel, sees the disconnection and ends (even if Shutdown did not fit).
+        drop(std::mem::replace(&mut self.commands, bounded(1).0));
+        drop(std::mem::replace(&mut self.events, bounded(0).1));
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
