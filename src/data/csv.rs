@@ -13,11 +13,7 @@ pub struct NumericTable {
 
 impl NumericTable {
     pub fn rows(&self) -> usize {
-        if self.columns == 0 {
-            0
-        } else {
-            self.values.len() / self.columns
-        }
+        self.values.len().checked_div(self.columns).unwrap_or(0)
     }
 
     pub fn row(&self, i: usize) -> &[f32] {

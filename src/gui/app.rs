@@ -271,7 +271,7 @@ impl GradlabApp {
                     self.gallery.mark_loaded(&self.preset);
                 }
                 IoReply::PresetRead(path, Ok(preset)) => {
-                    self.preset = preset;
+                    self.preset = *preset;
                     self.fork_from = None;
                     self.notice = Some(Notice::Info(format!("Loaded {}", path.display())));
                 }

@@ -47,7 +47,7 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
     let grid = Rect::from_min_size(origin, Vec2::splat(side));
     let count_font = FontId::monospace((cell * 0.32).clamp(7.0, 13.0));
     let mut hovered = None;
-    for t in 0..n {
+    for (t, galley) in galleys.iter().enumerate() {
         let row_total = confusion.row_total(t).max(1) as f64;
         for p in 0..n {
             let count = confusion.get(t, p);
@@ -64,8 +64,8 @@ pub fn show(ui: &mut egui::Ui, confusion: &Confusion, class_names: &[String], ma
         }
         // row label: the true class
         painter.galley(
-            origin + Vec2::new(-6.0 - galleys[t].size().x, (t as f32 + 0.5) * cell - galleys[t].size().y / 2.0),
-            galleys[t].clone(),
+            origin + Vec2::new(-6.0 - galley.size().x, (t as f32 + 0.5) * cell - galley.size().y / 2.0),
+            galley.clone(),
             text_color,
         );
     }

@@ -34,7 +34,7 @@ pub enum IoRequest {
 
 pub enum IoReply {
     Presets(Vec<GalleryEntry>),
-    PresetRead(PathBuf, Result<Preset, String>),
+    PresetRead(PathBuf, Result<Box<Preset>, String>),
     Runs(Vec<(PathBuf, RunInfo)>),
     Run(PathBuf, Result<Box<RunData>, String>),
     /// A finished action, to tell the user.
@@ -86,7 +86,7 @@ fn handle(request: IoRequest) -> IoReply {
     match request {
         IoRequest::ScanPresets(dirs) => IoReply::Presets(scan_presets(&dirs)),
         IoRequest::ReadPreset(path) => {
-            let result = Preset::load(&path).map_err(|e| e.to_string());
+            let result = Preset::load(&path).map(Box::new).map_err(|e| e.to_string());
             IoReply::PresetRead(path, result)
         }
         IoRequest::WritePreset(path, preset) => match preset.save(&path) {

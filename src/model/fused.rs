@@ -553,7 +553,7 @@ impl CustomOp3 for ConvBlock {
 mod tests {
     use super::*;
     use crate::model::network::activate;
-    use crate::model::ops::{conv2d_nhwc, max_pool_reference};
+    use crate::model::ops::{conv2d_nhwc, max_pool_nhwc};
     use crate::rng::Rng;
     use candle_core::Var;
 
@@ -619,7 +619,7 @@ mod tests {
                     reference = activate(&reference, a).unwrap();
                 }
                 if pool > 1 {
-                    reference = max_pool_reference(&reference, pool).unwrap();
+                    reference = max_pool_nhwc(&reference, pool).unwrap();
                 }
                 agree(
                     &[&x, &w, &b],
@@ -642,7 +642,7 @@ mod tests {
             let y = x
                 .apply_op3(&w, &b, ConvBlock::new(1, 0, Some(Activation::Tanh), 1, SharedWorkspace::default()))
                 .unwrap();
-            let y = max_pool_reference(&y, 1).unwrap();
+            let y = max_pool_nhwc(&y, 1).unwrap();
             (y.narrow(1, 0, 2).unwrap().narrow(2, 0, 2).unwrap() * &up).unwrap().sum_all().unwrap()
         };
         let var = Var::from_tensor(&Tensor::from_vec(x0.clone(), (1, 5, 5, 2), &Device::Cpu).unwrap()).unwrap();
