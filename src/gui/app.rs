@@ -22,6 +22,8 @@ use crate::train::{Command, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions
 
 /// How long one frame may spend draining training events.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+/// How often the live view refreshes while training when the GPU is a CPU.
+const SOFTWARE_REFRESH: Duration = Duration::from_secs(1);
 /// How often the runs folder is listed again (runs from the CLI appear on their own).
 const RUNS_POLL: Duration = Duration::from_secs(2);
 
@@ -86,16 +88,26 @@ pub struct GradlabApp {
     start_pending: bool,
     quit_when_done: bool,
     frame_stats: FrameStats,
+    /// How often step updates repaint the window while training.
+    live_refresh: Duration,
 }
 
 impl GradlabApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
         let ctx = cc.egui_ctx.clone();
         let waker: Waker = Arc::new(move || ctx.request_repaint());
+        // Drawn by the CPU (Mesa's llvmpipe on a machine without a GPU), a frame costs a good
+        // part of a core: the live view then refreshes once a second, leaving the CPU to training.
+        let software_rendering = cc
+            .wgpu_render_state
+            .as_ref()
+            .is_some_and(|rs| rs.adapter.get_info().device_type == eframe::wgpu::DeviceType::Cpu);
+        let live_refresh = if software_rendering { SOFTWARE_REFRESH } else { crate::train::STEP_WAKE_INTERVAL };
         let trainer = Trainer::spawn(WorkerOptions {
             default_threads: options.default_threads,
             waker: Some(waker.clone()),
             runs_dir: options.runs_dir.clone(),
+            step_wake_interval: live_refresh,
         });
         let io = Io::spawn(Some(waker.clone()));
         io.send(IoRequest::ScanPresets(options.preset_dirs));
@@ -114,6 +126,7 @@ impl GradlabApp {
             dialogs: options.dialogs,
             runs_dir: options.runs_dir,
             last_runs_poll: None,
+            live_refresh,
             start_pending: options.start,
             quit_when_done: options.quit_when_done,
             frame_stats: FrameStats::from_env(),
@@ -335,7 +348,7 @@ impl eframe::App for GradlabApp {
         }
         if self.run.phase.is_active() {
             // the elapsed-time clock ticks even between events
-            ctx.request_repaint_after(Duration::from_secs(1));
+            ctx.request_repaint_after(self.live_refresh.max(Duration::from_secs(1)));
         }
     }
 

@@ -24,8 +24,8 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 const COMMAND_CAPACITY: usize = 64;
 const EVENT_CAPACITY: usize = 1024;
-/// Step events wake the receiver at most this often.
-const STEP_WAKE_INTERVAL: Duration = Duration::from_millis(250);
+/// Step events wake the receiver at most this often, unless the options say otherwise.
+pub const STEP_WAKE_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct WorkerOptions {
     /// Threads when the preset says 0: all cores headless, one fewer with a GUI.
@@ -33,11 +33,13 @@ pub struct WorkerOptions {
     pub waker: Option<Waker>,
     /// Where run directories go; `None` records nothing.
     pub runs_dir: Option<PathBuf>,
+    /// Step events wake the receiver at most this often (epoch and lifecycle events at once).
+    pub step_wake_interval: Duration,
 }
 
 impl WorkerOptions {
     pub fn headless(runs_dir: Option<PathBuf>) -> Self {
-        Self { default_threads: cores(), waker: None, runs_dir }
+        Self { default_threads: cores(), waker: None, runs_dir, step_wake_interval: STEP_WAKE_INTERVAL }
     }
 }
 
@@ -63,6 +65,7 @@ impl Trainer {
             dropped: dropped_steps.clone(),
             waker: options.waker.clone(),
             last_wake: Instant::now(),
+            step_wake_interval: options.step_wake_interval,
         };
         let thread = std::thread::Builder::new()
             .name("gradlab-train".into())
@@ -113,6 +116,7 @@ struct EventSender {
     dropped: Arc<AtomicU64>,
     waker: Option<Waker>,
     last_wake: Instant,
+    step_wake_interval: Duration,
 }
 
 /// The receiver went away: the app closed.
@@ -128,7 +132,7 @@ impl EventSender {
                 }
                 Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
             }
-            if self.last_wake.elapsed() >= STEP_WAKE_INTERVAL {
+            if self.last_wake.elapsed() >= self.step_wake_interval {
                 self.wake();
             }
         } else {
