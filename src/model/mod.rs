@@ -2,6 +2,7 @@
 //! seeded weights, and the custom CPU ops the CNN relies on.
 
 mod fused;
+mod kernels;
 mod network;
 pub mod ops;
 mod spec;
