@@ -145,6 +145,13 @@ fn write_model(network: &Network, card: &ModelCard, preset: &Preset, out_dir: &P
     let tmp = out_dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
+    // safetensors writes the file private (0600); an exported model is meant to be shared
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&weights, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(&weights, e))?;
+    }
     write_atomic(&out_dir.join("config.json"), pretty(card).as_bytes())?;
     write_atomic(&out_dir.join("labels.json"), pretty(&card.class_names).as_bytes())?;
     write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())
