@@ -190,6 +190,8 @@ fn exported_model_reloads_with_the_same_logits() {
     let metrics = session.finish_epoch(1.0).unwrap();
     let state = record::CheckpointState {
         epoch: session.epoch,
+        batch: 0,
+        epoch_progress: Default::default(),
         optimizer_steps: session.optimizer.steps,
         base_learning_rate: session.base_learning_rate,
         rng: session.rng.clone(),

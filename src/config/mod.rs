@@ -106,6 +106,9 @@ pub struct TrainSpec {
     /// the machine has are clamped to its cores.
     pub threads: usize,
     pub device: DeviceKind,
+    /// A checkpoint is also written within an epoch when this many minutes have passed since the
+    /// last one, so a killed run loses minutes, not an epoch. 0 keeps only epoch checkpoints.
+    pub checkpoint_minutes: f64,
 }
 
 impl Default for TrainSpec {
@@ -120,6 +123,7 @@ impl Default for TrainSpec {
             schedule: Schedule::default(),
             threads: 0,
             device: DeviceKind::Cpu,
+            checkpoint_minutes: 5.0,
         }
     }
 }

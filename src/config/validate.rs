@@ -84,6 +84,12 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     if !(t.schedule.gamma > 0.0 && t.schedule.gamma <= 1.0) {
         return err("train.schedule.gamma", format!("{} must be in (0, 1]", t.schedule.gamma));
     }
+    if !(t.checkpoint_minutes.is_finite() && (0.0..=100_000.0).contains(&t.checkpoint_minutes)) {
+        return err(
+            "train.checkpoint_minutes",
+            format!("{} must be 0 (only at epoch ends) or a number of minutes", t.checkpoint_minutes),
+        );
+    }
     match t.device {
         DeviceKind::Cpu => {}
         DeviceKind::Cuda if cfg!(feature = "cuda") => {}

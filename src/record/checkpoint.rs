@@ -1,5 +1,6 @@
 //! Checkpoints: weights, optimizer moments and everything else a run needs to continue exactly
-//! (position, RNG, learning rate, best so far).
+//! (position, RNG, learning rate, best so far), at each epoch's end and, every
+//! `train.checkpoint_minutes`, within an epoch (so a kill loses minutes, not an epoch).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::write_atomic;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::train::Session;
+use crate::train::{EpochProgress, Session};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointState {
     /// Completed epochs; the run continues with the next.
     pub epoch: usize,
+    /// Batches already trained in the next epoch: 0 for a checkpoint at an epoch's end, more for
+    /// one written within an epoch (every `train.checkpoint_minutes`).
+    #[serde(default)]
+    pub batch: usize,
+    /// The sums of that partly trained epoch.
+    #[serde(default)]
+    pub epoch_progress: EpochProgress,
     pub optimizer_steps: u64,
     pub base_learning_rate: f64,
     pub rng: Rng,
@@ -36,11 +44,28 @@ pub struct Checkpoint {
 const M_PREFIX: &str = "optimizer.m.";
 const V_PREFIX: &str = "optimizer.v.";
 
-fn paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (dir.join(format!("epoch-{epoch}.safetensors")), dir.join(format!("epoch-{epoch}.json")))
+/// `epoch-N` at an epoch's end; `epoch-N-batch-B` within epoch N + 1.
+fn stem(state: &CheckpointState) -> String {
+    if state.batch == 0 {
+        format!("epoch-{}", state.epoch)
+    } else {
+        format!("epoch-{}-batch-{}", state.epoch, state.batch)
+    }
 }
 
-/// Writes `epoch-N.safetensors` then `epoch-N.json`; the JSON, written last, marks it complete.
+/// Parses a checkpoint's JSON file name into its position (completed epochs, batches into the
+/// next).
+fn position(name: &str) -> Option<(usize, usize)> {
+    let stem = name.strip_prefix("epoch-")?.strip_suffix(".json")?;
+    match stem.split_once("-batch-") {
+        Some((e, b)) => Some((e.parse().ok()?, b.parse().ok()?)),
+        None => Some((stem.parse().ok()?, 0)),
+    }
+}
+
+/// Writes `<stem>.safetensors` then `<stem>.json`; the JSON, written last, marks it complete.
+/// Older within-epoch checkpoints are removed once a newer checkpoint is complete: only epoch
+/// checkpoints are kept for good (export and fork pick among them).
 pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()> {
     let mut tensors = HashMap::new();
     for ((name, var), st) in session.net.params().iter().zip(&session.optimizer.state) {
@@ -52,12 +77,56 @@ pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()
             tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
         }
     }
-    let (weights, meta) = paths(dir, state.epoch);
+    let stem = stem(state);
+    let (weights, meta) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.json")));
     let tmp = weights.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
+    if let Err(e) = candle_core::safetensors::save(&tensors, &tmp) {
+        // a full disk leaves a partial file: do not leave it taking the space
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::format(&weights, format!("cannot write the checkpoint: {e}")));
+    }
     std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
     let json = serde_json::to_string_pretty(state).expect("checkpoint state serialises");
-    write_atomic(&meta, json.as_bytes())
+    write_atomic(&meta, json.as_bytes())?;
+    remove_older_within_epoch(dir, (state.epoch, state.batch));
+    Ok(())
+}
+
+/// Removes within-epoch checkpoints before `now`, complete or left half-written by a kill.
+fn remove_older_within_epoch(dir: &Path, now: (usize, usize)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut doomed: Vec<PathBuf> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let stem = name.split('.').next()?;
+            let pos = position(&format!("{stem}.json"))?;
+            (pos.1 > 0 && pos < now).then_some(path)
+        })
+        .collect();
+    // JSON files first: without its JSON a checkpoint is incomplete and never read
+    doomed.sort_by_key(|p| p.extension().is_none_or(|e| e != "json"));
+    for path in doomed {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Every complete checkpoint in a checkpoints folder (JSON path), by position.
+fn all_checkpoints(dir: &Path) -> Vec<((usize, usize), PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut found: Vec<((usize, usize), PathBuf)> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let pos = position(path.file_name()?.to_str()?)?;
+            path.with_extension("safetensors").exists().then_some((pos, path))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Reads a checkpoint given either of its two files.
@@ -71,26 +140,18 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     Ok(Checkpoint { path: weights, state, tensors })
 }
 
-/// All complete checkpoints of a run, by epoch.
+/// All complete checkpoints at an epoch's end, by epoch.
 pub fn list_checkpoints(run_dir: &Path) -> Vec<(usize, PathBuf)> {
-    let dir = run_dir.join("checkpoints");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![];
-    };
-    let mut found: Vec<(usize, PathBuf)> = entries
-        .filter_map(|e| {
-            let path = e.ok()?.path();
-            let name = path.file_name()?.to_str()?;
-            let epoch = name.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()?;
-            path.with_extension("safetensors").exists().then_some((epoch, path))
-        })
-        .collect();
-    found.sort();
-    found
+    all_checkpoints(&run_dir.join("checkpoints"))
+        .into_iter()
+        .filter(|((_, batch), _)| *batch == 0)
+        .map(|((epoch, _), path)| (epoch, path))
+        .collect()
 }
 
+/// The furthest complete checkpoint, within an epoch or at its end: where a resume continues.
 pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
-    list_checkpoints(run_dir).pop().map(|(_, p)| p)
+    all_checkpoints(&run_dir.join("checkpoints")).pop().map(|(_, p)| p)
 }
 
 impl Checkpoint {

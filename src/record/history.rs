@@ -8,6 +8,12 @@ use crate::config::Preset;
 use crate::error::{Error, Result};
 use crate::train::{EpochMetrics, RunStatus};
 
+/// Whether the process that writes a `running` run still does: its lock tells, on any platform.
+fn writer_alive(dir: &Path, info: &RunInfo) -> bool {
+    super::lock::is_held(dir).unwrap_or_else(|| process_alive(info.pid))
+}
+
+/// For runs written before run locks existed: the pid in summary.json.
 fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
@@ -33,7 +39,7 @@ pub fn list_runs(runs_dir: &Path) -> Vec<(PathBuf, RunInfo)> {
         .filter_map(|e| {
             let dir = e.ok()?.path();
             let mut info = RunInfo::read(&dir).ok()?;
-            if info.status == RunStatus::Running && !process_alive(info.pid) {
+            if info.status == RunStatus::Running && !writer_alive(&dir, &info) {
                 info.status = RunStatus::Interrupted;
             }
             Some((dir, info))
@@ -55,7 +61,7 @@ pub struct RunData {
 
 pub fn load_run(dir: &Path) -> Result<RunData> {
     let mut info = RunInfo::read(dir)?;
-    if info.status == RunStatus::Running && !process_alive(info.pid) {
+    if info.status == RunStatus::Running && !writer_alive(dir, &info) {
         info.status = RunStatus::Interrupted;
     }
     let preset = Preset::load(&dir.join("preset.toml"))?;
@@ -79,17 +85,21 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
     Ok(RunData { dir: dir.to_path_buf(), info, preset, epochs, steps })
 }
 
-/// Gives a run a new display name (its folder keeps its name).
+/// Gives a run a new display name (its folder keeps its name). The name goes to its own file,
+/// `name.txt`, which only renaming writes: the process that writes a running run rewrites
+/// summary.json every epoch and would otherwise put the old name back.
 pub fn rename_run(dir: &Path, name: &str) -> Result<()> {
-    let mut info = RunInfo::read(dir)?;
-    info.name = name.trim().to_string();
-    info.write(dir)
+    RunInfo::read(dir)?; // a run folder, not any folder
+    super::write_atomic(&dir.join(super::recorder::NAME_FILE), name.trim().as_bytes())
 }
 
 /// Deletes a run's folder, refusing folders that are not runs.
 pub fn delete_run(dir: &Path) -> Result<()> {
     if !dir.join("summary.json").exists() || !dir.join("preset.toml").exists() {
         return Err(Error::format(dir, "is not a run folder (no summary.json and preset.toml); not deleting it"));
+    }
+    if super::lock::is_held(dir) == Some(true) {
+        return Err(Error::format(dir, "this run is still being written; stop it before deleting it"));
     }
     std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))
 }

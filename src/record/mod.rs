@@ -9,12 +9,15 @@
 //!   summary.json     status, best and final figures, machine, versions (rewritten atomically)
 //!   checkpoints/     epoch-N.safetensors (weights and optimizer moments) + epoch-N.json
 //!   final.json       the run's Summary, once it ends
+//!   name.txt         the display name, once renamed
+//!   run.lock         held (OS file lock) by the process writing the run
 //! ```
 //! Every file is either appended line by line or written to a temporary name and renamed, so a
 //! run killed at any moment leaves a readable directory.
 
 mod checkpoint;
 mod history;
+mod lock;
 mod recorder;
 mod time;
 
@@ -23,6 +26,7 @@ use std::path::Path;
 
 pub use checkpoint::{latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState};
 pub use history::{delete_run, list_runs, load_run, rename_run, RunData};
+pub use lock::{is_held as run_is_locked, RunLock, LOCK_FILE};
 pub use recorder::{DataInfo, Machine, RunInfo, RunRecorder, METRICS_HEADER};
 pub use time::timestamp;
 
@@ -37,5 +41,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_data()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| Error::io(path, e))
+    write().map_err(|e| {
+        // a full disk leaves a partial temporary file: do not leave it taking the space
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
+use super::lock::RunLock;
 use super::{timestamp, write_atomic};
 use crate::config::Preset;
 use crate::error::{Error, Result};
@@ -54,11 +55,23 @@ pub struct RunInfo {
     pub candle_version: String,
 }
 
+/// The display name a user gave the run, when renamed (see `rename_run`).
+pub const NAME_FILE: &str = "name.txt";
+
 impl RunInfo {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+        let mut info: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+        if let Ok(file) = File::open(dir.join(NAME_FILE)) {
+            let mut name = String::new();
+            if std::io::Read::read_to_string(&mut std::io::Read::take(file, 1024), &mut name).is_ok()
+                && !name.trim().is_empty()
+            {
+                info.name = name.trim().to_string();
+            }
+        }
+        Ok(info)
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -113,6 +126,9 @@ pub struct RunRecorder {
     metrics: File,
     epochs: File,
     info: RunInfo,
+    /// Held while this recorder writes the run: a second writer is refused, and readers know the
+    /// run is live.
+    _lock: RunLock,
 }
 
 fn slug(title: &str) -> String {
@@ -122,6 +138,25 @@ fn slug(title: &str) -> String {
         "run".into()
     } else {
         s.chars().take(40).collect()
+    }
+}
+
+fn staging_name(id: &str) -> String {
+    format!(".{id}.partial")
+}
+
+/// Removes half-made run folders left by a process killed while creating one (nobody holds their
+/// lock).
+fn remove_abandoned_staging(runs_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".partial") && super::lock::is_held(&entry.path()) != Some(true) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -135,26 +170,45 @@ fn write_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
 }
 
 impl RunRecorder {
-    /// Creates `runs_dir/<timestamp>_<title>/` with the preset and an empty metrics file.
+    /// Creates `runs_dir/<timestamp>_<title>/` with the preset and an empty metrics file. The
+    /// folder is put together under a hidden name and renamed into place, so a run folder is
+    /// never seen half made.
     pub fn create(runs_dir: &Path, preset: &Preset, parent: Option<String>) -> Result<Self> {
         std::fs::create_dir_all(runs_dir).map_err(|e| Error::io(runs_dir, e))?;
+        remove_abandoned_staging(runs_dir);
         let base = format!("{}_{}", timestamp(), slug(&preset.title));
         let mut id = base.clone();
         let mut n = 1;
-        while runs_dir.join(&id).exists() {
+        while runs_dir.join(&id).exists() || runs_dir.join(staging_name(&id)).exists() {
             n += 1;
             id = format!("{base}-{n}");
         }
-        let dir = runs_dir.join(&id);
-        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(&dir, e))?;
+        let staging = runs_dir.join(staging_name(&id));
+        let made = Self::fill(&staging, &id, preset, parent).and_then(|(info, lock)| {
+            let dir = runs_dir.join(&id);
+            std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
+            let metrics = append(&dir.join("metrics.csv"))?;
+            let epochs = append(&dir.join("epochs.jsonl"))?;
+            Ok(Self { dir, metrics, epochs, info, _lock: lock })
+        });
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        made
+    }
+
+    fn fill(dir: &Path, id: &str, preset: &Preset, parent: Option<String>) -> Result<(RunInfo, RunLock)> {
+        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
+        // the lock is on the file, so it stays held when the folder is renamed
+        let lock = RunLock::acquire(dir)?;
         write_atomic(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
         let metrics_path = dir.join("metrics.csv");
         let mut metrics = append(&metrics_path)?;
         write_line(&mut metrics, &metrics_path, METRICS_HEADER)?;
-        let epochs = append(&dir.join("epochs.jsonl"))?;
+        append(&dir.join("epochs.jsonl"))?;
         let info = RunInfo {
             name: preset.title.clone(),
-            id,
+            id: id.to_string(),
             title: preset.title.clone(),
             data: preset.data.set.clone(),
             model: preset.model.summary(),
@@ -181,18 +235,32 @@ impl RunRecorder {
             gradlab_version: env!("CARGO_PKG_VERSION").into(),
             candle_version: "0.11".into(),
         };
-        info.write(&dir)?;
-        Ok(Self { dir, metrics, epochs, info })
+        info.write(dir)?;
+        Ok((info, lock))
     }
 
-    /// Reopens a run to continue it after `epoch` completed epochs: rows past that epoch (from
-    /// the interrupted part) are dropped so the files read as if it had never stopped.
-    pub fn reopen(dir: &Path, epoch: usize) -> Result<Self> {
+    /// Reopens a run to continue it from a checkpoint after `epoch` completed epochs and `batch`
+    /// batches of the next: rows past that point (from the interrupted part) are dropped so the
+    /// files read as if it had never stopped. `lock` is the run's, taken before anything else.
+    pub fn reopen(dir: &Path, lock: RunLock, epoch: usize, batch: usize) -> Result<Self> {
         let mut info = RunInfo::read(dir)?;
         let metrics_path = dir.join("metrics.csv");
         truncate_lines(&metrics_path, |line| {
-            line == METRICS_HEADER
-                || line.split(',').nth(1).and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch)
+            if line == METRICS_HEADER {
+                return true;
+            }
+            let mut cols = line.split(',');
+            let (kind, e, b) = (cols.next(), cols.next(), cols.next());
+            let e = e.and_then(|e| e.parse::<usize>().ok());
+            match (kind, e) {
+                (Some("epoch"), Some(e)) => e <= epoch,
+                // step rows carry the 1-based epoch and batch
+                (Some("step"), Some(e)) => {
+                    e <= epoch
+                        || (e == epoch + 1 && b.and_then(|b| b.parse::<usize>().ok()).is_some_and(|b| b <= batch))
+                }
+                _ => false,
+            }
         })?;
         let epochs_path = dir.join("epochs.jsonl");
         truncate_lines(&epochs_path, |line| {
@@ -203,7 +271,25 @@ impl RunRecorder {
         info.pid = std::process::id();
         info.epochs_completed = epoch;
         info.write(dir)?;
-        Ok(Self { metrics: append(&metrics_path)?, epochs: append(&epochs_path)?, dir: dir.to_path_buf(), info })
+        Ok(Self {
+            metrics: append(&metrics_path)?,
+            epochs: append(&epochs_path)?,
+            dir: dir.to_path_buf(),
+            info,
+            _lock: lock,
+        })
+    }
+
+    /// Marks a run whose setup failed (data, model) as failed, with the reason.
+    pub fn setup_failed(mut self, error: &Error) -> Result<()> {
+        self.info.status = RunStatus::Failed;
+        self.info.error = Some(error.to_string());
+        self.info.write(&self.dir)
+    }
+
+    /// Writes a checkpoint within an epoch (the position is in `state`).
+    pub fn checkpoint(&mut self, session: &Session, state: &checkpoint::CheckpointState) -> Result<()> {
+        checkpoint::save(&self.dir.join("checkpoints"), session, state)
     }
 
     pub fn dir(&self) -> &Path {

@@ -9,5 +9,5 @@ mod worker;
 
 pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};
 pub use metrics::Confusion;
-pub use session::{device_for, evaluate, Session, StepMetrics};
+pub use session::{device_for, evaluate, EpochProgress, Session, StepMetrics};
 pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions, STEP_WAKE_INTERVAL};

@@ -28,6 +28,16 @@ pub struct StepMetrics {
     pub learning_rate: f64,
 }
 
+/// What an epoch has summed so far: a checkpoint within an epoch keeps it, so the resumed
+/// epoch's figures equal an uninterrupted one's.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochProgress {
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub seen: usize,
+    pub train_time_s: f64,
+}
+
 pub struct Session {
     pub preset: Preset,
     pub data: Dataset,
@@ -43,10 +53,7 @@ pub struct Session {
     /// Overrides the preset's base learning rate (set from the GUI while training).
     pub base_learning_rate: f64,
     order: Vec<usize>,
-    epoch_loss_sum: f64,
-    epoch_correct: usize,
-    epoch_seen: usize,
-    epoch_train_time_s: f64,
+    progress: EpochProgress,
 }
 
 pub fn device_for(preset: &Preset) -> Result<Device> {
@@ -76,20 +83,24 @@ impl Session {
             epoch: 0,
             batch: 0,
             batches_per_epoch,
-            epoch_loss_sum: 0.0,
-            epoch_correct: 0,
-            epoch_seen: 0,
-            epoch_train_time_s: 0.0,
+            progress: EpochProgress::default(),
         })
     }
 
-    /// Moves to the start of the epoch after a checkpoint and takes its RNG and learning rate.
+    /// Moves to a checkpoint's position (the start of an epoch, or a batch within one) and takes
+    /// its RNG, learning rate and the epoch's sums so far.
     pub fn seek(&mut self, state: &crate::record::CheckpointState) {
         self.epoch = state.epoch;
-        self.batch = 0;
+        self.batch = state.batch.min(self.batches_per_epoch);
         self.order = epoch_order(self.data.train.len(), self.preset.seed, self.epoch);
         self.rng = state.rng.clone();
         self.base_learning_rate = state.base_learning_rate;
+        self.progress = if self.batch > 0 { state.epoch_progress.clone() } else { EpochProgress::default() };
+    }
+
+    /// The current epoch's sums so far (for a checkpoint within it).
+    pub fn epoch_progress(&self) -> &EpochProgress {
+        &self.progress
     }
 
     pub fn finished(&self) -> bool {
@@ -127,11 +138,11 @@ impl Session {
             size: batch.size,
             learning_rate: lr,
         };
-        self.epoch_loss_sum += f64::from(loss_value) * batch.size as f64;
-        self.epoch_correct += correct;
-        self.epoch_seen += batch.size;
+        self.progress.loss_sum += f64::from(loss_value) * batch.size as f64;
+        self.progress.correct += correct;
+        self.progress.seen += batch.size;
         self.batch += 1;
-        self.epoch_train_time_s += started.elapsed().as_secs_f64();
+        self.progress.train_time_s += started.elapsed().as_secs_f64();
         Ok(metrics)
     }
 
@@ -142,23 +153,21 @@ impl Session {
     /// Closes the epoch: evaluates on the validation split and moves to the next epoch.
     pub fn finish_epoch(&mut self, elapsed_s: f64) -> Result<EpochMetrics> {
         let validation = self.evaluate(&self.data.validation)?;
-        let seen = self.epoch_seen.max(1) as f64;
+        let p = &self.progress;
+        let seen = p.seen.max(1) as f64;
         let metrics = EpochMetrics {
             epoch: self.epoch + 1,
-            train_loss: self.epoch_loss_sum / seen,
-            train_accuracy: self.epoch_correct as f64 / seen,
+            train_loss: p.loss_sum / seen,
+            train_accuracy: p.correct as f64 / seen,
             validation,
             learning_rate: self.learning_rate(),
-            samples_per_s: self.epoch_seen as f64 / self.epoch_train_time_s.max(1e-9),
+            samples_per_s: p.seen as f64 / p.train_time_s.max(1e-9),
             elapsed_s,
         };
         self.epoch += 1;
         self.batch = 0;
         self.order = epoch_order(self.data.train.len(), self.preset.seed, self.epoch);
-        self.epoch_loss_sum = 0.0;
-        self.epoch_correct = 0;
-        self.epoch_seen = 0;
-        self.epoch_train_time_s = 0.0;
+        self.progress = EpochProgress::default();
         Ok(metrics)
     }
 

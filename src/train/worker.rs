@@ -17,7 +17,7 @@ use super::session::{device_for, Session};
 use crate::config::Preset;
 use crate::data;
 use crate::error::{Error, Result};
-use crate::record::{read_checkpoint, CheckpointState, RunRecorder};
+use crate::record::{read_checkpoint, CheckpointState, RunLock, RunRecorder};
 
 /// Called after events are sent, so a GUI can request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -292,6 +292,8 @@ fn run_in_pool(
     let mut last_validation = None;
     let elapsed_before = progress.elapsed_s;
     let mut rate_ema: Option<f64> = None;
+    let checkpoint_every = checkpoint_interval(&session.preset);
+    let mut last_checkpoint = Instant::now();
     let result: Result<(), RunError> = (|| loop {
         loop {
             match commands.try_recv() {
@@ -320,6 +322,11 @@ fn run_in_pool(
             }
         }
         if control.stop || session.finished() {
+            if let (Some(r), true) = (recorder.as_mut(), session.batch > 0 && !session.finished()) {
+                // stopped within an epoch: keep the batches trained since the last checkpoint
+                let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                r.checkpoint(&session, &within_epoch_state(&session, &progress, elapsed_s))?;
+            }
             return Ok(());
         }
         let t0 = Instant::now();
@@ -351,6 +358,8 @@ fn run_in_pool(
             if let Some(r) = recorder.as_mut() {
                 let state = CheckpointState {
                     epoch: session.epoch,
+                    batch: 0,
+                    epoch_progress: crate::train::EpochProgress::default(),
                     optimizer_steps: session.optimizer.steps,
                     base_learning_rate: session.base_learning_rate,
                     rng: session.rng.clone(),
@@ -364,7 +373,14 @@ fn run_in_pool(
                 r.epoch(&metrics, &session, &state)?;
             }
             last_validation = Some(metrics.validation.clone());
+            last_checkpoint = Instant::now();
             events.send(Event::Epoch(metrics))?;
+        } else if checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every) {
+            if let Some(r) = recorder.as_mut() {
+                let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                r.checkpoint(&session, &within_epoch_state(&session, &progress, elapsed_s))?;
+                last_checkpoint = Instant::now();
+            }
         }
     })();
 
@@ -395,7 +411,14 @@ fn run_in_pool(
             Err(RunError::Failed(e)) => Some(e.to_string()),
             _ => None,
         };
-        r.finish(&summary, error.as_deref())?;
+        if let Err(finish_error) = r.finish(&summary, error.as_deref()) {
+            // the reason the run stopped comes first; that its summary could not be written
+            // either (a full disk) follows
+            return Err(RunError::Failed(match error {
+                Some(e) => Error::Other(format!("{e}; the run's summary could not be updated either: {finish_error}")),
+                None => finish_error,
+            }));
+        }
     }
     result?;
     events.send(Event::Finished(summary))?;
@@ -432,13 +455,16 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                 Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
                 None => None,
             };
-            Ok(Prepared { session: new_session(request.preset)?, recorder, progress: Progress::default() })
+            let session = set_up(new_session(request.preset), recorder)?;
+            Ok(Prepared { session: session.0, recorder: session.1, progress: Progress::default() })
         }
         RunOrigin::Resume(run_dir) => {
+            // first of all: one writer per run
+            let lock = RunLock::acquire(&run_dir)?;
             let preset = Preset::load(&run_dir.join("preset.toml"))?;
             let mut session = new_session(preset)?;
             let mut progress = Progress::default();
-            let epoch = match crate::record::latest_checkpoint(&run_dir) {
+            let position = match crate::record::latest_checkpoint(&run_dir) {
                 Some(path) => {
                     let ckpt = read_checkpoint(&path)?;
                     ckpt.restore_into(&mut session, true)?;
@@ -450,11 +476,11 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                         train_time_s: ckpt.state.train_time_s,
                         elapsed_s: ckpt.state.elapsed_s,
                     };
-                    ckpt.state.epoch
+                    (ckpt.state.epoch, session.batch)
                 }
-                None => 0,
+                None => (0, 0),
             };
-            let recorder = RunRecorder::reopen(&run_dir, epoch)?;
+            let recorder = RunRecorder::reopen(&run_dir, lock, position.0, position.1)?;
             Ok(Prepared { session, recorder: Some(recorder), progress })
         }
         RunOrigin::Fork(checkpoint_path) => {
@@ -486,12 +512,55 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                     .and_then(|p| Preset::load(&p).ok());
                 parent_preset.is_some_and(|p| p.train.optimizer == request.preset.train.optimizer)
             };
-            let mut session = new_session(request.preset)?;
-            ckpt.restore_into(&mut session, same_optimizer)?;
-            let mut state = ckpt.state.clone();
-            state.base_learning_rate = session.preset.train.learning_rate;
-            session.seek(&state);
+            let fork = |session: Result<Session>| -> Result<Session> {
+                let mut session = session?;
+                ckpt.restore_into(&mut session, same_optimizer)?;
+                let mut state = ckpt.state.clone();
+                state.base_learning_rate = session.preset.train.learning_rate;
+                session.seek(&state);
+                Ok(session)
+            };
+            let (session, recorder) = set_up(fork(new_session(request.preset)), recorder)?;
             Ok(Prepared { session, recorder, progress: Progress::default() })
+        }
+    }
+}
+
+/// A checkpoint's state at the session's position within an epoch.
+fn within_epoch_state(session: &Session, progress: &Progress, elapsed_s: f64) -> CheckpointState {
+    CheckpointState {
+        epoch: session.epoch,
+        batch: session.batch,
+        epoch_progress: session.epoch_progress().clone(),
+        optimizer_steps: session.optimizer.steps,
+        base_learning_rate: session.base_learning_rate,
+        rng: session.rng.clone(),
+        best_epoch: progress.best_epoch,
+        best_validation_accuracy: progress.best_validation_accuracy,
+        // no validation within an epoch; `best` export picks among epoch checkpoints only
+        validation_accuracy: 0.0,
+        samples_seen: progress.samples_seen,
+        train_time_s: progress.train_time_s,
+        elapsed_s,
+    }
+}
+
+/// How often a checkpoint is written within an epoch; `None` when the preset turns it off.
+fn checkpoint_interval(preset: &Preset) -> Option<Duration> {
+    let minutes = preset.train.checkpoint_minutes;
+    (minutes > 0.0 && minutes.is_finite()).then(|| Duration::from_secs_f64(minutes * 60.0))
+}
+
+/// A new run's folder exists before its data and model do: when those fail, the folder says the
+/// run failed and why, instead of reading `running` (then `interrupted`) for ever.
+fn set_up(session: Result<Session>, recorder: Option<RunRecorder>) -> Result<(Session, Option<RunRecorder>)> {
+    match session {
+        Ok(session) => Ok((session, recorder)),
+        Err(error) => {
+            if let Some(r) = recorder {
+                let _ = r.setup_failed(&error);
+            }
+            Err(error)
         }
     }
 }
