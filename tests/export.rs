@@ -239,7 +239,8 @@ fn eval_refuses_data_that_no_longer_splits_as_the_run_did() {
     assert_eq!(before.confusion.total(), 40);
 
     let refused = |expect: &str| {
-        let err = export::evaluate_model(&model, None).err().expect("eval refuses").to_string();
+        let Err(err) = export::evaluate_model(&model, None) else { panic!("eval accepted changed data") };
+        let err = err.to_string();
         assert!(err.contains(&model.display().to_string()) && err.contains(expect), "{err}");
         let out = gradlab().arg("eval").arg(&model).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
