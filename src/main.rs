@@ -358,6 +358,8 @@ fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>
         );
     }
     let spec = data.map(|set| DataSpec { set, path: path.clone(), ..card.data.clone() });
+    // evaluate_model checks the split whenever the data is the model's own
+    let data_given_is_own = spec.as_ref().is_none_or(|s| *s == card.data);
     let (split, e) = gradlab::export::evaluate_model(model_dir, spec)?;
     println!(
         "{} on the {split} split: accuracy {:.2}% ({}/{}), loss {:.4}",
@@ -367,6 +369,14 @@ fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>
         e.confusion.total(),
         e.loss
     );
+    if let (Some(recorded), true) = (&card.split, data_given_is_own) {
+        println!(
+            "held out exactly the run's samples: {} validation{} (split hash {})",
+            recorded.validation,
+            recorded.test.map_or_else(String::new, |t| format!(", {t} test")),
+            recorded.validation_indices
+        );
+    }
     println!("confusion matrix (rows: true class, columns: predicted):");
     let width = card.class_names.iter().map(String::len).max().unwrap_or(1).min(12);
     for t in 0..e.confusion.classes {

@@ -237,6 +237,8 @@ fn eval_refuses_data_that_no_longer_splits_as_the_run_did() {
     export::export_run(&run, Which::Last, &model).unwrap();
     let (_, before) = export::evaluate_model(&model, None).unwrap();
     assert_eq!(before.confusion.total(), 40);
+    let out = gradlab().arg("eval").arg(&model).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held out exactly the run's samples: 40 validation"));
 
     let refused = |expect: &str| {
         let Err(err) = export::evaluate_model(&model, None) else { panic!("eval accepted changed data") };
