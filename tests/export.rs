@@ -68,6 +68,8 @@ struct Exported {
     _dir: tempfile::TempDir,
     model: PathBuf,
     shape: Vec<usize>,
+    /// Samples compared.
+    n: usize,
     /// Raw validation samples and the same normalised as the run normalised them.
     raw: Vec<f32>,
     normalised: Vec<f32>,
@@ -84,20 +86,21 @@ fn export_trained(preset: Preset) -> Exported {
     let info = DataInfo::read(&run).unwrap();
     let len: usize = info.input_shape.iter().product();
     let ds = data::load(&preset.data, preset.seed).unwrap();
-    let normalised = ds.validation.features[..SAMPLES * len].to_vec();
+    let n = ds.validation.len().min(SAMPLES);
+    let normalised = ds.validation.features[..n * len].to_vec();
     let mut raw_spec = preset.data.clone();
     raw_spec.normalization = NormalizationKind::None;
-    let raw = data::load(&raw_spec, preset.seed).unwrap().validation.features[..SAMPLES * len].to_vec();
+    let raw = data::load(&raw_spec, preset.seed).unwrap().validation.features[..n * len].to_vec();
 
     let ckpt = record::read_checkpoint(&export::find_checkpoint(&run, Which::Last).unwrap()).unwrap();
     let net =
         Network::new(&preset.model, &info.input_shape, info.class_names.len(), preset.seed, &Device::Cpu).unwrap();
     net.load_params(&ckpt.tensors).unwrap();
-    let mut shape = vec![SAMPLES];
+    let mut shape = vec![n];
     shape.extend_from_slice(&info.input_shape);
     let x = Tensor::from_vec(normalised.clone(), shape.clone(), &Device::Cpu).unwrap();
     let ours = net.forward(&x, &mut Mode::Eval).unwrap().to_vec2().unwrap();
-    Exported { _dir: dir, model, shape, raw, normalised, ours }
+    Exported { _dir: dir, model, shape, n, raw, normalised, ours }
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -131,7 +134,7 @@ fn check_onnx(name: &str, e: &Exported) {
     // the batch dimension is free: one sample runs too
     let mut one = e.shape.clone();
     one[0] = 1;
-    let len = e.normalised.len() / SAMPLES;
+    let len = e.normalised.len() / e.n;
     let single = tract_logits(&onnx, &one, &e.normalised[..len]);
     assert!(max_diff(&e.ours[..1], &single) <= 1e-4);
     // and the metadata carries what a user needs to feed it
@@ -143,20 +146,40 @@ fn check_onnx(name: &str, e: &Exported) {
             .map(|t| t.try_as_plain_ram().unwrap().to_scalar::<String>().unwrap().clone())
     };
     let classes: Vec<String> = serde_json::from_str(&prop("class_names").expect("class names")).unwrap();
-    assert_eq!(classes, (0..10).map(|d| d.to_string()).collect::<Vec<_>>());
+    let labels: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(e.model.join("labels.json")).unwrap()).unwrap();
+    assert_eq!(classes, labels);
     assert!(prop("normalization").unwrap().contains("mean"));
-    assert_eq!(prop("input_layout").unwrap(), "NCHW");
+    assert_eq!(prop("input_layout").unwrap(), if e.shape.len() == 4 { "NCHW" } else { "NC" });
 }
 
 fn check_reference(name: &str, e: &Exported) {
-    let rebuilt = reference::ReferenceModel::load(&e.model).logits(&e.raw, SAMPLES);
+    let rebuilt = reference::ReferenceModel::load(&e.model).logits(&e.raw, e.n);
     let diff = max_diff(&e.ours, &rebuilt);
     eprintln!("{name}: reference rebuild (config.json + safetensors, no Gradlab code) vs Gradlab max |logit diff| = {diff:.3e}");
     assert!(diff <= 1e-4, "{name}: the rebuilt model's logits differ by {diff}");
     // and Gradlab reads its own export back to the same logits (`eval` stays right)
     let loaded = export::load_model(&e.model).unwrap();
-    let back: Vec<Vec<f32>> = loaded.logits_raw(&e.raw, SAMPLES).unwrap().to_vec2().unwrap();
+    let back: Vec<Vec<f32>> = loaded.logits_raw(&e.raw, e.n).unwrap().to_vec2().unwrap();
     assert!(max_diff(&e.ours, &back) <= 1e-4);
+}
+
+/// The other activations, an 8x8 image CNN whose conv output is 4x4, and a table (`[N, features]`).
+#[test]
+fn tanh_cnn_and_sigmoid_table_models_export_the_same() {
+    let mut digits = brief(Preset::builtin("digits_mlp").unwrap(), "digits tanh cnn");
+    digits.model.kind = ModelKind::Cnn;
+    digits.model.conv = vec![ConvSpec { channels: 4, kernel: 3, stride: 1, padding: 1, pool: 2 }];
+    digits.model.hidden = vec![];
+    digits.model.activation = Activation::Tanh;
+    let mut iris = brief(Preset::builtin("iris_mlp").unwrap(), "iris sigmoid");
+    iris.data.limit = 0;
+    iris.model.activation = Activation::Sigmoid;
+    for (name, preset) in [("digits tanh CNN", digits), ("iris sigmoid MLP", iris)] {
+        let e = export_trained(preset);
+        check_onnx(name, &e);
+        check_reference(name, &e);
+    }
 }
 
 #[test]
@@ -198,7 +221,7 @@ fn version_1_exports_still_read() {
         ckpt.tensors.into_iter().filter(|(k, _)| !k.starts_with("optimizer.")).collect();
     candle_core::safetensors::save(&params, e.model.join("model.safetensors")).unwrap();
     let loaded = export::load_model(&e.model).unwrap();
-    let back: Vec<Vec<f32>> = loaded.logits_raw(&e.raw, SAMPLES).unwrap().to_vec2().unwrap();
+    let back: Vec<Vec<f32>> = loaded.logits_raw(&e.raw, e.n).unwrap().to_vec2().unwrap();
     assert!(max_diff(&e.ours, &back) <= 1e-4, "a version-1 export is read in its own layout");
 }
 
