@@ -99,13 +99,17 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Export a run's trained model (safetensors + JSON) into a folder.
+    /// Export a run's trained model (safetensors and/or ONNX, + JSON) into a folder, weights in
+    /// the layout PyTorch would hold.
     Export {
         run_dir: PathBuf,
         out_dir: PathBuf,
         /// Which checkpoint: last, best or an epoch number.
         #[arg(long, default_value = "last")]
         epoch: String,
+        /// What to write: safetensors, onnx or all (both).
+        #[arg(long, default_value = "safetensors")]
+        format: String,
     },
     /// Training throughput of the MLP and CNN presets, against PyTorch when it is installed.
     Bench {
@@ -181,7 +185,7 @@ fn main() -> ExitCode {
         Some(Cmd::Fork { from, epoch, preset, epochs, learning_rate, runs_dir, quiet }) => {
             fork(&from, &epoch, preset, epochs, learning_rate, runs_dir, quiet)
         }
-        Some(Cmd::Export { run_dir, out_dir, epoch }) => export(&run_dir, &out_dir, &epoch),
+        Some(Cmd::Export { run_dir, out_dir, epoch, format }) => export(&run_dir, &out_dir, &epoch, &format),
         Some(Cmd::Eval { model_dir, data, path }) => eval(&model_dir, data, path),
         Some(Cmd::Bench { batches, threads, models, python, no_reference }) => {
             bench(batches, threads, &models, python, no_reference)
@@ -326,9 +330,10 @@ fn bench(
     Ok(())
 }
 
-fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> anyhow::Result<()> {
+fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str, format: &str) -> anyhow::Result<()> {
     let which: Which = epoch.parse().map_err(anyhow::Error::msg)?;
-    let card = gradlab::export::export_run(run_dir, which, out_dir)?;
+    let format: gradlab::export::ExportFormat = format.parse().map_err(|e: String| anyhow::anyhow!("--format: {e}"))?;
+    let card = gradlab::export::export_run_as(run_dir, which, out_dir, format)?;
     println!(
         "exported {} (epoch {}, validation accuracy {:.2}%) to {}",
         card.title,
@@ -339,12 +344,22 @@ fn export(run_dir: &std::path::Path, out_dir: &std::path::Path, epoch: &str) -> 
     for (name, shape) in &card.tensors {
         println!("  {name:16} {shape:?}");
     }
+    println!("  files: config.json, {}", card.files.join(", "));
     Ok(())
 }
 
 fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>) -> anyhow::Result<()> {
     let card = gradlab::export::load_model(model_dir)?.card;
+    if card.split.is_none() && data.is_none() {
+        eprintln!(
+            "warning: {} was exported before Gradlab recorded data splits; the held-out samples are split \
+             again with the same seed but cannot be checked against the run's",
+            model_dir.display()
+        );
+    }
     let spec = data.map(|set| DataSpec { set, path: path.clone(), ..card.data.clone() });
+    // evaluate_model checks the split whenever the data is the model's own
+    let data_given_is_own = spec.as_ref().is_none_or(|s| *s == card.data);
     let (split, e) = gradlab::export::evaluate_model(model_dir, spec)?;
     println!(
         "{} on the {split} split: accuracy {:.2}% ({}/{}), loss {:.4}",
@@ -354,6 +369,14 @@ fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>
         e.confusion.total(),
         e.loss
     );
+    if let (Some(recorded), true) = (&card.split, data_given_is_own) {
+        println!(
+            "held out exactly the run's samples: {} validation{} (split hash {})",
+            recorded.validation,
+            recorded.test.map_or_else(String::new, |t| format!(", {t} test")),
+            recorded.validation_indices
+        );
+    }
     println!("confusion matrix (rows: true class, columns: predicted):");
     let width = card.class_names.iter().map(String::len).max().unwrap_or(1).min(12);
     for t in 0..e.confusion.classes {

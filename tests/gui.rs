@@ -278,12 +278,16 @@ fn runs_are_listed_compared_renamed_exported_and_deleted() {
     setup.answer(&model);
     h.state_mut().runs.selected.clear();
     h.run();
+    // as safetensors and ONNX both
+    h.get_by_label("safetensors + ONNX").click();
+    h.run();
     assert_eq!(h.get_all_by_label("Actions").count(), 3);
     h.get_all_by_label("Actions").last().unwrap().click();
     h.run();
     h.get_by_label("Export model of the best epoch…").click();
     step_until(&mut h, "the export", Duration::from_secs(20), |a| notice(a).is_some_and(|n| n.contains("Exported")));
     assert!(gradlab::export::load_model(&model).is_ok());
+    assert!(model.join("model.onnx").exists());
 
     // rename the oldest run
     h.get_all_by_label("Actions").last().unwrap().click();

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod csv;
 mod embedded;
+mod holdout;
 pub mod idx;
 pub mod synthetic;
 
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 pub use batch::{epoch_order, Batch};
+pub use holdout::SplitInfo;
 
 /// What a preset's `[data]` table says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +226,8 @@ pub struct Dataset {
     pub normalization: Normalization,
     /// Where the data came from, for summaries.
     pub source: String,
+    /// Counts and hashes of the split, so a later `eval` can check it holds out the same samples.
+    pub split: SplitInfo,
 }
 
 impl Dataset {
@@ -377,6 +381,7 @@ pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalizatio
     if spec.limit > 0 {
         train_idx.truncate(spec.limit);
     }
+    let split = SplitInfo::of(&raw.features, val_idx, train_idx.len(), raw.test.as_ref());
     let mut train = raw.features.select(&train_idx);
     let mut validation = raw.features.select(val_idx);
     let mut test = raw.test;
@@ -400,5 +405,6 @@ pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalizatio
         test,
         normalization,
         source: raw.source,
+        split,
     })
 }

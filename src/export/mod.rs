@@ -1,14 +1,19 @@
-//! Trained-model export: weights as safetensors with readable names, the architecture and
-//! everything needed to feed it (input shape, class names, normalisation) as JSON, and the way
-//! back in (`load_model`, `evaluate_model`).
+//! Trained-model export: weights as safetensors in the layout PyTorch would hold, the
+//! architecture in PyTorch's terms and everything needed to feed it (input shape, class names,
+//! normalisation, the data split) as JSON, optionally the same model as ONNX, and the way back in
+//! (`load_model`, `evaluate_model`).
 //!
 //! ```text
 //! model/
-//!   model.safetensors   conv1.weight, conv1.bias, fc1.weight, ...
-//!   config.json         ModelCard: architecture, input shape, classes, normalisation, origin
+//!   model.safetensors   conv1.weight, conv1.bias, fc1.weight, ... (reference layout)
+//!   model.onnx          the same model as an ONNX graph (`--format onnx` or `all`)
+//!   config.json         ModelCard: layout, input, layers, classes, normalisation, split, origin
 //!   labels.json         class names, in output order
 //!   preset.toml         the experiment that trained it
 //! ```
+
+pub mod layout;
+pub mod onnx;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +23,31 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Preset;
-use crate::data::{self, DataSpec, Normalization};
+use crate::data::{self, DataSpec, Normalization, SplitInfo};
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Network};
 use crate::record::{list_checkpoints, read_checkpoint, write_atomic, DataInfo};
 use crate::train::{evaluate, Evaluation};
+pub use layout::{CardLayer, RefLayer};
 
 pub const FORMAT: &str = "gradlab-model";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: weights in the reference (PyTorch) layout, `layers` in reference terms, `input`, `split`.
+/// 1: the dense weight after a conv stack in Gradlab's channels-last order; still read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The model's input as a graph sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputInfo {
+    /// The ONNX input's name.
+    pub name: String,
+    /// `NCHW` for images, `NC` for feature vectors; the batch dimension `N` is free.
+    pub layout: String,
+    /// Without the batch dimension.
+    pub shape: Vec<usize>,
+    pub dtype: String,
+    /// The ONNX output's name (`[N, classes]`, unnormalised scores).
+    pub output: String,
+}
 
 /// config.json of an exported model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +55,12 @@ pub struct ModelCard {
     pub format: String,
     pub format_version: u32,
     pub title: String,
+    /// `pytorch` from version 2: weights as `nn.Conv2d` / `nn.Linear` hold them, applied in
+    /// NCHW with `nn.Flatten` channel-major. Absent in version 1 (Gradlab's own layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputInfo>,
     pub model: ModelSpec,
     /// `[channels, height, width]` or `[features]`, without the batch dimension.
     pub input_shape: Vec<usize>,
@@ -43,14 +71,65 @@ pub struct ModelCard {
     /// validation samples).
     pub data: DataSpec,
     pub seed: u64,
+    /// The split the run made (counts and hashes), checked by `eval`; absent before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitInfo>,
     pub epoch: usize,
     pub validation_accuracy: Option<f64>,
     /// `run id/epoch-N`.
     pub source: String,
     /// Tensor names and shapes in model.safetensors.
     pub tensors: Vec<(String, Vec<usize>)>,
-    /// Layers in order, readable.
-    pub layers: Vec<String>,
+    /// Layers in order: PyTorch modules with their tensors from version 2, strings before.
+    pub layers: Vec<CardLayer>,
+    /// Files of the export besides config.json.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+/// What `export` writes besides the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// model.safetensors (what `eval` reads).
+    #[default]
+    Safetensors,
+    /// model.onnx only.
+    Onnx,
+    /// Both.
+    All,
+}
+
+impl ExportFormat {
+    pub const ALL: [ExportFormat; 3] = [ExportFormat::Safetensors, ExportFormat::Onnx, ExportFormat::All];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ExportFormat::Safetensors => "safetensors",
+            ExportFormat::Onnx => "ONNX",
+            ExportFormat::All => "safetensors + ONNX",
+        }
+    }
+
+    fn safetensors(self) -> bool {
+        self != ExportFormat::Onnx
+    }
+
+    fn onnx(self) -> bool {
+        self != ExportFormat::Safetensors
+    }
+}
+
+impl FromStr for ExportFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "safetensors" => Ok(ExportFormat::Safetensors),
+            "onnx" => Ok(ExportFormat::Onnx),
+            "all" => Ok(ExportFormat::All),
+            _ => Err(format!("`{s}` is not `safetensors`, `onnx` or `all`")),
+        }
+    }
 }
 
 /// Which checkpoint of a run.
@@ -108,53 +187,87 @@ fn read_checkpoint_state_accuracy(path: &Path) -> f64 {
         .map_or(f64::MIN, |s| s.validation_accuracy)
 }
 
-/// Exports a run's checkpoint into `out_dir`. Returns the card written.
+/// Exports a run's checkpoint into `out_dir` as safetensors. Returns the card written.
 pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelCard> {
+    export_run_as(run_dir, which, out_dir, ExportFormat::Safetensors)
+}
+
+/// Exports a run's checkpoint into `out_dir` in `format`. Returns the card written.
+pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: ExportFormat) -> Result<ModelCard> {
     let preset = Preset::load(&run_dir.join("preset.toml"))?;
     let info = DataInfo::read(run_dir)?;
     let ckpt_path = find_checkpoint(run_dir, which)?;
     let ckpt = read_checkpoint(&ckpt_path)?;
-    let network = Network::new(&preset.model, &info.input_shape, info.class_names.len(), preset.seed, &Device::Cpu)?;
+    let classes = info.class_names.len();
+    let network = Network::new(&preset.model, &info.input_shape, classes, preset.seed, &Device::Cpu)?;
     network.load_params(&ckpt.tensors)?;
+    let trained: HashMap<String, Tensor> =
+        network.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let reference =
+        layout::convert(&trained, &preset.model, &info.input_shape, classes, layout::Direction::ToReference)?;
     let run_id = run_dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut files = Vec::new();
+    if format.safetensors() {
+        files.push("model.safetensors".to_string());
+    }
+    if format.onnx() {
+        files.push("model.onnx".to_string());
+    }
+    files.extend(["labels.json".to_string(), "preset.toml".to_string()]);
     let card = ModelCard {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         title: preset.title.clone(),
+        layout: Some(layout::PYTORCH.into()),
+        input: Some(InputInfo {
+            name: onnx::INPUT.into(),
+            layout: if info.input_shape.len() == 3 { "NCHW" } else { "NC" }.into(),
+            shape: info.input_shape.clone(),
+            dtype: "float32".into(),
+            output: onnx::OUTPUT.into(),
+        }),
         model: preset.model.clone(),
         input_shape: info.input_shape.clone(),
         class_names: info.class_names.clone(),
         normalization: info.normalization.clone(),
         data: preset.data.clone(),
         seed: preset.seed,
+        split: info.split.clone(),
         epoch: ckpt.state.epoch,
         validation_accuracy: Some(ckpt.state.validation_accuracy),
         source: format!("{run_id}/epoch-{}", ckpt.state.epoch),
         tensors: network.params().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect(),
-        layers: network.layers().iter().map(|l| l.description.clone()).collect(),
+        layers: layout::reference_layers(&preset.model, &info.input_shape, classes)?
+            .into_iter()
+            .map(CardLayer::Reference)
+            .collect(),
+        files,
     };
-    write_model(&network, &card, &preset, out_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    if format.safetensors() {
+        write_weights(&reference, &out_dir.join("model.safetensors"))?;
+    }
+    if format.onnx() {
+        let bytes = onnx::to_onnx(&card, &reference)?;
+        write_atomic(&out_dir.join("model.onnx"), &bytes)?;
+    }
+    write_atomic(&out_dir.join("config.json"), pretty(&card).as_bytes())?;
+    write_atomic(&out_dir.join("labels.json"), pretty(&card.class_names).as_bytes())?;
+    write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())?;
     Ok(card)
 }
 
-fn write_model(network: &Network, card: &ModelCard, preset: &Preset, out_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let tensors: HashMap<String, Tensor> =
-        network.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-    let weights = out_dir.join("model.safetensors");
-    let tmp = out_dir.join("model.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
+fn write_weights(tensors: &HashMap<String, Tensor>, weights: &Path) -> Result<()> {
+    let tmp = weights.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp)?;
+    std::fs::rename(&tmp, weights).map_err(|e| Error::io(weights, e))?;
     // safetensors writes the file private (0600); an exported model is meant to be shared
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&weights, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(&weights, e))?;
+        std::fs::set_permissions(weights, std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(weights, e))?;
     }
-    write_atomic(&out_dir.join("config.json"), pretty(card).as_bytes())?;
-    write_atomic(&out_dir.join("labels.json"), pretty(&card.class_names).as_bytes())?;
-    write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())
+    Ok(())
 }
 
 fn pretty<T: Serialize>(value: &T) -> String {
@@ -179,9 +292,30 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
         ));
     }
     let weights = dir.join("model.safetensors");
+    if !weights.exists() && card.files.iter().any(|f| f == "model.onnx") {
+        return Err(Error::format(
+            dir,
+            "this export holds only model.onnx; Gradlab reads back exports that include model.safetensors",
+        ));
+    }
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| Error::format(&weights, format!("cannot read the weights: {e}")))?;
-    let network = Network::new(&card.model, &card.input_shape, card.class_names.len(), card.seed, &Device::Cpu)?;
+    let classes = card.class_names.len();
+    let tensors = match card.layout.as_deref() {
+        // version 1: saved as trained
+        None if card.format_version < 2 => tensors,
+        Some(layout::PYTORCH) => {
+            layout::convert(&tensors, &card.model, &card.input_shape, classes, layout::Direction::FromReference)
+                .map_err(|e| Error::format(&weights, e.to_string()))?
+        }
+        other => {
+            return Err(Error::format(
+                &config,
+                format!("weight layout {other:?} is not one this Gradlab reads (expected `pytorch`)"),
+            ))
+        }
+    };
+    let network = Network::new(&card.model, &card.input_shape, classes, card.seed, &Device::Cpu)?;
     network.load_params(&tensors).map_err(|e| Error::format(&weights, e.to_string()))?;
     Ok(LoadedModel { card, network })
 }
@@ -205,6 +339,21 @@ pub fn evaluate_model(dir: &Path, data: Option<DataSpec>) -> Result<(String, Eva
     let model = load_model(dir)?;
     let spec = data.unwrap_or_else(|| model.card.data.clone());
     let ds = data::load_with(&spec, model.card.seed, Some(&model.card.normalization))?;
+    // on its own data, the held-out samples must be the ones the run held out, or the figures
+    // would count samples the model trained on
+    if spec == model.card.data {
+        if let Some(diff) = model.card.split.as_ref().and_then(|was| was.differences(&ds.split)) {
+            return Err(Error::format(
+                dir,
+                format!(
+                    "the data `{}` no longer splits as it did when this model was trained ({diff}), so \
+                     evaluating would not hold out the samples the run held out; restore that data or \
+                     evaluate on other data with --data",
+                    spec.set
+                ),
+            ));
+        }
+    }
     if ds.input_shape != model.card.input_shape {
         return Err(Error::Shape(format!(
             "the model takes inputs of shape {:?} but `{}` has {:?}",

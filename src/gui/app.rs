@@ -251,7 +251,7 @@ impl GradlabApp {
                 return;
             }
             Action::ExportModel(dir, which) => match self.dialogs.pick_folder("Folder for the exported model") {
-                Some(out) => IoRequest::ExportModel { run: dir, which, out },
+                Some(out) => IoRequest::ExportModel { run: dir, which, out, format: self.runs.export_format },
                 None => return,
             },
             Action::ExportMetrics(dir) => match self.dialogs.save_file("Save metrics", "metrics.csv", "csv") {

@@ -27,7 +27,7 @@ pub enum IoRequest {
     LoadRun(PathBuf),
     RenameRun(PathBuf, String),
     DeleteRun(PathBuf),
-    ExportModel { run: PathBuf, which: Which, out: PathBuf },
+    ExportModel { run: PathBuf, which: Which, out: PathBuf, format: crate::export::ExportFormat },
     CopyFile { from: PathBuf, to: PathBuf },
     WritePng { path: PathBuf, image: Arc<egui::ColorImage> },
 }
@@ -105,10 +105,17 @@ fn handle(request: IoRequest) -> IoReply {
             done(record::rename_run(&dir, &name), format!("Renamed the run to “{name}”"))
         }
         IoRequest::DeleteRun(dir) => done(record::delete_run(&dir), format!("Deleted {}", dir.display())),
-        IoRequest::ExportModel { run, which, out } => match crate::export::export_run(&run, which, &out) {
-            Ok(card) => IoReply::Done(format!("Exported the model of epoch {} to {}", card.epoch, out.display())),
-            Err(e) => IoReply::Failed(e.to_string()),
-        },
+        IoRequest::ExportModel { run, which, out, format } => {
+            match crate::export::export_run_as(&run, which, &out, format) {
+                Ok(card) => IoReply::Done(format!(
+                    "Exported the model of epoch {} ({}) to {}",
+                    card.epoch,
+                    format.title(),
+                    out.display()
+                )),
+                Err(e) => IoReply::Failed(e.to_string()),
+            }
+        }
         IoRequest::CopyFile { from, to } => done(
             std::fs::copy(&from, &to).map(|_| ()).map_err(|e| crate::Error::io(&to, e)),
             format!("Wrote {}", to.display()),

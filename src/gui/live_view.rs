@@ -86,7 +86,7 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
                     ui.horizontal(|ui| {
                         if ui
                             .button("Export model…")
-                            .on_hover_text("The best epoch's weights, as safetensors + JSON")
+                            .on_hover_text("The best epoch's weights, in the format chosen in the Runs tab (safetensors + JSON by default)")
                             .clicked()
                         {
                             actions.push(Action::ExportModel(dir.clone(), Which::Best));

@@ -8,7 +8,7 @@ use egui::{RichText, Ui};
 
 use super::compare;
 use super::setup_panel::Action;
-use crate::export::Which;
+use crate::export::{ExportFormat, Which};
 use crate::record::{RunData, RunInfo};
 use crate::train::RunStatus;
 
@@ -36,6 +36,8 @@ pub struct RunsPanel {
     confirm_delete: Option<PathBuf>,
     compare_metric: compare::CompareMetric,
     only_differences: bool,
+    /// What "Export model" writes (here and in the live view).
+    pub export_format: ExportFormat,
 }
 
 fn duration(s: f64) -> String {
@@ -132,6 +134,13 @@ impl RunsPanel {
             ));
             if ui.button("Refresh").clicked() {
                 actions.push(Action::RefreshRuns);
+            }
+            // outside the Actions menu: a click inside a menu closes it
+            ui.separator();
+            ui.label("Export models as")
+                .on_hover_text("safetensors: weights + config.json, what `gradlab eval` and PyTorch read; ONNX: model.onnx for ONNX Runtime and other tools");
+            for f in ExportFormat::ALL {
+                ui.radio_value(&mut self.export_format, f, f.title());
             }
         });
         if !self.listed_once {

@@ -92,6 +92,9 @@ pub struct DataInfo {
     pub validation_samples: usize,
     pub test_samples: Option<usize>,
     pub source: String,
+    /// How the data was split (counts and hashes); absent in runs recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<crate::data::SplitInfo>,
 }
 
 impl DataInfo {
@@ -106,6 +109,7 @@ impl DataInfo {
             validation_samples: d.validation.len(),
             test_samples: d.test.as_ref().map(crate::data::Split::len),
             source: d.source.clone(),
+            split: Some(d.split.clone()),
         }
     }
 
