@@ -164,7 +164,7 @@ fn absurd_sizes_are_refused_before_reading() {
     let e = err_of(idx::read_images(&ip));
     assert!(e.contains("huge-idx3-ubyte") && e.contains("GiB"), "{e}");
     // a header promising 60,000 images in a file of 16 bytes: truncated, saying how many
-    std::fs::write(&ip, raw_images(60_000, 28, 28, 0)[..16 + 100].to_vec()).unwrap();
+    std::fs::write(&ip, &raw_images(60_000, 28, 28, 0)[..16 + 100]).unwrap();
     let e = err_of(idx::read_images(&ip));
     assert!(e.contains("truncated") && e.contains("47040000") && e.contains("holds 100"), "{e}");
 }
@@ -212,7 +212,7 @@ fn a_count_mismatch_is_found_from_the_headers() {
     let lp = dir.path().join("l");
     // the images' data is cut short, but the count mismatch is what is reported: the headers
     // are compared before any data is read
-    std::fs::write(&ip, raw_images(10, 4, 3, 0)[..40].to_vec()).unwrap();
+    std::fs::write(&ip, &raw_images(10, 4, 3, 0)[..40]).unwrap();
     idx::write_labels(&lp, &labels(9), true).unwrap();
     let e = err_of(idx::read_pair(&ip, &lp));
     assert!(e.contains("9 labels") && e.contains("10 images") && e.contains('l'), "{e}");

@@ -129,7 +129,7 @@ fn gzip_bomb_is_refused_after_the_promised_bytes() {
     let mut source = Counted { inner: &bomb, read: 0 };
     let (result, peak) =
         crate::support::peak_of(|| idx::read_images_from(&mut source, Path::new("train-images-idx3-ubyte.gz")));
-    let err = result.err().expect("a bomb is refused").to_string();
+    let err = result.expect_err("a bomb is refused").to_string();
     assert!(err.contains("train-images-idx3-ubyte.gz") && err.contains("trailing data"), "{err}");
     assert!(err.contains("1000 x 28 x 28") && err.contains("784000"), "{err}");
     // 784 KB inflated from a few KB of the stream; the 256 MiB are never produced
