@@ -154,6 +154,9 @@ impl Default for Preset {
     }
 }
 
+/// The largest preset file read (the built-in ones are under 1 KiB).
+pub const MAX_PRESET_BYTES: u64 = 1 << 20;
+
 /// The ready-made presets, compiled in so `--builtin` and the gallery work from any folder.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("mnist_cnn", include_str!("../../presets/mnist_cnn.toml")),
@@ -179,7 +182,7 @@ impl Preset {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::record::read_text_capped(path, MAX_PRESET_BYTES)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 

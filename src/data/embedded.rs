@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::csv::parse_numeric;
+use super::csv::{class_index, parse_numeric};
 use super::{digit_names, Raw, Split};
 use crate::error::{Error, Result};
 
@@ -32,7 +32,7 @@ fn image_rows(text: &str, name: &str, side: usize, max_value: f32) -> Result<Raw
     for r in 0..table.rows() {
         let row = table.row(r);
         split.features.extend_from_slice(&row[..pixels]);
-        split.labels.push(row[pixels] as u32);
+        split.labels.push(class_index(row[pixels], Path::new(name), table.lines[r], pixels + 1)?);
     }
     Ok(Raw {
         class_names: digit_names(),
@@ -65,12 +65,11 @@ pub(crate) fn parse_table(text: &str, name: &str) -> Result<Raw> {
     let features: usize = fields[1].parse().map_err(|_| bad_header())?;
     let class_names: Vec<String> = fields[2..].iter().map(ToString::to_string).collect();
     let table = parse_numeric(body, Path::new(name), 2)?;
-    if table.columns != features + 1 || table.rows() != rows {
+    if Some(table.columns) != features.checked_add(1) || table.rows() != rows {
         return Err(Error::format(
             name,
             format!(
-                "header promises {rows} rows of {} columns, found {} rows of {}",
-                features + 1,
+                "header promises {rows} rows of {features} features and a class, found {} rows of {} columns",
                 table.rows(),
                 table.columns
             ),
@@ -80,7 +79,7 @@ pub(crate) fn parse_table(text: &str, name: &str) -> Result<Raw> {
     for r in 0..rows {
         let row = table.row(r);
         split.features.extend_from_slice(&row[..features]);
-        split.labels.push(row[features] as u32);
+        split.labels.push(class_index(row[features], Path::new(name), table.lines[r], features + 1)?);
     }
     Ok(Raw {
         class_names,

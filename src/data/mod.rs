@@ -324,9 +324,24 @@ fn idx_split(images: &Path, labels: &Path) -> Result<(Split, usize, usize)> {
     ))
 }
 
+/// The first label of `split` that is not below `classes`, as an error naming `file`.
+fn check_labels(split: &Split, classes: usize, file: &Path, why: &str) -> Result<()> {
+    match split.labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+        Some((i, l)) => {
+            Err(Error::format(file, format!("label {l} (sample {i}) is outside the {classes} classes {why}")))
+        }
+        None => Ok(()),
+    }
+}
+
 fn idx_folder(dir: &Path) -> Result<Raw> {
     let files = idx::find_in_folder(dir)?;
     let (train, rows, cols) = idx_split(&files.train_images, &files.train_labels)?;
+    let is_fashion = dir.to_string_lossy().to_lowercase().contains("fashion");
+    let classes = train.labels.iter().copied().max().unwrap_or(0) as usize + 1;
+    if is_fashion {
+        check_labels(&train, FASHION_CLASSES.len(), &files.train_labels, "of Fashion-MNIST")?;
+    }
     let test = match &files.test {
         Some((i, l)) => {
             let (test, tr, tc) = idx_split(i, l)?;
@@ -336,13 +351,13 @@ fn idx_folder(dir: &Path) -> Result<Raw> {
                     format!("images are {tr}x{tc} but the training images are {rows}x{cols}"),
                 ));
             }
+            // a class the model never saw would index past its outputs
+            check_labels(&test, classes.max(10), l, "of the training set")?;
             Some(test)
         }
         None => None,
     };
-    let classes = train.labels.iter().copied().max().unwrap_or(0) as usize + 1;
-    let is_fashion = dir.to_string_lossy().to_lowercase().contains("fashion");
-    let class_names = if is_fashion && classes <= 10 {
+    let class_names = if is_fashion {
         FASHION_CLASSES.iter().map(ToString::to_string).collect()
     } else {
         (0..classes.max(10)).map(|d| d.to_string()).collect()

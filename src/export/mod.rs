@@ -280,9 +280,37 @@ pub struct LoadedModel {
     pub network: Network,
 }
 
+/// The largest config.json read: a card is a few KiB (its normalisation has one mean per input
+/// feature at most).
+const MAX_CARD_BYTES: u64 = 16 << 20;
+
+/// Parameters the card's model would have, or `None` when counting them overflows.
+fn planned_params(card: &ModelCard) -> Result<Option<usize>> {
+    let layers = crate::model::plan(&card.model, &card.input_shape, card.class_names.len())?;
+    let mut total = 0usize;
+    for (layer, _) in layers {
+        let count = match layer {
+            crate::model::LayerPlan::Conv { in_channels, out_channels, kernel, .. } => in_channels
+                .checked_mul(kernel)
+                .and_then(|n| n.checked_mul(kernel))
+                .and_then(|n| n.checked_add(1))
+                .and_then(|n| n.checked_mul(out_channels)),
+            crate::model::LayerPlan::Dense { inputs, outputs, .. } => {
+                inputs.checked_add(1).and_then(|n| n.checked_mul(outputs))
+            }
+            _ => Some(0),
+        };
+        match count.and_then(|c| total.checked_add(c)) {
+            Some(t) => total = t,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(total))
+}
+
 pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     let config = dir.join("config.json");
-    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let text = crate::record::read_text_capped(&config, MAX_CARD_BYTES)?;
     let card: ModelCard =
         serde_json::from_str(&text).map_err(|e| Error::format(&config, format!("not a Gradlab model card: {e}")))?;
     if card.format != FORMAT || card.format_version > FORMAT_VERSION {
@@ -300,6 +328,23 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     }
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| Error::format(&weights, format!("cannot read the weights: {e}")))?;
+    if card.class_names.is_empty() {
+        return Err(Error::format(&config, "`class_names` is empty; a classifier needs at least one class"));
+    }
+    // the weights come from the file: a card describing more parameters than the file holds
+    // is refused before the network is allocated from its numbers
+    let held: usize = tensors.values().map(Tensor::elem_count).sum();
+    let planned = planned_params(&card).map_err(|e| Error::format(&config, e.to_string()))?;
+    if planned.is_none_or(|p| p > held) {
+        return Err(Error::format(
+            &config,
+            format!(
+                "describes a model of {} parameters but {} holds {held}",
+                planned.map_or_else(|| "too many".to_string(), |p| p.to_string()),
+                weights.display()
+            ),
+        ));
+    }
     let classes = card.class_names.len();
     let tensors = match card.layout.as_deref() {
         // version 1: saved as trained
@@ -315,7 +360,8 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
             ))
         }
     };
-    let network = Network::new(&card.model, &card.input_shape, classes, card.seed, &Device::Cpu)?;
+    let network = Network::new(&card.model, &card.input_shape, classes, card.seed, &Device::Cpu)
+        .map_err(|e| Error::format(&config, e.to_string()))?;
     network.load_params(&tensors).map_err(|e| Error::format(&weights, e.to_string()))?;
     Ok(LoadedModel { card, network })
 }

@@ -49,13 +49,26 @@ pub struct Io {
 
 impl Io {
     pub fn spawn(waker: Option<Waker>) -> Self {
+        Self::spawn_with(waker, handle)
+    }
+
+    /// The io thread with its own request handler (tests give one that panics).
+    fn spawn_with(waker: Option<Waker>, handle: impl Fn(IoRequest) -> IoReply + Send + 'static) -> Self {
         let (req_tx, req_rx) = bounded::<IoRequest>(64);
         let (rep_tx, rep_rx) = bounded::<IoReply>(64);
         std::thread::Builder::new()
             .name("gradlab-io".into())
             .spawn(move || {
                 for request in req_rx {
-                    if rep_tx.send(handle(request)).is_err() {
+                    // a reply of the kind the UI waits for, so a panic ends its wait too
+                    let on_panic = match &request {
+                        IoRequest::LoadRun(dir) => Fallback::Run(dir.clone()),
+                        IoRequest::ReadPreset(path) => Fallback::Preset(path.clone()),
+                        _ => Fallback::Failed,
+                    };
+                    let reply = super::catch_panic("reading or writing files", || handle(request))
+                        .unwrap_or_else(|e| on_panic.reply(e));
+                    if rep_tx.send(reply).is_err() {
                         return;
                     }
                     if let Some(w) = &waker {
@@ -79,6 +92,22 @@ impl Io {
 
     pub fn try_recv(&self) -> Option<IoReply> {
         self.replies.try_recv().ok()
+    }
+}
+
+enum Fallback {
+    Run(PathBuf),
+    Preset(PathBuf),
+    Failed,
+}
+
+impl Fallback {
+    fn reply(self, error: String) -> IoReply {
+        match self {
+            Fallback::Run(dir) => IoReply::Run(dir, Err(error)),
+            Fallback::Preset(path) => IoReply::PresetRead(path, Err(error)),
+            Fallback::Failed => IoReply::Failed(error),
+        }
     }
 }
 
@@ -180,4 +209,36 @@ pub fn write_png(path: &Path, image: &egui::ColorImage) -> crate::Result<()> {
         writer.write_image_data(&rgba).map_err(|e| crate::Error::format(path, e.to_string()))?;
     }
     record::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(io: &Io) -> IoReply {
+        io.replies.recv_timeout(std::time::Duration::from_secs(60)).expect("a reply")
+    }
+
+    #[test]
+    fn a_panic_in_a_request_arrives_as_an_error() {
+        let io = Io::spawn_with(None, |request| match request {
+            IoRequest::ListRuns(_) => IoReply::Runs(vec![]),
+            _ => panic!("disk on fire"),
+        });
+        assert!(io.send(IoRequest::LoadRun(PathBuf::from("runs/r1"))));
+        match reply(&io) {
+            IoReply::Run(dir, Err(e)) => {
+                assert_eq!(dir, PathBuf::from("runs/r1"));
+                assert!(e.contains("internal error") && e.contains("disk on fire"), "{e}");
+            }
+            _ => panic!("expected the run's reply as an error"),
+        }
+        assert!(io.send(IoRequest::ReadPreset(PathBuf::from("p.toml"))));
+        assert!(matches!(reply(&io), IoReply::PresetRead(_, Err(e)) if e.contains("disk on fire")));
+        assert!(io.send(IoRequest::DeleteRun(PathBuf::from("runs/r1"))));
+        assert!(matches!(reply(&io), IoReply::Failed(e) if e.contains("disk on fire")));
+        // the thread lives on
+        assert!(io.send(IoRequest::ListRuns(PathBuf::from("runs"))));
+        assert!(matches!(reply(&io), IoReply::Runs(r) if r.is_empty()));
+    }
 }

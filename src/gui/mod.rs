@@ -21,6 +21,20 @@ pub use dialogs::Dialogs;
 pub use io::write_png;
 pub use run_view::{LiveRun, Phase};
 
+/// Runs `work` on a background thread's loop, turning a panic into an error message (the
+/// thread lives on for the next request, and the UI shows the message instead of waiting
+/// forever for a reply that never comes). The panic hook has already printed the location.
+pub(crate) fn catch_panic<T>(what: &str, work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        let reason = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(ToString::to_string))
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("internal error while {what}: {reason}")
+    })
+}
+
 /// Opens the window (by default with the MNIST CNN experiment loaded).
 pub fn run_native(options: AppOptions) -> eframe::Result<()> {
     let native = eframe::NativeOptions {

@@ -79,13 +79,21 @@ pub struct PreviewLoader {
 
 impl PreviewLoader {
     pub fn spawn(waker: Option<Waker>) -> Self {
+        Self::spawn_with(waker, build)
+    }
+
+    /// The loader with its own way to build a preview (tests make one that panics).
+    fn spawn_with(
+        waker: Option<Waker>,
+        build: impl Fn(&DataSpec, u64) -> Result<PreviewData, String> + Send + 'static,
+    ) -> Self {
         let (req_tx, req_rx) = bounded::<(String, DataSpec, u64)>(8);
         let (res_tx, res_rx) = bounded(8);
         std::thread::Builder::new()
             .name("gradlab-preview".into())
             .spawn(move || {
                 for (key, spec, seed) in req_rx {
-                    let result = build(&spec, seed);
+                    let result = super::catch_panic("loading the preview", || build(&spec, seed)).and_then(|r| r);
                     if res_tx.send((key, result)).is_err() {
                         return;
                     }
@@ -204,5 +212,29 @@ fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle])
         SetKind::Tabular => {
             ui.label(format!("Classes: {}", data.class_names.join(", ")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_loading_arrives_as_an_error() {
+        let mut loader = PreviewLoader::spawn_with(None, |spec, _| panic!("cannot preview {}", spec.set));
+        let spec = DataSpec { set: "iris".into(), ..DataSpec::default() };
+        let ctx = egui::Context::default();
+        loader.requests.send((key(&spec, 1), spec.clone(), 1)).unwrap();
+        // the reply comes back on the channel; poll() files it under the key
+        let (k, result) = loader.results.recv_timeout(std::time::Duration::from_secs(60)).expect("a reply");
+        let err = result.err().expect("an error, not a preview");
+        assert!(
+            err.contains("internal error while loading the preview") && err.contains("cannot preview iris"),
+            "{err}"
+        );
+        // the thread survives for the next request
+        loader.requests.send((k, spec.clone(), 2)).unwrap();
+        assert!(loader.results.recv_timeout(std::time::Duration::from_secs(60)).is_ok());
+        loader.poll(&ctx);
     }
 }

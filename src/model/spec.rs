@@ -145,7 +145,12 @@ pub enum LayerPlan {
 pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<Vec<(LayerPlan, Vec<usize>)>> {
     let shape_err = |key: String, msg: String| Error::config("preset", format!("model.{key}"), msg);
     let mut layers = Vec::new();
-    let mut features = input_shape.iter().product::<usize>();
+    // hostile presets and model cards reach here: every size is checked, never wrapped
+    let too_large = |key: String, what: String| shape_err(key, format!("{what} is too large to compute"));
+    let mut features = input_shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::Shape(format!("input shape {input_shape:?} is too large")))?;
     if spec.kind == ModelKind::Cnn {
         let [c, h, w] = input_shape else {
             return Err(shape_err(
@@ -162,7 +167,11 @@ pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<V
             if conv.stride == 0 {
                 return Err(shape_err(key("stride"), "must be at least 1".into()));
             }
-            if conv.kernel == 0 || conv.kernel > h + 2 * conv.padding || conv.kernel > w + 2 * conv.padding {
+            let padded = |side: usize| conv.padding.checked_mul(2).and_then(|p| p.checked_add(side));
+            let (Some(ph), Some(pw)) = (padded(h), padded(w)) else {
+                return Err(too_large(key("padding"), format!("padding {}", conv.padding)));
+            };
+            if conv.kernel == 0 || conv.kernel > ph || conv.kernel > pw {
                 return Err(shape_err(
                     key("kernel"),
                     format!(
@@ -171,8 +180,8 @@ pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<V
                     ),
                 ));
             }
-            let oh = (h + 2 * conv.padding - conv.kernel) / conv.stride + 1;
-            let ow = (w + 2 * conv.padding - conv.kernel) / conv.stride + 1;
+            let oh = (ph - conv.kernel) / conv.stride + 1;
+            let ow = (pw - conv.kernel) / conv.stride + 1;
             layers.push((
                 LayerPlan::Conv {
                     name: format!("conv{}", i + 1),
@@ -197,7 +206,10 @@ pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<V
                 layers.push((LayerPlan::MaxPool { size: conv.pool }, vec![c, h, w]));
             }
         }
-        features = c * h * w;
+        features = c
+            .checked_mul(h)
+            .and_then(|ch| ch.checked_mul(w))
+            .ok_or_else(|| too_large("conv".into(), format!("the flattened {c}x{h}x{w} feature map")))?;
         layers.push((LayerPlan::Flatten, vec![features]));
     } else if !spec.conv.is_empty() {
         return Err(shape_err(

@@ -21,7 +21,7 @@ mod lock;
 mod recorder;
 mod time;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 pub use checkpoint::{latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState};
@@ -46,4 +46,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// Reads a small text file (a preset, a JSON card) whole, refusing one larger than `max_bytes`
+/// before holding it: such files are kilobytes, and a huge one is damaged or hostile.
+pub fn read_text_capped(path: &Path, max_bytes: u64) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::format(path, format!("is larger than the {max_bytes} bytes such a file can be")));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::format(path, format!("is not UTF-8 text: {e}")))
 }
