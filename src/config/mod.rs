@@ -106,6 +106,10 @@ pub struct TrainSpec {
     /// the machine has are clamped to its cores.
     pub threads: usize,
     pub device: DeviceKind,
+    /// Memory a run may take, in GiB; unset: what the machine has available. A run whose
+    /// estimate (`budget`) exceeds it is refused before anything is loaded. `--max-memory` sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_gb: Option<f64>,
 }
 
 impl Default for TrainSpec {
@@ -120,6 +124,7 @@ impl Default for TrainSpec {
             schedule: Schedule::default(),
             threads: 0,
             device: DeviceKind::Cpu,
+            max_memory_gb: None,
         }
     }
 }
