@@ -175,6 +175,11 @@ fn main() -> ExitCode {
             }
         }
         Some(Cmd::Train { preset, builtin, epochs, threads, runs_dir, no_record, quiet, max_memory }) => {
+            let origin = match (&preset, &builtin) {
+                (Some(file), _) => file.display().to_string(),
+                (None, Some(name)) => format!("presets/{name}.toml"),
+                (None, None) => "command line".into(),
+            };
             load_preset(preset, builtin).and_then(|mut p| {
                 if let Some(e) = epochs {
                     p.train.epochs = e;
@@ -186,7 +191,7 @@ fn main() -> ExitCode {
                     p.train.max_memory_gb = max_memory;
                 }
                 p.validate("command line")?;
-                if let Some(estimate) = gradlab::budget::check(&p, "command line")? {
+                if let Some(estimate) = gradlab::budget::check(&p, &origin)? {
                     println!("{}", estimate.summary());
                 }
                 drive(RunRequest { preset: p, origin: RunOrigin::Fresh }, (!no_record).then_some(runs_dir), quiet)

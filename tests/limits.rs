@@ -4,8 +4,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary under test: this build's, or another (`GRADLAB_BIN=target/release/gradlab`, to
+/// check the release build).
+fn binary() -> std::ffi::OsString {
+    std::env::var_os("GRADLAB_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_gradlab").into())
+}
+
 fn gradlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gradlab"))
+    Command::new(binary())
 }
 
 /// Runs gradlab with its address space capped at 4 GiB: a run that tried to allocate what the
@@ -13,7 +19,7 @@ fn gradlab() -> Command {
 fn capped(args: &[&str], file: &Path) -> Output {
     let mut cmd = if cfg!(target_os = "linux") {
         let mut c = Command::new("sh");
-        c.arg("-c").arg("ulimit -v 4194304 && exec \"$@\"").arg("gradlab").arg(env!("CARGO_BIN_EXE_gradlab"));
+        c.arg("-c").arg("ulimit -v 4194304 && exec \"$@\"").arg("gradlab").arg(binary());
         c
     } else {
         gradlab()
@@ -105,4 +111,16 @@ fn resume_refuses_a_run_that_no_longer_fits() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("training failed") && stderr.contains("this run needs about"), "{stderr}");
+}
+
+#[test]
+fn a_batch_larger_than_the_data_trains_as_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big_batch.toml");
+    let text = "[data]\nset = \"iris\"\n[model]\nkind = \"mlp\"\nhidden = [8]\n[train]\nbatch_size = 9223372036854775807\nepochs = 2\n";
+    std::fs::write(&file, text).unwrap();
+    let out = capped(&["train", "--no-record"], &file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("epoch 2/2"), "{stdout}");
 }

@@ -83,12 +83,13 @@ impl Estimate {
             .join(", ")
     }
 
-    /// The key of the largest term: what to lower when the run does not fit.
+    /// The key whose terms add up to the most: what to lower when the run does not fit.
     pub fn blame(&self) -> &str {
+        let total = |key: &str| self.parts.iter().filter(|p| p.key == key).map(|p| p.bytes).sum::<f64>();
         self.parts
             .iter()
             .filter(|p| !p.key.is_empty())
-            .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+            .max_by(|a, b| total(&a.key).total_cmp(&total(&b.key)))
             .map_or("train.max_memory_gb", |p| p.key.as_str())
     }
 }
@@ -232,8 +233,9 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     let input_copies = if data.input_shape.len() == 3 && data.input_shape[0] > 1 { 2.0 } else { 1.0 };
     let step = (net.kept + 2.0 * net.widest + input_copies * features) * batch * F32;
     let evaluation = (net.kept + input_copies * features) * eval_batch * F32;
-    let checkpoint = optimizer + net.largest.0 * F32;
-    let transient = step.max(evaluation).max(checkpoint);
+    let activations = step.max(evaluation);
+    // at an epoch's end the checkpoint copies the optimizer state and, one at a time, the weights
+    let checkpoint = (optimizer + net.largest.0 * F32 - activations).max(0.0);
 
     let per_sample = (net.heaviest.0 + net.kept + 2.0 * net.widest) * F32;
     let (act_key, act_detail) = if per_sample > PER_SAMPLE_BLAME {
@@ -257,7 +259,7 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     // The allocator returns freed memory to the system lazily, so part of what loading freed is
     // still resident when training allocates its own.
     let leftovers = data.temporaries.min(LOADING_LEFTOVERS);
-    let training = 2.0 * weights + optimizer + buffers + transient + leftovers;
+    let training = 2.0 * weights + optimizer + buffers + activations + checkpoint + leftovers;
     if data.temporaries > training {
         parts.push(part("loading", data.temporaries, data.key, "the reader's buffers, freed before training".into()));
     } else {
@@ -265,7 +267,8 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
             part("weights", weights, wkey, wdetail.clone()),
             part("gradients", weights, wkey, String::new()),
             part(&format!("{} state", t.optimizer.title()), optimizer, wkey, String::new()),
-            part("activations and conv buffers", buffers + transient, &act_key, act_detail),
+            part("activations and conv buffers", buffers + activations, &act_key, act_detail),
+            part("checkpoint copies", checkpoint, wkey, String::new()),
             part("loading leftovers", leftovers, data.key, "freed, not yet returned to the system".into()),
         ]);
     }
