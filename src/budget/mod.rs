@@ -104,7 +104,8 @@ struct Layers {
     kept: f64,
     /// The largest gradient in flight during the backward, per sample.
     widest: f64,
-    /// Conv buffers kept between training steps, per sample, and independent of the batch.
+    /// Conv buffers kept between steps, per sample: the training ones and the evaluation ones
+    /// (each layer keeps both), and those that do not grow with the batch.
     train_buffers: f64,
     eval_buffers: f64,
     fixed_buffers: f64,
