@@ -197,6 +197,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn geometry_that_overflows_is_refused() {
+        let g = ConvGeometry { n: 2, h: 28, w: 28, c: 1, k: 3, stride: 1, pad: 0 };
+        assert_eq!(g.check(), Some((26, 26)));
+        assert_eq!(ConvGeometry { pad: usize::MAX / 2, ..g }.check(), None);
+        assert_eq!(ConvGeometry { pad: usize::MAX / 8, ..g }.check(), None); // im2col length
+        assert_eq!(ConvGeometry { k: 40, ..g }.check(), None);
+        assert_eq!(ConvGeometry { stride: usize::MAX, ..g }.check(), Some((1, 1)));
+    }
+
+    #[test]
     fn max_pool_gradient_matches_finite_differences() {
         // distinct values so that the maximum of each window is unique
         let mut rng = Rng::new(12);
