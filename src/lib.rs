@@ -2,6 +2,7 @@
 //! feature) and the headless CLI are both thin layers over it.
 
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod data;
 pub mod error;

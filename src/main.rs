@@ -62,6 +62,10 @@ enum Cmd {
         /// Print one line per epoch only.
         #[arg(long, short)]
         quiet: bool,
+        /// Memory the run may take (e.g. 8G, 512M; a plain number is GiB), instead of what the
+        /// machine has available; sets the preset's train.max_memory_gb.
+        #[arg(long, value_parser = parse_memory)]
+        max_memory: Option<f64>,
     },
     /// Presets: check a file, or list the built-in ones.
     Preset {
@@ -78,6 +82,10 @@ enum Cmd {
         run_dir: PathBuf,
         #[arg(long, short)]
         quiet: bool,
+        /// Memory the run may take (e.g. 8G, 512M; a plain number is GiB), instead of what the
+        /// machine has available; sets the preset's train.max_memory_gb.
+        #[arg(long, value_parser = parse_memory)]
+        max_memory: Option<f64>,
     },
     /// Start a new run from a checkpoint of another, with changed hyper-parameters.
     Fork {
@@ -98,6 +106,10 @@ enum Cmd {
         runs_dir: PathBuf,
         #[arg(long, short)]
         quiet: bool,
+        /// Memory the run may take (e.g. 8G, 512M; a plain number is GiB), instead of what the
+        /// machine has available; sets the preset's train.max_memory_gb.
+        #[arg(long, value_parser = parse_memory)]
+        max_memory: Option<f64>,
     },
     /// Export a run's trained model (safetensors and/or ONNX, + JSON) into a folder, weights in
     /// the layout PyTorch would hold.
@@ -143,8 +155,14 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum PresetCmd {
-    /// Validate a preset without training.
-    Check { file: PathBuf },
+    /// Validate a preset without training, and estimate the memory its run will take.
+    Check {
+        file: PathBuf,
+        /// Memory the run may take (e.g. 8G, 512M; a plain number is GiB), instead of what the
+        /// machine has available; sets the preset's train.max_memory_gb.
+        #[arg(long, value_parser = parse_memory)]
+        max_memory: Option<f64>,
+    },
     /// List the built-in presets.
     List,
 }
@@ -160,7 +178,12 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Some(Cmd::Train { preset, builtin, epochs, threads, runs_dir, no_record, quiet }) => {
+        Some(Cmd::Train { preset, builtin, epochs, threads, runs_dir, no_record, quiet, max_memory }) => {
+            let origin = match (&preset, &builtin) {
+                (Some(file), _) => file.display().to_string(),
+                (None, Some(name)) => format!("presets/{name}.toml"),
+                (None, None) => "command line".into(),
+            };
             load_preset(preset, builtin).and_then(|mut p| {
                 if let Some(e) = epochs {
                     p.train.epochs = e;
@@ -168,22 +191,32 @@ fn main() -> ExitCode {
                 if let Some(t) = threads {
                     p.train.threads = t;
                 }
+                if max_memory.is_some() {
+                    p.train.max_memory_gb = max_memory;
+                }
                 p.validate("command line")?;
+                if let Some(estimate) = gradlab::budget::check(&p, &origin)? {
+                    println!("{}", estimate.summary());
+                }
                 drive(RunRequest { preset: p, origin: RunOrigin::Fresh }, (!no_record).then_some(runs_dir), quiet)
             })
         }
-        Some(Cmd::Preset { action: PresetCmd::Check { file } }) => Preset::load(&file)
-            .map(|p| println!("{}: ok ({}, {} on {})", file.display(), p.title, p.model.summary(), p.data.set))
-            .map_err(Into::into),
+        Some(Cmd::Preset { action: PresetCmd::Check { file, max_memory } }) => check_preset(&file, max_memory),
         Some(Cmd::Runs { runs_dir }) => {
             list_runs(&runs_dir);
             Ok(())
         }
-        Some(Cmd::Resume { run_dir, quiet }) => Preset::load(&run_dir.join("preset.toml"))
-            .map_err(Into::into)
-            .and_then(|preset| drive(RunRequest { preset, origin: RunOrigin::Resume(run_dir) }, None, quiet)),
-        Some(Cmd::Fork { from, epoch, preset, epochs, learning_rate, runs_dir, quiet }) => {
-            fork(&from, &epoch, preset, epochs, learning_rate, runs_dir, quiet)
+        Some(Cmd::Resume { run_dir, quiet, max_memory }) => {
+            Preset::load(&run_dir.join("preset.toml")).map_err(Into::into).and_then(|mut preset| {
+                // the worker checks the request's preset, which is the run's own with this limit
+                if max_memory.is_some() {
+                    preset.train.max_memory_gb = max_memory;
+                }
+                drive(RunRequest { preset, origin: RunOrigin::Resume(run_dir) }, None, quiet)
+            })
+        }
+        Some(Cmd::Fork { from, epoch, preset, epochs, learning_rate, runs_dir, quiet, max_memory }) => {
+            fork(&from, &epoch, preset, (epochs, learning_rate, max_memory), runs_dir, quiet)
         }
         Some(Cmd::Export { run_dir, out_dir, epoch, format }) => export(&run_dir, &out_dir, &epoch, &format),
         Some(Cmd::Eval { model_dir, data, path }) => eval(&model_dir, data, path),
@@ -229,6 +262,29 @@ fn open_gui(_preset: Option<Preset>, _start: bool, _quit_when_done: bool, _runs_
     bail!("this gradlab was built without the `gui` feature; see `gradlab --help` for the headless commands")
 }
 
+/// `--max-memory` as GiB (the unit of train.max_memory_gb).
+fn parse_memory(text: &str) -> Result<f64, String> {
+    gradlab::budget::parse_size(text).map(|bytes| bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// `preset check`: validation, then the memory estimate against the limit.
+fn check_preset(file: &std::path::Path, max_memory: Option<f64>) -> anyhow::Result<()> {
+    let mut p = Preset::load(file)?;
+    if max_memory.is_some() {
+        p.train.max_memory_gb = max_memory;
+    }
+    let origin = file.display().to_string();
+    let memory = match gradlab::budget::check(&p, &origin)? {
+        Some(estimate) => {
+            let (limit, _) = gradlab::budget::limit(&p);
+            format!("{} of {} available", estimate.summary(), gradlab::budget::format_bytes(limit))
+        }
+        None => "memory not estimated: the data's size is known only once it is read".into(),
+    };
+    println!("{origin}: ok ({}, {} on {})\n{memory}", p.title, p.model.summary(), p.data.set);
+    Ok(())
+}
+
 fn load_preset(file: Option<PathBuf>, builtin: Option<String>) -> anyhow::Result<Preset> {
     Ok(match (file, builtin) {
         (Some(f), _) => Preset::load(&f)?,
@@ -261,8 +317,7 @@ fn fork(
     from: &std::path::Path,
     epoch: &str,
     preset: Option<PathBuf>,
-    epochs: Option<usize>,
-    learning_rate: Option<f64>,
+    (epochs, learning_rate, max_memory): (Option<usize>, Option<f64>, Option<f64>),
     runs_dir: PathBuf,
     quiet: bool,
 ) -> anyhow::Result<()> {
@@ -282,6 +337,9 @@ fn fork(
     }
     if let Some(lr) = learning_rate {
         p.train.learning_rate = lr;
+    }
+    if max_memory.is_some() {
+        p.train.max_memory_gb = max_memory;
     }
     p.validate("command line")?;
     drive(RunRequest { preset: p, origin: RunOrigin::Fork(checkpoint) }, Some(runs_dir), quiet)

@@ -109,6 +109,10 @@ pub struct TrainSpec {
     /// A checkpoint is also written within an epoch when this many minutes have passed since the
     /// last one, so a killed run loses minutes, not an epoch. 0 keeps only epoch checkpoints.
     pub checkpoint_minutes: f64,
+    /// Memory a run may take, in GiB; unset: what the machine has available. A run whose
+    /// estimate (`budget`) exceeds it is refused before anything is loaded. `--max-memory` sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_gb: Option<f64>,
 }
 
 impl Default for TrainSpec {
@@ -124,6 +128,7 @@ impl Default for TrainSpec {
             threads: 0,
             device: DeviceKind::Cpu,
             checkpoint_minutes: 5.0,
+            max_memory_gb: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Preset validation, and turning TOML errors into messages that name the file and the key.
 
 use super::{DeviceKind, Preset};
-use crate::data::{set_info, SetKind, CATALOGUE};
+use crate::data::{set_info, synthetic, SetKind, CATALOGUE};
 use crate::error::{Error, Result};
 
 /// The input shape and class count of a data set, known without loading it where possible.
@@ -40,6 +40,12 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     if info.kind == SetKind::Points2d {
         if p.data.samples < 10 {
             return err("data.samples", format!("{} is too few; use at least 10", p.data.samples));
+        }
+        if p.data.samples > synthetic::MAX_SAMPLES {
+            return err(
+                "data.samples",
+                format!("{} is too many for a synthetic set; use at most {}", p.data.samples, synthetic::MAX_SAMPLES),
+            );
         }
         if !(0.0..=10.0).contains(&p.data.noise) {
             return err("data.noise", format!("{} must be between 0 and 10", p.data.noise));
@@ -89,6 +95,11 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             "train.checkpoint_minutes",
             format!("{} must be 0 (only at epoch ends) or a number of minutes", t.checkpoint_minutes),
         );
+    }
+    if let Some(gb) = t.max_memory_gb {
+        if !(gb.is_finite() && gb > 0.0 && gb < 1e9) {
+            return err("train.max_memory_gb", format!("{gb} must be a positive number of GiB"));
+        }
     }
     match t.device {
         DeviceKind::Cpu => {}

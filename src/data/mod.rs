@@ -279,6 +279,13 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
         scale: 1.0,
         source: format!("synthetic {} (seed {seed}, noise {})", spec.set, spec.noise),
     };
+    if info.kind == SetKind::Points2d && spec.samples > synthetic::MAX_SAMPLES {
+        return Err(Error::config(
+            "preset",
+            "data.samples",
+            format!("{} is too many for a synthetic set; use at most {}", spec.samples, synthetic::MAX_SAMPLES),
+        ));
+    }
     let mut rng = Rng::derive(seed, "synthetic-data", 0);
     let (n, noise) = (spec.samples, spec.noise as f32);
     Ok(match info.id {

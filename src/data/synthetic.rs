@@ -5,6 +5,10 @@ use std::f32::consts::PI;
 
 use crate::rng::Rng;
 
+/// The most points a synthetic set may have (`data.samples`): 240 MB of features, far more than
+/// a 2-D toy problem needs, and a bound that keeps every size computed from it exact.
+pub const MAX_SAMPLES: usize = 20_000_000;
+
 /// Points (x, y pairs, flattened) and their class labels.
 pub struct Points {
     pub xy: Vec<f32>,

@@ -375,10 +375,22 @@ impl eframe::App for GradlabApp {
         egui::Panel::bottom("status_bar").show(ui, |ui| {
             status_bar::show(ui, &self.run, self.trainer.dropped_steps());
         });
-        let validation = self.preset.validate("setup").err().map(|e| e.to_string());
+        // The memory check only while idle: a running run takes the memory it would compare with.
+        let checked = self.preset.validate("setup").and_then(|()| {
+            if self.run.phase.is_active() {
+                Ok(None)
+            } else {
+                crate::budget::check(&self.preset, "setup")
+            }
+        });
+        let (validation, memory) = match checked {
+            Ok(estimate) => (None, estimate),
+            Err(e) => (Some(e.to_string()), None),
+        };
         egui::Panel::left("setup_panel").resizable(true).default_size(350.0).show(ui, |ui| {
             ui.add_space(4.0);
-            self.setup.run_controls(ui, self.run.phase, validation.as_deref(), &mut actions);
+            let memory = memory.map(|estimate| estimate.summary());
+            self.setup.run_controls(ui, self.run.phase, validation.as_deref(), memory.as_deref(), &mut actions);
             if let Some((_, label)) = &self.fork_from {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(egui::RichText::new(format!("Start forks from {label}")).strong());

@@ -292,14 +292,27 @@ impl SetupPanel {
     }
 
     /// Start / Pause / Resume / Stop, each enabled only when it makes sense, and what stops a
-    /// start. Drawn above the scrolling settings so it is always in view.
-    pub fn run_controls(&self, ui: &mut Ui, phase: Phase, validation: Option<&str>, actions: &mut Vec<Action>) {
+    /// start (a memory refusal is one). Drawn above the scrolling settings so it is always in
+    /// view. The memory estimate shows when hovering Start.
+    pub fn run_controls(
+        &self,
+        ui: &mut Ui,
+        phase: Phase,
+        validation: Option<&str>,
+        memory: Option<&str>,
+        actions: &mut Vec<Action>,
+    ) {
         let problem = validation
             .map(ToString::to_string)
             .or_else(|| self.hidden_error.clone().map(|e| format!("Hidden layers: {e}")));
         ui.horizontal(|ui| {
             let can_start = !phase.is_active() && problem.is_none();
-            if ui.add_enabled(can_start, egui::Button::new("Start")).clicked() {
+            let start = ui.add_enabled(can_start, egui::Button::new("Start"));
+            let start = match memory {
+                Some(m) => start.on_hover_text(m),
+                None => start,
+            };
+            if start.clicked() {
                 actions.push(Action::Start);
             }
             if ui.add_enabled(phase == Phase::Running, egui::Button::new("Pause")).clicked() {
@@ -366,11 +379,8 @@ fn conv_blocks(ui: &mut Ui, conv: &mut Vec<ConvSpec>) {
 }
 
 fn layer_params(layer: &LayerPlan) -> usize {
-    match layer {
-        LayerPlan::Conv { in_channels, out_channels, kernel, .. } => out_channels * (in_channels * kernel * kernel + 1),
-        LayerPlan::Dense { inputs, outputs, .. } => outputs * (inputs + 1),
-        _ => 0,
-    }
+    // plan refuses layers whose count overflows
+    layer.param_count().unwrap_or(usize::MAX)
 }
 
 /// The planned layers with their output shapes and parameter counts.
@@ -385,7 +395,7 @@ fn layer_table(ui: &mut Ui, preset: &Preset, preview: &PreviewLoader) {
     let Ok(layers) = plan(&preset.model, &shape, classes) else {
         return;
     };
-    let total: usize = layers.iter().map(|(l, _)| layer_params(l)).sum();
+    let total = layers.iter().fold(0usize, |sum, (l, _)| sum.saturating_add(layer_params(l)));
     egui::CollapsingHeader::new(format!("Layers: {} parameters", group_thousands(total))).default_open(false).show(
         ui,
         |ui| {

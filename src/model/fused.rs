@@ -159,7 +159,15 @@ impl ConvBlock {
         if wc != c || k != k2 {
             candle_core::bail!("conv block: input has {c} channels, weight is {o}x{wc}x{k}x{k2}");
         }
-        Ok((ConvGeometry { n, h, w: wd, c, k, stride: self.stride, pad: self.padding }, o))
+        let g = ConvGeometry { n, h, w: wd, c, k, stride: self.stride, pad: self.padding };
+        if g.check().is_none() {
+            candle_core::bail!(
+                "conv block: a {k}x{k} kernel with stride {} and padding {} does not fit a {h}x{wd} input of {n} images",
+                self.stride,
+                self.padding
+            );
+        }
+        Ok((g, o))
     }
 
     fn pool_first(&self) -> bool {

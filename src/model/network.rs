@@ -69,9 +69,11 @@ impl Network {
         let mut params = Vec::new();
         let mut info = Vec::new();
         for (p, out_shape) in plan(spec, input_shape, classes)? {
-            let (description, count) = match p {
+            // plan refuses layers whose parameter count overflows
+            let count = p.param_count().ok_or_else(|| crate::Error::Shape(format!("{p:?} has too many parameters")))?;
+            let description = match p {
                 LayerPlan::Conv { name, in_channels, out_channels, kernel, stride, padding } => {
-                    let fan_in = in_channels * kernel * kernel;
+                    let fan_in = in_channels * kernel * kernel; // no overflow: part of `count`
                     let w = uniform(&[out_channels, in_channels, kernel, kernel], fan_in, &mut rng, device)?;
                     let b = uniform(&[out_channels], fan_in, &mut rng, device)?;
                     layers.push(Layer::ConvBlock {
@@ -86,9 +88,7 @@ impl Network {
                     });
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    let d =
-                        format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}");
-                    (d, out_channels * (fan_in + 1))
+                    format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}")
                 }
                 LayerPlan::Dense { name, inputs, outputs } => {
                     let w = uniform(&[outputs, inputs], inputs, &mut rng, device)?;
@@ -96,7 +96,7 @@ impl Network {
                     layers.push(Layer::Dense { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), act: None });
                     params.push((format!("{name}.weight"), w));
                     params.push((format!("{name}.bias"), b));
-                    (format!("{name}: dense {inputs} -> {outputs}"), outputs * (inputs + 1))
+                    format!("{name}: dense {inputs} -> {outputs}")
                 }
                 // an activation or pooling joins the layer before it
                 LayerPlan::Activation(a) => {
@@ -108,22 +108,22 @@ impl Network {
                             return Err(crate::Error::Other(format!("{} must follow a conv or dense layer", a.title())))
                         }
                     }
-                    (a.title().into(), 0)
+                    a.title().into()
                 }
                 LayerPlan::MaxPool { size } => {
                     match layers.last_mut() {
                         Some(Layer::ConvBlock { pool, .. }) if *pool == 1 => *pool = size,
                         _ => return Err(crate::Error::Other("max-pool must follow a conv layer".into())),
                     }
-                    (format!("max-pool {size}x{size}"), 0)
+                    format!("max-pool {size}x{size}")
                 }
                 LayerPlan::Flatten => {
                     layers.push(Layer::Flatten);
-                    ("flatten".into(), 0)
+                    "flatten".into()
                 }
                 LayerPlan::Dropout(p) => {
                     layers.push(Layer::Dropout(p));
-                    (format!("dropout {p}"), 0)
+                    format!("dropout {p}")
                 }
             };
             info.push(LayerInfo { description, output_shape: out_shape, params: count });

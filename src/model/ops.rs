@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::model::spec::conv_output_size;
 
 /// Geometry of a convolution over an NHWC input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +22,23 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// Checks that the output sizes and the im2col buffer (`n * oh * ow * k * k * c`) are
+    /// computable without overflow; the fused op refuses a geometry that fails this, so the
+    /// accessors below can rely on it.
+    pub fn check(&self) -> Option<(usize, usize)> {
+        let oh = conv_output_size(self.h, self.k, self.stride, self.pad)?;
+        let ow = conv_output_size(self.w, self.k, self.stride, self.pad)?;
+        [self.n, oh, ow, self.k, self.k, self.c].iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+        self.n.checked_mul(self.h)?.checked_mul(self.w)?.checked_mul(self.c)?;
+        Some((oh, ow))
+    }
+
     pub fn out_h(&self) -> usize {
-        (self.h + 2 * self.pad - self.k) / self.stride + 1
+        conv_output_size(self.h, self.k, self.stride, self.pad).expect("geometry checked by ConvGeometry::check")
     }
 
     pub fn out_w(&self) -> usize {
-        (self.w + 2 * self.pad - self.k) / self.stride + 1
+        conv_output_size(self.w, self.k, self.stride, self.pad).expect("geometry checked by ConvGeometry::check")
     }
 
     fn patch_len(&self) -> usize {
@@ -182,6 +194,16 @@ pub(crate) mod tests {
                 analytic[i]
             );
         }
+    }
+
+    #[test]
+    fn geometry_that_overflows_is_refused() {
+        let g = ConvGeometry { n: 2, h: 28, w: 28, c: 1, k: 3, stride: 1, pad: 0 };
+        assert_eq!(g.check(), Some((26, 26)));
+        assert_eq!(ConvGeometry { pad: usize::MAX / 2, ..g }.check(), None);
+        assert_eq!(ConvGeometry { pad: usize::MAX / 8, ..g }.check(), None); // im2col length
+        assert_eq!(ConvGeometry { k: 40, ..g }.check(), None);
+        assert_eq!(ConvGeometry { stride: usize::MAX, ..g }.check(), Some((1, 1)));
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Session {
         let started = Instant::now();
         let bs = self.preset.train.batch_size;
         let start = self.batch * bs;
-        let end = (start + bs).min(self.order.len());
+        let end = start.saturating_add(bs).min(self.order.len());
         let batch = Batch::gather(&self.data.train, &self.order[start..end], &self.data.input_shape, &self.device)?;
         let lr = self.learning_rate();
         let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;

@@ -444,6 +444,7 @@ struct Prepared {
 /// Builds the session for a request: fresh, resumed from a run's last checkpoint, or forked from
 /// a checkpoint with a changed preset.
 fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
+    crate::budget::check(&request.preset, "preset")?; // refuse what cannot fit before allocating
     let new_session = |preset: Preset| -> Result<Session> {
         let data = data::load(&preset.data, preset.seed)?;
         let device = device_for(&preset)?;
