@@ -121,7 +121,25 @@ fn tract_logits(onnx: &Path, shape: &[usize], input: &[f32]) -> Vec<Vec<f32>> {
     view.iter().copied().collect::<Vec<f32>>().chunks(classes).map(<[f32]>::to_vec).collect()
 }
 
+/// With `GRADLAB_EXPORT_DUMP=<dir>`, keeps each export with the samples and Gradlab's logits
+/// (`inputs.f32`: the normalised inputs the graph takes, `logits.f32`, little-endian f32, shapes
+/// in `samples.json`), so `bench/check_export.py` can load them in PyTorch and ONNX Runtime.
+fn dump(name: &str, e: &Exported) {
+    let Some(root) = std::env::var_os("GRADLAB_EXPORT_DUMP") else { return };
+    let out = Path::new(&root).join(name.replace(' ', "_"));
+    std::fs::create_dir_all(&out).unwrap();
+    for entry in std::fs::read_dir(&e.model).unwrap().flatten() {
+        std::fs::copy(entry.path(), out.join(entry.file_name())).unwrap();
+    }
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(out.join("inputs.f32"), bytes(&e.normalised)).unwrap();
+    std::fs::write(out.join("logits.f32"), bytes(&e.ours.concat())).unwrap();
+    let shapes = serde_json::json!({ "inputs": e.shape, "logits": [e.n, e.ours[0].len()] });
+    std::fs::write(out.join("samples.json"), shapes.to_string()).unwrap();
+}
+
 fn check_onnx(name: &str, e: &Exported) {
+    dump(name, e);
     let onnx = e.model.join("model.onnx");
     let theirs = tract_logits(&onnx, &e.shape, &e.normalised);
     let diff = max_diff(&e.ours, &theirs);

@@ -133,7 +133,7 @@ fn all_checkpoints(dir: &Path) -> Vec<((usize, usize), PathBuf)> {
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     let weights = path.with_extension("safetensors");
     let meta = path.with_extension("json");
-    let text = std::fs::read_to_string(&meta).map_err(|e| Error::io(&meta, e))?;
+    let text = super::read_text_capped(&meta, super::MAX_JSON_BYTES)?;
     let state: CheckpointState = serde_json::from_str(&text).map_err(|e| Error::format(&meta, e.to_string()))?;
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| Error::format(&weights, format!("cannot read the checkpoint's weights: {e}")))?;

@@ -49,6 +49,10 @@ pub fn list_runs(runs_dir: &Path) -> Vec<(PathBuf, RunInfo)> {
     runs
 }
 
+/// metrics.csv and epochs.jsonl grow with the run (a million steps is ~100 MB); past this they
+/// are refused rather than read into memory.
+const MAX_LOG_BYTES: u64 = 2 << 30;
+
 /// One run as read from disk.
 pub struct RunData {
     pub dir: PathBuf,
@@ -66,7 +70,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
     }
     let preset = Preset::load(&dir.join("preset.toml"))?;
     let metrics_path = dir.join("metrics.csv");
-    let metrics = std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    let metrics = super::read_text_capped(&metrics_path, MAX_LOG_BYTES)?;
     // a torn last line (the process was killed mid-write) parses as garbage: skip what does not parse
     let steps = metrics
         .lines()
@@ -77,7 +81,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         })
         .collect();
     let epochs_path = dir.join("epochs.jsonl");
-    let epochs = std::fs::read_to_string(&epochs_path)
+    let epochs = super::read_text_capped(&epochs_path, MAX_LOG_BYTES)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

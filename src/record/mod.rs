@@ -48,6 +48,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// summary.json, data.json and checkpoint JSON are small; a larger one is not ours.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
 /// Reads a small text file (a preset, a JSON card) whole, refusing one larger than `max_bytes`
 /// before holding it: such files are kilobytes, and a huge one is damaged or hostile.
 pub fn read_text_capped(path: &Path, max_bytes: u64) -> Result<String> {

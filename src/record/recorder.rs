@@ -61,7 +61,7 @@ pub const NAME_FILE: &str = "name.txt";
 impl RunInfo {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = super::read_text_capped(&path, super::MAX_JSON_BYTES)?;
         let mut info: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
         if let Ok(file) = File::open(dir.join(NAME_FILE)) {
             let mut name = String::new();
@@ -115,7 +115,7 @@ impl DataInfo {
 
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("data.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = super::read_text_capped(&path, super::MAX_JSON_BYTES)?;
         serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
     }
 
