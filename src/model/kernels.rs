@@ -30,42 +30,77 @@ impl<'a> View<'a> {
     }
 }
 
+/// Reductions at least this long into a result of at most [`SPLIT_MAX_RESULT`] values (weight
+/// gradients) are split along k: gemm only parallelises over the result, so it would leave
+/// threads idle.
+const SPLIT_MIN_K: usize = 4096;
+const SPLIT_MAX_RESULT: usize = 128 * 1024;
+/// The length a split aims at per chunk, and the most chunks (their partial results are held at
+/// once: at most 64 x 512 KiB).
+const SPLIT_TARGET_K: usize = 4096;
+const SPLIT_MAX_CHUNKS: usize = 64;
+
+/// How many chunks a reduction of length `k` is split into: a function of the shape alone, never
+/// of the thread count, so that the partial sums and the order they are added in (hence every
+/// bit of the result) are the same on any pool. A multiple of 4 keeps 2 or 4 threads evenly busy.
+fn k_chunks(k: usize) -> usize {
+    k.div_ceil(SPLIT_TARGET_K).next_multiple_of(4).min(SPLIT_MAX_CHUNKS)
+}
+
 /// `dst (m x n, row-major) = [dst +] a (m x k) · b (k x n)`, on the current rayon pool.
+///
+/// The result is bit-identical for any number of threads: gemm splits its work over blocks of
+/// the result only, with the same blocking along k whatever its parallelism (gemm-common 0.19,
+/// `gemm_basic_generic`), and the long-k split below depends on the shape alone.
 pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: View<'_>, b: View<'_>) {
     assert!(dst.len() >= m * n && a.fits(m, k) && b.fits(k, n), "matmul: buffers do not fit {m}x{k} · {k}x{n}");
     if m == 0 || n == 0 {
         return;
     }
-    let threads = rayon::current_num_threads();
-    if threads > 1 && k >= 4096 && m * n <= 128 * 1024 {
-        // a long reduction into a small result (weight gradients): gemm would leave threads idle,
-        // so each thread reduces its own stretch of k and the partial results are added
-        let span = k.div_ceil(threads);
-        let partials: Vec<Vec<f32>> = (0..threads)
-            .into_par_iter()
-            .map(|t| {
-                let k0 = (t * span).min(k);
-                let kk = span.min(k - k0);
-                let mut part = vec![0f32; m * n];
-                if kk > 0 {
-                    let a_part = View { data: &a.data[k0 * a.cs..], ..a };
-                    let b_part = View { data: &b.data[k0 * b.rs..], ..b };
-                    gemm_into(m, n, kk, &mut part, false, a_part, b_part, gemm::Parallelism::None);
-                }
-                part
-            })
-            .collect();
-        let dst = &mut dst[..m * n];
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        for part in &partials {
-            dst.iter_mut().zip(part).for_each(|(d, p)| *d += p);
-        }
+    if k >= SPLIT_MIN_K && m * n <= SPLIT_MAX_RESULT {
+        matmul_split_k(k_chunks(k), m, n, k, &mut dst[..m * n], accumulate, a, b);
         return;
     }
+    let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     gemm_into(m, n, k, dst, accumulate, a, b, parallelism);
+}
+
+/// A long reduction into a small result: each chunk of k is reduced on its own (in parallel),
+/// then the partial results are added in chunk order, element by element.
+#[allow(clippy::too_many_arguments)]
+fn matmul_split_k(
+    chunks: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: View<'_>,
+    b: View<'_>,
+) {
+    let span = k.div_ceil(chunks);
+    let len = m * n;
+    let mut partials = vec![0f32; chunks * len];
+    partials.par_chunks_mut(len).enumerate().for_each(|(t, part)| {
+        let k0 = (t * span).min(k);
+        let kk = span.min(k - k0);
+        if kk > 0 {
+            let a_part = View { data: &a.data[k0 * a.cs..], ..a };
+            let b_part = View { data: &b.data[k0 * b.rs..], ..b };
+            gemm_into(m, n, kk, part, false, a_part, b_part, gemm::Parallelism::None);
+        }
+    });
+    let partials = &partials;
+    dst.par_chunks_mut(CHUNK).enumerate().for_each(|(c, d)| {
+        let start = c * CHUNK;
+        if !accumulate {
+            d.fill(0.0);
+        }
+        for part in partials.chunks(len) {
+            d.iter_mut().zip(&part[start..]).for_each(|(d, p)| *d += p);
+        }
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -119,28 +154,30 @@ pub(super) fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut v[..]
 }
 
-/// Column sums of a row-major matrix with `cols` columns.
+/// Column sums of a row-major matrix with `cols` columns. The rows are summed in tasks of a
+/// fixed size and the task sums added in row order, so the result does not depend on the number
+/// of threads (rayon's `reduce` would add them in whatever tree its splitting made).
 pub(super) fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
     let rows_per_task = (CHUNK / cols.max(1)).max(1);
-    m.par_chunks(rows_per_task * cols)
+    let partials: Vec<Vec<f32>> = m
+        .par_chunks(rows_per_task * cols.max(1))
         .map(|chunk| {
             let mut acc = vec![0f32; cols];
-            for row in chunk.chunks(cols) {
+            for row in chunk.chunks(cols.max(1)) {
                 for (a, v) in acc.iter_mut().zip(row) {
                     *a += v;
                 }
             }
             acc
         })
-        .reduce(
-            || vec![0f32; cols],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .collect();
+    let mut sums = vec![0f32; cols];
+    for part in &partials {
+        for (s, p) in sums.iter_mut().zip(part) {
+            *s += p;
+        }
+    }
+    sums
 }
 
 /// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26).
@@ -295,6 +332,62 @@ pub(super) fn pool_backward(grad: &[f32], argmax: &[u32], dz: &mut [f32], images
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
+
+    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    #[test]
+    fn matmul_gives_the_same_bits_at_any_thread_count() {
+        let mut rng = Rng::derive(3, "matmul-test", 0);
+        // weight gradients of conv layers (long k, small result: split along k), a forward
+        // GEMM, and a long k into a large result (gemm's own threads)
+        for (m, n, k) in [(9, 32, 43_264), (288, 64, 7_744), (10, 1_600, 4_096), (2_000, 64, 288), (400, 400, 5_000)] {
+            // `a` is the transpose of a k x m matrix, as the weight gradients read im2col rows
+            let a: Vec<f32> = (0..k * m).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let start: Vec<f32> = (0..m * n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let run = |threads: usize, accumulate: bool| {
+                in_pool(threads, || {
+                    let mut dst = start.clone();
+                    matmul(m, n, k, &mut dst, accumulate, View::transposed(&a, m), View::rows(&b, n));
+                    dst
+                })
+            };
+            for accumulate in [false, true] {
+                let one = run(1, accumulate);
+                for threads in [2, 3, 7] {
+                    let other = run(threads, accumulate);
+                    let differ = one.iter().zip(&other).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                    assert_eq!(differ, 0, "{m}x{k}·{k}x{n}: {differ} values differ between 1 and {threads} threads");
+                }
+                if m * n * k <= 200_000_000 {
+                    // and the split computes the product
+                    for (i, got) in one.iter().enumerate().step_by(7) {
+                        let (r, c) = (i / n, i % n);
+                        let exact: f64 = (0..k).map(|j| f64::from(a[j * m + r]) * f64::from(b[j * n + c])).sum::<f64>()
+                            + if accumulate { f64::from(start[i]) } else { 0.0 };
+                        assert!((f64::from(*got) - exact).abs() < 1e-3 * (k as f64).sqrt(), "{m}x{k}·{k}x{n} at {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_sums_give_the_same_bits_at_any_thread_count() {
+        let mut rng = Rng::derive(4, "column-sums-test", 0);
+        for (rows, cols) in [(43_264, 16), (100, 256), (7, 1)] {
+            let m: Vec<f32> = (0..rows * cols).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let one = in_pool(1, || column_sums(&m, cols));
+            for threads in [2, 3, 7] {
+                assert_eq!(in_pool(threads, || column_sums(&m, cols)), one, "{rows}x{cols} on {threads} threads");
+            }
+            let exact: f64 = m.iter().step_by(cols).map(|v| f64::from(*v)).sum();
+            assert!((f64::from(one[0]) - exact).abs() < 1e-2, "column 0 of {rows}x{cols}");
+        }
+    }
 
     #[test]
     fn erf_is_accurate() {
