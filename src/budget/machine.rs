@@ -80,6 +80,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = t.split_at(split);
     let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size such as 8G or 512M"))?;
     let unit = unit.trim().to_ascii_lowercase();
+    if unit == "b" {
+        return Err(format!("`{text}`: give the size in K, M, G or T (a bare number means GiB)"));
+    }
     let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
         "" | "g" => 30,
         "k" => 10,

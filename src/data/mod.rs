@@ -173,6 +173,24 @@ pub struct Normalization {
 }
 
 impl Normalization {
+    /// Checks a normalisation read from a file (an exported card, data.json) before it is
+    /// applied to inputs of `features` values: one mean/std, or one per feature, finite, std > 0.
+    pub fn check(&self, features: usize) -> std::result::Result<(), String> {
+        let fits = |n: usize| n == 1 || n == features;
+        if !fits(self.mean.len()) || !fits(self.std.len()) {
+            return Err(format!(
+                "normalization has {} means and {} stds; expected 1 or {features} (one per input value)",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        let finite = self.scale.is_finite() && self.mean.iter().all(|m| m.is_finite());
+        if !finite || !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err("normalization values must be finite, with every std above 0".into());
+        }
+        Ok(())
+    }
+
     pub fn apply(&self, features: &mut [f32]) {
         let (m, s) = (self.mean.len(), self.std.len());
         for (i, v) in features.iter_mut().enumerate() {
@@ -305,7 +323,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
                     "Fashion-MNIST is not installed here; install it with `apt-get install dataset-fashion-mnist` or pick its folder",
                 ));
             }
-            let mut raw = idx_folder(&dir)?;
+            let mut raw = idx_folder(&dir, true)?;
             raw.class_names = FASHION_CLASSES.iter().map(ToString::to_string).collect();
             raw
         }
@@ -313,7 +331,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
             let dir = spec.path.clone().ok_or_else(|| {
                 Error::config("preset", "data.path", "the `idx` set needs the folder that holds the IDX files")
             })?;
-            idx_folder(&dir)?
+            idx_folder(&dir, false)?
         }
         _ => return Err(unknown()),
     })
@@ -341,12 +359,15 @@ fn check_labels(split: &Split, classes: usize, file: &Path, why: &str) -> Result
     }
 }
 
-fn idx_folder(dir: &Path) -> Result<Raw> {
+/// `fashion`: the folder is Fashion-MNIST (the `fashion-mnist` set), whose labels are 0..10.
+/// Any other IDX folder takes its classes from its labels; one merely named "fashion" keeps
+/// Fashion-MNIST's class names when its labels fit them.
+fn idx_folder(dir: &Path, fashion: bool) -> Result<Raw> {
     let files = idx::find_in_folder(dir)?;
     let (train, rows, cols) = idx_split(&files.train_images, &files.train_labels)?;
-    let is_fashion = dir.to_string_lossy().to_lowercase().contains("fashion");
     let classes = train.labels.iter().copied().max().unwrap_or(0) as usize + 1;
-    if is_fashion {
+    let is_fashion = fashion || (dir.to_string_lossy().to_lowercase().contains("fashion") && classes <= 10);
+    if fashion {
         check_labels(&train, FASHION_CLASSES.len(), &files.train_labels, "of Fashion-MNIST")?;
     }
     let test = match &files.test {

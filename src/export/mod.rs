@@ -244,6 +244,13 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
         files,
     };
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    // a model file of an earlier export into this folder would be read with this card
+    for (wanted, name) in [(format.safetensors(), "model.safetensors"), (format.onnx(), "model.onnx")] {
+        let path = out_dir.join(name);
+        if !wanted && path.exists() {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
     if format.safetensors() {
         write_weights(&reference, &out_dir.join("model.safetensors"))?;
     }
@@ -320,7 +327,8 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
         ));
     }
     let weights = dir.join("model.safetensors");
-    if !weights.exists() && card.files.iter().any(|f| f == "model.onnx") {
+    let listed = |f: &str| card.files.iter().any(|g| g == f);
+    if !card.files.is_empty() && !listed("model.safetensors") && listed("model.onnx") {
         return Err(Error::format(
             dir,
             "this export holds only model.onnx; Gradlab reads back exports that include model.safetensors",
@@ -331,6 +339,8 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     if card.class_names.is_empty() {
         return Err(Error::format(&config, "`class_names` is empty; a classifier needs at least one class"));
     }
+    let features = card.input_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+    card.normalization.check(features).map_err(|e| Error::format(&config, e))?;
     // the weights come from the file: a card describing more parameters than the file holds
     // is refused before the network is allocated from its numbers
     let held: usize = tensors.values().map(Tensor::elem_count).sum();

@@ -90,7 +90,13 @@ pub struct GradlabApp {
     frame_stats: FrameStats,
     /// How often step updates repaint the window while training.
     live_refresh: Duration,
+    /// The last memory check and the preset it was for: recomputed when the preset changes or
+    /// the check is older than `MEMORY_CHECK_EVERY`, not every frame (it reads /proc/meminfo and
+    /// an IDX folder's headers).
+    memory_check: Option<(Preset, Instant, Result<Option<String>, String>)>,
 }
+
+const MEMORY_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 impl GradlabApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
@@ -130,7 +136,23 @@ impl GradlabApp {
             start_pending: options.start,
             quit_when_done: options.quit_when_done,
             frame_stats: FrameStats::from_env(),
+            memory_check: None,
         }
+    }
+
+    /// The memory estimate of the current preset (its summary), or why it cannot run.
+    fn memory_check(&mut self) -> &Result<Option<String>, String> {
+        let fresh = self
+            .memory_check
+            .as_ref()
+            .is_some_and(|(preset, at, _)| *preset == self.preset && at.elapsed() < MEMORY_CHECK_EVERY);
+        if !fresh {
+            let result = crate::budget::check(&self.preset, "setup")
+                .map(|estimate| estimate.map(|e| e.summary()))
+                .map_err(|e| e.to_string());
+            self.memory_check = Some((self.preset.clone(), Instant::now(), result));
+        }
+        &self.memory_check.as_ref().expect("just set").2
     }
 
     /// Whether the data preview of the current preset has arrived.
@@ -376,20 +398,17 @@ impl eframe::App for GradlabApp {
             status_bar::show(ui, &self.run, self.trainer.dropped_steps());
         });
         // The memory check only while idle: a running run takes the memory it would compare with.
-        let checked = self.preset.validate("setup").and_then(|()| {
-            if self.run.phase.is_active() {
-                Ok(None)
-            } else {
-                crate::budget::check(&self.preset, "setup")
-            }
-        });
+        let checked = match self.preset.validate("setup") {
+            Err(e) => Err(e.to_string()),
+            Ok(()) if self.run.phase.is_active() => Ok(None),
+            Ok(()) => self.memory_check().clone(),
+        };
         let (validation, memory) = match checked {
-            Ok(estimate) => (None, estimate),
-            Err(e) => (Some(e.to_string()), None),
+            Ok(summary) => (None, summary),
+            Err(e) => (Some(e), None),
         };
         egui::Panel::left("setup_panel").resizable(true).default_size(350.0).show(ui, |ui| {
             ui.add_space(4.0);
-            let memory = memory.map(|estimate| estimate.summary());
             self.setup.run_controls(ui, self.run.phase, validation.as_deref(), memory.as_deref(), &mut actions);
             if let Some((_, label)) = &self.fork_from {
                 ui.horizontal_wrapped(|ui| {

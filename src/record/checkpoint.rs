@@ -85,6 +85,8 @@ pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::format(&weights, format!("cannot write the checkpoint: {e}")));
     }
+    // on disk before the JSON that marks it complete is (write_atomic syncs the JSON)
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
     let json = serde_json::to_string_pretty(state).expect("checkpoint state serialises");
     write_atomic(&meta, json.as_bytes())?;
@@ -152,6 +154,11 @@ pub fn list_checkpoints(run_dir: &Path) -> Vec<(usize, PathBuf)> {
 /// The furthest complete checkpoint, within an epoch or at its end: where a resume continues.
 pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
     all_checkpoints(&run_dir.join("checkpoints")).pop().map(|(_, p)| p)
+}
+
+/// Every complete checkpoint, furthest first (resume falls back along it).
+pub fn checkpoints_newest_first(run_dir: &Path) -> Vec<PathBuf> {
+    all_checkpoints(&run_dir.join("checkpoints")).into_iter().rev().map(|(_, p)| p).collect()
 }
 
 impl Checkpoint {

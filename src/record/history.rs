@@ -37,7 +37,12 @@ pub fn list_runs(runs_dir: &Path) -> Vec<(PathBuf, RunInfo)> {
     };
     let mut runs: Vec<(PathBuf, RunInfo)> = entries
         .filter_map(|e| {
-            let dir = e.ok()?.path();
+            let e = e.ok()?;
+            // `.<id>.partial`: a run folder still being put together (or abandoned by a kill)
+            if e.file_name().to_string_lossy().starts_with('.') {
+                return None;
+            }
+            let dir = e.path();
             let mut info = RunInfo::read(&dir).ok()?;
             if info.status == RunStatus::Running && !writer_alive(&dir, &info) {
                 info.status = RunStatus::Interrupted;

@@ -7,7 +7,8 @@
 //!   epochs.jsonl     one JSON line per epoch, with the confusion matrix
 //!   data.json        input shape, class names, normalisation (for export)
 //!   summary.json     status, best and final figures, machine, versions (rewritten atomically)
-//!   checkpoints/     epoch-N.safetensors (weights and optimizer moments) + epoch-N.json
+//!   checkpoints/     epoch-N.safetensors (weights and optimizer moments) + epoch-N.json;
+//!                    epoch-N-batch-B.*: the newest checkpoint within epoch N + 1
 //!   final.json       the run's Summary, once it ends
 //!   name.txt         the display name, once renamed
 //!   run.lock         held (OS file lock) by the process writing the run
@@ -24,7 +25,9 @@ mod time;
 use std::io::{Read, Write};
 use std::path::Path;
 
-pub use checkpoint::{latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState};
+pub use checkpoint::{
+    checkpoints_newest_first, latest_checkpoint, list_checkpoints, read_checkpoint, Checkpoint, CheckpointState,
+};
 pub use history::{delete_run, list_runs, load_run, rename_run, RunData};
 pub use lock::{is_held as run_is_locked, RunLock, LOCK_FILE};
 pub use recorder::{DataInfo, Machine, RunInfo, RunRecorder, METRICS_HEADER};

@@ -116,7 +116,10 @@ impl DataInfo {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("data.json");
         let text = super::read_text_capped(&path, super::MAX_JSON_BYTES)?;
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+        let info: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+        let features = info.input_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+        info.normalization.check(features).map_err(|e| Error::format(&path, e))?;
+        Ok(info)
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -158,7 +161,17 @@ fn remove_abandoned_staging(runs_dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".partial") && super::lock::is_held(&entry.path()) != Some(true) {
+        // a creator locks its folder right after claiming it; one unlocked and untouched for a
+        // minute was abandoned
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(60)));
+        if name.starts_with('.')
+            && name.ends_with(".partial")
+            && stale
+            && super::lock::is_held(&entry.path()) != Some(true)
+        {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -181,13 +194,25 @@ impl RunRecorder {
         std::fs::create_dir_all(runs_dir).map_err(|e| Error::io(runs_dir, e))?;
         remove_abandoned_staging(runs_dir);
         let base = format!("{}_{}", timestamp(), slug(&preset.title));
-        let mut id = base.clone();
+        // claim an id by creating its staging folder (atomic: two processes starting in the same
+        // second get different ids)
         let mut n = 1;
-        while runs_dir.join(&id).exists() || runs_dir.join(staging_name(&id)).exists() {
+        let (id, staging) = loop {
+            let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
             n += 1;
-            id = format!("{base}-{n}");
-        }
-        let staging = runs_dir.join(staging_name(&id));
+            let staging = runs_dir.join(staging_name(&id));
+            if runs_dir.join(&id).exists() {
+                continue;
+            }
+            match std::fs::create_dir(&staging) {
+                Ok(()) if runs_dir.join(&id).exists() => {
+                    let _ = std::fs::remove_dir(&staging); // renamed into place meanwhile
+                }
+                Ok(()) => break (id, staging),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(&staging, e)),
+            }
+        };
         let made = Self::fill(&staging, &id, preset, parent).and_then(|(info, lock)| {
             let dir = runs_dir.join(&id);
             std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
@@ -202,9 +227,9 @@ impl RunRecorder {
     }
 
     fn fill(dir: &Path, id: &str, preset: &Preset, parent: Option<String>) -> Result<(RunInfo, RunLock)> {
-        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
         // the lock is on the file, so it stays held when the folder is renamed
         let lock = RunLock::acquire(dir)?;
+        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
         write_atomic(&dir.join("preset.toml"), preset.to_toml().as_bytes())?;
         let metrics_path = dir.join("metrics.csv");
         let mut metrics = append(&metrics_path)?;
@@ -284,11 +309,11 @@ impl RunRecorder {
         })
     }
 
-    /// Marks a run whose setup failed (data, model) as failed, with the reason.
-    pub fn setup_failed(mut self, error: &Error) -> Result<()> {
+    /// Records that the run failed and why, as far as the disk lets it.
+    pub fn mark_failed(&mut self, error: &Error) {
         self.info.status = RunStatus::Failed;
         self.info.error = Some(error.to_string());
-        self.info.write(&self.dir)
+        let _ = self.info.write(&self.dir);
     }
 
     /// Writes a checkpoint within an epoch (the position is in `state`).
@@ -358,7 +383,10 @@ impl RunRecorder {
         self.info.epochs_completed = summary.epochs_completed;
         self.info.best_epoch = summary.best_epoch;
         self.info.best_validation_accuracy = summary.best_validation_accuracy;
-        self.info.final_validation_accuracy = summary.final_validation.as_ref().map(|v| v.accuracy);
+        if let Some(v) = &summary.final_validation {
+            // a resumed part that completed no epoch keeps the figure of the last one
+            self.info.final_validation_accuracy = Some(v.accuracy);
+        }
         self.info.test_accuracy = summary.test.as_ref().map(|t| t.accuracy);
         self.info.wall_time_s = summary.wall_time_s;
         self.info.samples_per_s = summary.samples_per_s;

@@ -271,7 +271,10 @@ fn run_in_pool(
     let prepared = prepare(request, options)?;
     let (mut session, mut recorder, mut progress) = (prepared.session, prepared.recorder, prepared.progress);
     if let Some(r) = recorder.as_mut() {
-        r.started(&session, threads)?;
+        if let Err(e) = r.started(&session, threads) {
+            r.mark_failed(&e);
+            return Err(e.into());
+        }
     }
     events.send(Event::Started {
         title: session.preset.title.clone(),
@@ -465,9 +468,8 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
             let preset = Preset::load(&run_dir.join("preset.toml"))?;
             let mut session = new_session(preset)?;
             let mut progress = Progress::default();
-            let position = match crate::record::latest_checkpoint(&run_dir) {
-                Some(path) => {
-                    let ckpt = read_checkpoint(&path)?;
+            let position = match newest_readable_checkpoint(&run_dir, &session)? {
+                Some(ckpt) => {
                     ckpt.restore_into(&mut session, true)?;
                     session.seek(&ckpt.state);
                     progress = Progress {
@@ -552,14 +554,40 @@ fn checkpoint_interval(preset: &Preset) -> Option<Duration> {
     (minutes > 0.0 && minutes.is_finite()).then(|| Duration::from_secs_f64(minutes * 60.0))
 }
 
+/// The newest checkpoint of a run that reads back and fits the run; an unreadable newest one
+/// (a crash between writing its weights and the disk keeping them) falls back to the one before.
+fn newest_readable_checkpoint(run_dir: &Path, session: &Session) -> Result<Option<crate::record::Checkpoint>> {
+    let mut first_error = None;
+    for path in crate::record::checkpoints_newest_first(run_dir) {
+        let checked = read_checkpoint(&path).and_then(|ckpt| {
+            let s = &ckpt.state;
+            if s.batch >= session.batches_per_epoch.max(1) || s.epoch > session.preset.train.epochs {
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "position epoch {} batch {} does not fit this run ({} epochs of {} batches)",
+                        s.epoch, s.batch, session.preset.train.epochs, session.batches_per_epoch
+                    ),
+                ));
+            }
+            Ok(ckpt)
+        });
+        match checked {
+            Ok(ckpt) => return Ok(Some(ckpt)),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(None), Err)
+}
+
 /// A new run's folder exists before its data and model do: when those fail, the folder says the
 /// run failed and why, instead of reading `running` (then `interrupted`) for ever.
 fn set_up(session: Result<Session>, recorder: Option<RunRecorder>) -> Result<(Session, Option<RunRecorder>)> {
     match session {
         Ok(session) => Ok((session, recorder)),
         Err(error) => {
-            if let Some(r) = recorder {
-                let _ = r.setup_failed(&error);
+            if let Some(mut r) = recorder {
+                r.mark_failed(&error);
             }
             Err(error)
         }

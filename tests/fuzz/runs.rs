@@ -258,7 +258,12 @@ fn a_card_larger_than_its_weights_is_refused_before_allocating() {
     write_all(&dir, &files);
     let (result, peak) = crate::support::peak_of(|| load_model(&dir));
     let e = result.err().expect("refused").to_string();
-    assert!(e.contains("config.json") && e.contains("parameters") && e.contains("model.safetensors"), "{e}");
+    // refused by the shape check (fc2 cannot be addressed) or by the parameter count
+    assert!(
+        e.contains("config.json")
+            && (e.contains("model.hidden[1]") || (e.contains("parameters") && e.contains("model.safetensors"))),
+        "{e}"
+    );
     assert!(peak < 16 << 20, "held {peak} bytes");
 }
 
