@@ -30,9 +30,12 @@ fn kill_preset() -> Preset {
     p
 }
 
+/// Epoch, train loss and accuracy, validation loss and accuracy, confusion counts.
+type EpochFigures = (usize, f64, f64, f64, f64, Vec<u64>);
+
 /// Everything a resumed run must reproduce: per epoch the losses, accuracies and confusion
 /// matrix, and every step's loss.
-fn figures(run: &Path) -> (Vec<(usize, f64, f64, f64, f64, Vec<u64>)>, Vec<[f64; 2]>) {
+fn figures(run: &Path) -> (Vec<EpochFigures>, Vec<[f64; 2]>) {
     let data = load_run(run).unwrap();
     let epochs = data
         .epochs
@@ -152,7 +155,9 @@ fn fifty_random_kills_lose_nothing_and_resume_to_the_same_numbers() {
     assert!(within_epoch >= 10, "only {within_epoch} kills left a checkpoint within an epoch");
 }
 
-/// Starts a CLI run that goes on for a while and waits until its folder is there.
+/// Starts a CLI run that goes on for a while and waits until its folder is there. The caller
+/// kills and waits for the child.
+#[allow(clippy::zombie_processes)]
 fn start_long_run(dir: &Path) -> (Child, PathBuf) {
     let mut p = kill_preset();
     p.data.limit = 0;
@@ -160,13 +165,18 @@ fn start_long_run(dir: &Path) -> (Child, PathBuf) {
     let file = dir.join("long.toml");
     p.save(&file).unwrap();
     let runs = dir.join("runs");
-    let child = gradlab().arg("train").arg(&file).arg("--runs-dir").arg(&runs).stdout(Stdio::null()).spawn().unwrap();
+    let mut child =
+        gradlab().arg("train").arg(&file).arg("--runs-dir").arg(&runs).stdout(Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     loop {
         if let Some(run) = only_run(&runs) {
             return (child, run);
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "the run folder never appeared");
+        if t0.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the run folder never appeared");
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
