@@ -140,7 +140,11 @@ pub fn convert(
     let mut out = tensors.clone();
     let Some((name, [c, h, w])) = channels_last_dense(spec, input_shape, classes)? else { return Ok(out) };
     let Some(weight) = tensors.get(&name) else { return Ok(out) };
-    let (rows, cols) = weight.dims2()?;
+    // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
+    // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes
+    let &[rows, cols] = weight.dims() else {
+        return Err(crate::Error::Shape(format!("`{name}` is {:?}; a dense weight is a matrix", weight.dims())));
+    };
     if cols != c * h * w {
         return Err(crate::Error::Shape(format!(
             "`{name}` has {cols} columns but the conv stack gives {c}x{h}x{w} = {} features",

@@ -280,3 +280,27 @@ fn a_checkpoint_claiming_a_huge_tensor_is_refused_without_allocating_it() {
     assert!(e.contains("epoch-1.safetensors"), "{e}");
     assert!(peak < 16 << 20, "held {peak} bytes");
 }
+
+/// Found by the long fuzz run: a dense weight of rank 3 in model.safetensors reached candle's
+/// `dims2`, whose error captured a backtrace (400 MB with RUST_BACKTRACE set). Refused, cheaply.
+#[test]
+fn a_dense_weight_of_the_wrong_rank_is_refused_cheaply() {
+    let dir = scratch().join("rank-3");
+    let mut files = bases()[0].model_files.clone(); // the CNN: its fc1 follows the conv stack
+    let weights = &mut files[1].1;
+    let header_len = usize::try_from(u64::from_le_bytes(weights[..8].try_into().unwrap())).unwrap();
+    let header = String::from_utf8(weights[8..8 + header_len].to_vec()).unwrap();
+    let fc1 = header.find("\"fc1.weight\"").expect("the CNN has fc1");
+    let shape = fc1 + header[fc1..].find("\"shape\":[").unwrap() + "\"shape\":[".len();
+    let end = shape + header[shape..].find(']').unwrap();
+    let header = format!("{},1{}", &header[..end], &header[end..]);
+    let mut rebuilt = (header.len() as u64).to_le_bytes().to_vec();
+    rebuilt.extend_from_slice(header.as_bytes());
+    rebuilt.extend_from_slice(&weights[8 + header_len..]);
+    *weights = rebuilt;
+    write_all(&dir, &files);
+    let (result, peak) = crate::support::peak_of(|| load_model(&dir));
+    let e = result.err().expect("refused").to_string();
+    assert!(e.contains("fc1.weight") && e.contains("matrix"), "{e}");
+    assert!(peak < 16 << 20, "held {peak} bytes");
+}
