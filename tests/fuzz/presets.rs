@@ -52,6 +52,8 @@ proptest! {
             Ok(p) => {
                 let again = bounded("re-reading a preset", || Preset::from_toml(&p.to_toml(), "again.toml"))?;
                 prop_assert!(again.is_ok(), "{:?}", again.err());
+                // and its memory estimate (what refuses runs that cannot fit) holds up to it too
+                bounded("estimating a preset's memory", || gradlab::budget::estimate(&p))?.ok();
             }
             Err(e) => prop_assert!(e.to_string().contains("fuzz.toml"), "{}", e),
         }
