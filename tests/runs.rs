@@ -35,25 +35,6 @@ fn only_run(runs_dir: &Path) -> PathBuf {
     runs[0].0.clone()
 }
 
-/// The figures a resumed run must reproduce exactly (timings aside).
-fn figures(run: &Path) -> Vec<(usize, f64, f64, f64, f64, Vec<u64>)> {
-    load_run(run)
-        .unwrap()
-        .epochs
-        .iter()
-        .map(|m| {
-            (
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.validation.loss,
-                m.validation.accuracy,
-                m.validation.confusion.counts.clone(),
-            )
-        })
-        .collect()
-}
-
 fn step_losses(run: &Path) -> Vec<[f64; 2]> {
     load_run(run).unwrap().steps
 }
@@ -105,7 +86,7 @@ fn killed_run_is_readable_and_resumes_to_the_uninterrupted_numbers() {
     let out = gradlab().arg("resume").arg(&run).arg("-q").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("resume of the remaining epochs took {:.1}s", started.elapsed().as_secs_f64());
-    assert_eq!(figures(&run), figures(&whole_run));
+    assert_eq!(common::epoch_figures(&run), common::epoch_figures(&whole_run));
     assert_eq!(step_losses(&run), step_losses(&whole_run));
     assert_eq!(load_run(&run).unwrap().info.status, RunStatus::Completed);
 }
@@ -142,7 +123,7 @@ fn stopped_run_resumes_in_process_to_the_same_numbers() {
     }))));
     let b = common::collect(&trainer);
     assert_eq!(b.summary.unwrap().status, RunStatus::Completed);
-    assert_eq!(figures(&run), figures(&only_run(&whole)));
+    assert_eq!(common::epoch_figures(&run), common::epoch_figures(&only_run(&whole)));
 }
 
 #[test]

@@ -30,28 +30,10 @@ fn kill_preset() -> Preset {
     p
 }
 
-/// Epoch, train loss and accuracy, validation loss and accuracy, confusion counts.
-type EpochFigures = (usize, f64, f64, f64, f64, Vec<u64>);
-
 /// Everything a resumed run must reproduce: per epoch the losses, accuracies and confusion
 /// matrix, and every step's loss.
-fn figures(run: &Path) -> (Vec<EpochFigures>, Vec<[f64; 2]>) {
-    let data = load_run(run).unwrap();
-    let epochs = data
-        .epochs
-        .iter()
-        .map(|m| {
-            (
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.validation.loss,
-                m.validation.accuracy,
-                m.validation.confusion.counts.clone(),
-            )
-        })
-        .collect();
-    (epochs, data.steps)
+fn figures(run: &Path) -> (Vec<common::EpochFigures>, Vec<[f64; 2]>) {
+    (common::epoch_figures(run), load_run(run).unwrap().steps)
 }
 
 fn only_run(runs_dir: &Path) -> Option<PathBuf> {

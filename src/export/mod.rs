@@ -294,25 +294,7 @@ const MAX_CARD_BYTES: u64 = 16 << 20;
 /// Parameters the card's model would have, or `None` when counting them overflows.
 fn planned_params(card: &ModelCard) -> Result<Option<usize>> {
     let layers = crate::model::plan(&card.model, &card.input_shape, card.class_names.len())?;
-    let mut total = 0usize;
-    for (layer, _) in layers {
-        let count = match layer {
-            crate::model::LayerPlan::Conv { in_channels, out_channels, kernel, .. } => in_channels
-                .checked_mul(kernel)
-                .and_then(|n| n.checked_mul(kernel))
-                .and_then(|n| n.checked_add(1))
-                .and_then(|n| n.checked_mul(out_channels)),
-            crate::model::LayerPlan::Dense { inputs, outputs, .. } => {
-                inputs.checked_add(1).and_then(|n| n.checked_mul(outputs))
-            }
-            _ => Some(0),
-        };
-        match count.and_then(|c| total.checked_add(c)) {
-            Some(t) => total = t,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(total))
+    Ok(layers.iter().try_fold(0usize, |total, (layer, _)| total.checked_add(layer.param_count()?)))
 }
 
 pub fn load_model(dir: &Path) -> Result<LoadedModel> {

@@ -53,10 +53,10 @@ fn stem(state: &CheckpointState) -> String {
     }
 }
 
-/// Parses a checkpoint's JSON file name into its position (completed epochs, batches into the
-/// next).
-fn position(name: &str) -> Option<(usize, usize)> {
-    let stem = name.strip_prefix("epoch-")?.strip_suffix(".json")?;
+/// Parses a checkpoint file's stem (`epoch-N` or `epoch-N-batch-B`) into its position
+/// (completed epochs, batches into the next).
+fn position(stem: &str) -> Option<(usize, usize)> {
+    let stem = stem.strip_prefix("epoch-")?;
     match stem.split_once("-batch-") {
         Some((e, b)) => Some((e.parse().ok()?, b.parse().ok()?)),
         None => Some((stem.parse().ok()?, 0)),
@@ -103,8 +103,7 @@ fn remove_older_within_epoch(dir: &Path, now: (usize, usize)) {
         .filter_map(|e| {
             let path = e.ok()?.path();
             let name = path.file_name()?.to_str()?;
-            let stem = name.split('.').next()?;
-            let pos = position(&format!("{stem}.json"))?;
+            let pos = position(name.split('.').next()?)?;
             (pos.1 > 0 && pos < now).then_some(path)
         })
         .collect();
@@ -123,7 +122,7 @@ fn all_checkpoints(dir: &Path) -> Vec<((usize, usize), PathBuf)> {
     let mut found: Vec<((usize, usize), PathBuf)> = entries
         .filter_map(|e| {
             let path = e.ok()?.path();
-            let pos = position(path.file_name()?.to_str()?)?;
+            let pos = position(path.file_name()?.to_str()?.strip_suffix(".json")?)?;
             path.with_extension("safetensors").exists().then_some((pos, path))
         })
         .collect();

@@ -63,11 +63,8 @@ impl RunInfo {
         let path = dir.join("summary.json");
         let text = super::read_text_capped(&path, super::MAX_JSON_BYTES)?;
         let mut info: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
-        if let Ok(file) = File::open(dir.join(NAME_FILE)) {
-            let mut name = String::new();
-            if std::io::Read::read_to_string(&mut std::io::Read::take(file, 1024), &mut name).is_ok()
-                && !name.trim().is_empty()
-            {
+        if let Ok(name) = super::read_text_capped(&dir.join(NAME_FILE), 1024) {
+            if !name.trim().is_empty() {
                 info.name = name.trim().to_string();
             }
         }

@@ -328,7 +328,7 @@ fn run_in_pool(
             if let (Some(r), true) = (recorder.as_mut(), session.batch > 0 && !session.finished()) {
                 // stopped within an epoch: keep the batches trained since the last checkpoint
                 let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                r.checkpoint(&session, &within_epoch_state(&session, &progress, elapsed_s))?;
+                r.checkpoint(&session, &checkpoint_state(&session, &progress, elapsed_s))?;
             }
             return Ok(());
         }
@@ -359,19 +359,10 @@ fn run_in_pool(
                 progress.best_validation_accuracy = Some(metrics.validation.accuracy);
             }
             if let Some(r) = recorder.as_mut() {
+                // finish_epoch moved the session to the next epoch's start: batch 0, no sums yet
                 let state = CheckpointState {
-                    epoch: session.epoch,
-                    batch: 0,
-                    epoch_progress: crate::train::EpochProgress::default(),
-                    optimizer_steps: session.optimizer.steps,
-                    base_learning_rate: session.base_learning_rate,
-                    rng: session.rng.clone(),
-                    best_epoch: progress.best_epoch,
-                    best_validation_accuracy: progress.best_validation_accuracy,
                     validation_accuracy: metrics.validation.accuracy,
-                    samples_seen: progress.samples_seen,
-                    train_time_s: progress.train_time_s,
-                    elapsed_s: metrics.elapsed_s,
+                    ..checkpoint_state(&session, &progress, metrics.elapsed_s)
                 };
                 r.epoch(&metrics, &session, &state)?;
             }
@@ -381,7 +372,7 @@ fn run_in_pool(
         } else if checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every) {
             if let Some(r) = recorder.as_mut() {
                 let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                r.checkpoint(&session, &within_epoch_state(&session, &progress, elapsed_s))?;
+                r.checkpoint(&session, &checkpoint_state(&session, &progress, elapsed_s))?;
                 last_checkpoint = Instant::now();
             }
         }
@@ -529,8 +520,8 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
     }
 }
 
-/// A checkpoint's state at the session's position within an epoch.
-fn within_epoch_state(session: &Session, progress: &Progress, elapsed_s: f64) -> CheckpointState {
+/// A checkpoint's state at the session's position: within an epoch, or at the start of one.
+fn checkpoint_state(session: &Session, progress: &Progress, elapsed_s: f64) -> CheckpointState {
     CheckpointState {
         epoch: session.epoch,
         batch: session.batch,
@@ -540,7 +531,8 @@ fn within_epoch_state(session: &Session, progress: &Progress, elapsed_s: f64) ->
         rng: session.rng.clone(),
         best_epoch: progress.best_epoch,
         best_validation_accuracy: progress.best_validation_accuracy,
-        // no validation within an epoch; `best` export picks among epoch checkpoints only
+        // no validation within an epoch (an epoch's end sets it); `best` export picks among epoch
+        // checkpoints only
         validation_accuracy: 0.0,
         samples_seen: progress.samples_seen,
         train_time_s: progress.train_time_s,

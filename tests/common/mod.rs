@@ -53,3 +53,26 @@ pub fn final_accuracy(o: &Outcome) -> f64 {
     assert!(o.failure.is_none(), "training failed: {:?}", o.failure);
     o.epochs.last().expect("at least one epoch").validation.accuracy
 }
+
+/// Epoch, train loss and accuracy, validation loss and accuracy, confusion counts.
+pub type EpochFigures = (usize, f64, f64, f64, f64, Vec<u64>);
+
+/// Every epoch's figures of a recorded run: what a resumed run must reproduce exactly (timings
+/// aside).
+pub fn epoch_figures(run: &Path) -> Vec<EpochFigures> {
+    gradlab::record::load_run(run)
+        .unwrap()
+        .epochs
+        .iter()
+        .map(|m| {
+            (
+                m.epoch,
+                m.train_loss,
+                m.train_accuracy,
+                m.validation.loss,
+                m.validation.accuracy,
+                m.validation.confusion.counts.clone(),
+            )
+        })
+        .collect()
+}
