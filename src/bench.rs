@@ -103,7 +103,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// Forward and backward of each layer alone on a real batch's activations, summed by kind.
 fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<LayerTiming>> {
     let net = &session.net;
-    let mut inputs = vec![net.prepare_input(&batch.inputs)?.detach()];
+    let mut inputs = vec![batch.inputs.detach()];
     for i in 0..net.run_layers() {
         let next = net.forward_layer(i, &inputs[i], &mut Mode::Eval)?.detach();
         inputs.push(next);
@@ -112,11 +112,13 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
     let mut out: Vec<LayerTiming> = Vec::new();
     for (i, x) in inputs.iter().take(net.run_layers()).enumerate() {
         let kind = net.layer_kind(i);
-        if kind == "flatten" {
+        if kind == "flatten" || kind == "layout" {
             continue;
         }
-        // the first layer's input is data: no gradient for it, as in PyTorch
-        let x = if i == 0 { x.clone() } else { Var::from_tensor(x)?.as_tensor().clone() };
+        // the first layer's input is data (after the layout change for images): no gradient for
+        // it, as in PyTorch
+        let data_input = i == 0 || (i == 1 && net.layer_kind(0) == "layout");
+        let x = if data_input { x.clone() } else { Var::from_tensor(x)?.as_tensor().clone() };
         let y_shape = inputs[i + 1].shape().clone();
         let g: Vec<f32> = (0..y_shape.elem_count()).map(|_| rng.normal()).collect();
         let g = Tensor::from_vec(g, y_shape, &Device::Cpu)?;

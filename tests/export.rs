@@ -54,11 +54,11 @@ fn mlp() -> Preset {
 /// layer after it reads 8 x 7 x 7 features whose order matters.
 fn cnn() -> Preset {
     let mut p = brief(Preset::builtin("mnist_cnn").unwrap(), "export cnn");
-    p.model.kind = ModelKind::Cnn;
-    p.model.conv = vec![
+    p.model.kind = Some(ModelKind::Cnn);
+    p.model.conv = Some(vec![
         ConvSpec { channels: 6, kernel: 3, stride: 2, padding: 1, pool: 1 },
         ConvSpec { channels: 8, kernel: 3, stride: 1, padding: 1, pool: 2 },
-    ];
+    ]);
     p.model.hidden = vec![16];
     p.model.activation = Activation::Relu;
     p
@@ -93,8 +93,7 @@ fn export_trained(preset: Preset) -> Exported {
     let raw = data::load(&raw_spec, preset.seed).unwrap().validation.features[..n * len].to_vec();
 
     let ckpt = record::read_checkpoint(&export::find_checkpoint(&run, Which::Last).unwrap()).unwrap();
-    let net =
-        Network::new(&preset.model, &info.input_shape, info.class_names.len(), preset.seed, &Device::Cpu).unwrap();
+    let net = Network::new(&preset.model, &info.model_input(preset.task), preset.seed, &Device::Cpu).unwrap();
     net.load_params(&ckpt.tensors).unwrap();
     let mut shape = vec![n];
     shape.extend_from_slice(&info.input_shape);
@@ -186,8 +185,8 @@ fn check_reference(name: &str, e: &Exported) {
 #[test]
 fn tanh_cnn_and_sigmoid_table_models_export_the_same() {
     let mut digits = brief(Preset::builtin("digits_mlp").unwrap(), "digits tanh cnn");
-    digits.model.kind = ModelKind::Cnn;
-    digits.model.conv = vec![ConvSpec { channels: 4, kernel: 3, stride: 1, padding: 1, pool: 2 }];
+    digits.model.kind = Some(ModelKind::Cnn);
+    digits.model.conv = Some(vec![ConvSpec { channels: 4, kernel: 3, stride: 1, padding: 1, pool: 2 }]);
     digits.model.hidden = vec![];
     digits.model.activation = Activation::Tanh;
     let mut iris = brief(Preset::builtin("iris_mlp").unwrap(), "iris sigmoid");

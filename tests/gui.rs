@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use gradlab::gui::{AppOptions, Dialogs, GradlabApp, Notice, Phase, View};
+use gradlab::model::LayerSpec;
 use gradlab::train::RunStatus;
 use gradlab::Preset;
 
@@ -98,10 +99,17 @@ fn pick_data_and_model_then_start_pause_resume_stop() {
     h.get_by_label("Iris").click();
     settle(&mut h);
     assert_eq!(h.state().preset.data.set, "iris");
-    h.get_by_label("Architecture").click();
+    // the CNN cannot read a table: the editor now holds an MLP; add dropout before its output
+    let layers = h.state().preset.model.layers.len();
+    assert!(matches!(h.state().preset.model.layers[0], LayerSpec::Dense(_)));
+    h.get_by_label("Add").click();
     h.run();
-    h.get_by_label("MLP").click();
-    h.run();
+    h.get_by_label("dropout").click();
+    settle(&mut h);
+    let model = &h.state().preset.model;
+    assert_eq!(model.layers.len(), layers + 1);
+    assert!(matches!(model.layers[layers - 1], LayerSpec::Dropout(_)), "{:?}", model.layers);
+    h.get_by_label_contains("out 3  (");
     {
         let p = &mut h.state_mut().preset;
         // a long run, so that Pause and Stop find it running

@@ -100,5 +100,9 @@ fn a_cnn_on_tabular_data_is_refused_with_the_key() {
     let mut preset = Preset::builtin("iris_mlp").unwrap();
     preset.model = ModelSpec::default();
     let e = preset.validate("test.toml").unwrap_err().to_string();
+    assert!(e.contains("test.toml") && e.contains("model.layers[0]") && e.contains("image"), "{e}");
+    // the older form names its `kind`
+    preset.model = ModelSpec { kind: Some(gradlab::model::ModelKind::Cnn), ..ModelSpec::mlp(&[]) };
+    let e = preset.validate("test.toml").unwrap_err().to_string();
     assert!(e.contains("test.toml") && e.contains("model.kind") && e.contains("image"), "{e}");
 }

@@ -22,7 +22,7 @@ pub use machine::{available, format_bytes, parse_size, Available};
 
 use crate::config::{OptimizerKind, Preset};
 use crate::error::{Error, Result};
-use crate::model::{plan, Activation, LayerPlan, ModelKind};
+use crate::model::{plan, Activation, LayerSpec, ModelInput};
 
 /// Memory of the process besides the run: code, the training thread, allocator arenas (the
 /// release binary training iris on 2 threads peaks at 17.4 MiB) ...
@@ -113,35 +113,48 @@ struct Layers {
     heaviest: (f64, String, String),
 }
 
-fn layers(preset: &Preset, shape: &[usize], classes: usize) -> Result<Layers> {
-    let spec = &preset.model;
-    let planned = plan(spec, shape, classes)?;
+fn layers(preset: &Preset, input: &ModelInput) -> Result<Layers> {
+    let planned = plan(&preset.model, input)?;
     let mut out = Layers::default();
-    let mut input: f64 = shape.iter().map(|&d| d as f64).product();
+    let mut input_values: f64 = input.shape.iter().map(|&d| d as f64).product();
     let mut first = true;
-    let (mut conv_i, mut dense_i) = (0usize, 0usize);
-    let gelu = spec.activation == Activation::Gelu;
-    for (i, (layer, out_shape)) in planned.iter().enumerate() {
-        let values: f64 = out_shape.iter().map(|&d| d as f64).product();
-        match layer {
-            LayerPlan::Conv { in_channels, out_channels, kernel, padding, .. } => {
-                let key_of = |k: &str| format!("model.conv[{conv_i}].{k}");
-                let (k, o) = (*kernel as f64, *out_channels as f64);
-                let params = layer.param_count().unwrap_or(usize::MAX) as f64;
-                out.params += params;
-                let detail = format!("conv{} is {out_channels} x {in_channels} x {kernel} x {kernel}", conv_i + 1);
+    // the key to blame for the width that feeds the next layer
+    let mut feeding: Option<String> = None;
+    let with_field = |key: &str, field: &str| {
+        if key.starts_with("model.layers[") {
+            format!("{key}.{field}")
+        } else {
+            key.to_string()
+        }
+    };
+    for (i, layer) in planned.iter().enumerate() {
+        let values: f64 = layer.output.iter().map(|&d| d as f64).product();
+        let params = layer.params.iter().map(|p| p.shape.iter().map(|&d| d as f64).product::<f64>()).sum::<f64>();
+        out.params += params;
+        let next_gelu = |act: Option<Activation>| {
+            act == Some(Activation::Gelu)
+                || matches!(planned.get(i + 1).map(|n| &n.spec), Some(LayerSpec::Activation(a)) if a.activation == Activation::Gelu)
+        };
+        match &layer.spec {
+            LayerSpec::Conv2d(c) => {
+                let key = &layer.key;
+                let key_of = |k: &str| format!("{key}.{k}");
+                let (in_channels, out_channels, kernel) = (layer.input[0], c.channels, c.kernel);
+                let (k, o) = (kernel as f64, out_channels as f64);
+                let detail = format!("{} is {out_channels} x {in_channels} x {kernel} x {kernel}", layer.name);
                 if params > out.largest.0 {
-                    let blame = if *out_channels >= *in_channels { "channels" } else { "kernel" };
+                    let blame = if out_channels >= in_channels { "channels" } else { "kernel" };
                     out.largest = (params, key_of(blame), detail);
                 }
+                let gelu = next_gelu(c.activation);
                 // the pooled output, when a max-pool follows
                 let pooled = planned[i + 1..]
                     .iter()
                     .take(2)
-                    .find(|(l, _)| matches!(l, LayerPlan::MaxPool { .. }))
-                    .map_or(values, |(_, s)| s.iter().map(|&d| d as f64).product());
+                    .find(|l| matches!(l.spec, LayerSpec::Maxpool(_)))
+                    .map_or(values, |l| l.output.iter().map(|&d| d as f64).product());
                 let positions = values / o; // oh * ow
-                let cols = positions * k * k * *in_channels as f64;
+                let cols = positions * k * k * in_channels as f64;
                 // im2col columns, pre-pooling outputs and their gradient, input-gradient columns
                 // (not for the first layer), argmax, GELU's saved pre-activations
                 let train =
@@ -149,55 +162,82 @@ fn layers(preset: &Preset, shape: &[usize], classes: usize) -> Result<Layers> {
                 let eval = cols + values + pooled + if gelu { values } else { 0.0 };
                 out.train_buffers += train;
                 out.eval_buffers += eval;
-                out.fixed_buffers += 3.0 * k * k * *in_channels as f64 * o; // w_mat, dw_mat, dw
+                out.fixed_buffers += 3.0 * k * k * in_channels as f64 * o; // w_mat, dw_mat, dw
                 out.kept += pooled;
-                out.widest = out.widest.max(pooled + input);
-                let in_hw = input / *in_channels as f64;
-                let blame = if (*padding as f64) * (*padding as f64) > in_hw { "padding" } else { "channels" };
+                out.widest = out.widest.max(pooled + input_values);
+                let in_hw = input_values / in_channels as f64;
+                let blame = if (c.padding as f64) * (c.padding as f64) > in_hw { "padding" } else { "channels" };
                 let per_sample = train + eval + pooled;
                 if per_sample > out.heaviest.0 {
                     let (oh_ow, kk) = (positions, k * k);
                     let detail = format!(
-                        "conv{} has {oh_ow} output positions of {out_channels} channels and {kk}x{in_channels} patch values each",
-                        conv_i + 1
+                        "{} has {oh_ow} output positions of {out_channels} channels and {kk}x{in_channels} patch values each",
+                        layer.name
                     );
                     out.heaviest = (per_sample, key_of(blame), detail);
                 }
-                input = pooled;
-                conv_i += 1;
+                feeding = Some(key_of("channels"));
             }
-            LayerPlan::Dense { name, inputs, outputs } => {
-                let params = layer.param_count().unwrap_or(usize::MAX) as f64;
-                out.params += params;
+            LayerSpec::Dense(d) => {
+                let (outputs, inputs) = (layer.params[0].shape[0], layer.params[0].shape[1]);
                 // blame the larger side: this layer's width, or what feeds it
-                let own = (dense_i < spec.hidden.len()).then(|| format!("model.hidden[{dense_i}]"));
-                let feeding = if dense_i > 0 {
-                    Some(format!("model.hidden[{}]", dense_i - 1))
-                } else if spec.kind == ModelKind::Cnn && conv_i > 0 {
-                    Some(format!("model.conv[{}].channels", conv_i - 1))
-                } else {
-                    None
-                };
-                let key = if inputs > outputs { feeding.or(own) } else { own.or(feeding) }
-                    .unwrap_or_else(|| "model.hidden".to_string());
+                let own = d.units.map(|_| with_field(&layer.key, "units"));
+                let key =
+                    if inputs > outputs { feeding.clone().or(own.clone()) } else { own.clone().or(feeding.clone()) }
+                        .unwrap_or_else(|| layer.key.clone());
                 if params > out.largest.0 {
-                    out.largest = (params, key.clone(), format!("{name} is {inputs} x {outputs}"));
+                    out.largest = (params, key.clone(), format!("{} is {inputs} x {outputs}", layer.name));
                 }
-                let per_sample = values * if gelu { 2.0 } else { 1.0 };
+                let per_sample = values * if next_gelu(d.activation) { 2.0 } else { 1.0 };
                 out.kept += per_sample;
-                out.widest = out.widest.max(values + input);
+                out.widest = out.widest.max(values + input_values);
                 if per_sample > out.heaviest.0 {
-                    out.heaviest = (per_sample, key, format!("{name} has {outputs} outputs"));
+                    out.heaviest = (per_sample, key, format!("{} has {outputs} outputs", layer.name));
                 }
-                input = values;
-                dense_i += 1;
+                feeding = own;
             }
-            LayerPlan::Dropout(_) => out.kept += 2.0 * values, // the mask and the output
-            LayerPlan::MaxPool { .. } | LayerPlan::Flatten | LayerPlan::Activation(_) => {}
+            LayerSpec::Dropout(_) => out.kept += 2.0 * values, // the mask and the output
+            LayerSpec::Maxpool(_) | LayerSpec::Flatten | LayerSpec::Activation(_) => {}
+            other => {
+                // composed layers keep their intermediate tensors for the backward
+                let time = layer.input.first().copied().unwrap_or(1) as f64;
+                let kept = match other {
+                    LayerSpec::Rnn(r) | LayerSpec::Lstm(r) | LayerSpec::Gru(r) => {
+                        let gates = match other {
+                            LayerSpec::Lstm(_) => 4.0,
+                            LayerSpec::Gru(_) => 3.0,
+                            _ => 1.0,
+                        };
+                        let dirs = if r.bidirectional { 2.0 } else { 1.0 };
+                        time * r.hidden as f64 * dirs * r.layers as f64 * (gates + 3.0)
+                    }
+                    LayerSpec::Attention(a) => 3.0 * a.heads as f64 * time * time + 8.0 * values,
+                    LayerSpec::TransformerBlock(b) => {
+                        let d = layer.output.last().copied().unwrap_or(1) as f64;
+                        let ff = b.ff.map_or(4.0 * d, |f| f as f64);
+                        3.0 * b.heads as f64 * time * time + time * (12.0 * d + 3.0 * ff)
+                    }
+                    _ => 3.0 * values,
+                };
+                let key = with_field(&layer.key, "");
+                let key = key.trim_end_matches('.').to_string();
+                if params > out.largest.0 {
+                    out.largest = (params, key.clone(), format!("{} has {params} weights", layer.name));
+                }
+                out.kept += kept;
+                out.widest = out.widest.max(values + input_values);
+                if kept > out.heaviest.0 {
+                    out.heaviest = (kept, key.clone(), format!("{} keeps {kept} values per sample", layer.describe()));
+                }
+                if !layer.params.is_empty() {
+                    feeding = Some(key);
+                }
+            }
         }
-        if matches!(layer, LayerPlan::Conv { .. } | LayerPlan::Dense { .. }) {
+        if !layer.params.is_empty() {
             first = false;
         }
+        input_values = values;
     }
     Ok(out)
 }
@@ -210,7 +250,8 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     };
     let d = &preset.data;
     let features: f64 = data.input_shape.iter().map(|&x| x as f64).product();
-    let net = layers(preset, &data.input_shape, data.classes)?;
+    let input = ModelInput { shape: data.input_shape.clone(), classes: data.classes, vocab: None, task: preset.task };
+    let net = layers(preset, &input)?;
     let sample_bytes = (features + 1.0) * F32; // features and the label
     let n = data.samples;
     let validation = (n * d.validation_fraction).round().clamp(1.0, (n - 1.0).max(1.0));

@@ -67,7 +67,7 @@ fn a_large_batch_is_blamed_on_the_batch_size() {
 #[test]
 fn a_huge_feature_map_is_blamed_on_the_padding() {
     let mut p = Preset::builtin("mnist_cnn").unwrap();
-    p.model.conv[0].padding = 100_000; // fits the arithmetic, not the machine
+    p.model.conv.as_mut().unwrap()[0].padding = 100_000; // fits the arithmetic, not the machine
     let err = check(&limited(p, 64.0), "x.toml").unwrap_err().to_string();
     assert!(err.contains("`model.conv[0].padding`"), "{err}");
 }

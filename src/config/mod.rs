@@ -113,6 +113,9 @@ pub struct TrainSpec {
     /// estimate (`budget`) exceeds it is refused before anything is loaded. `--max-memory` sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_gb: Option<f64>,
+    /// Gradients are scaled down so that their global L2 norm is at most this (0: no clipping),
+    /// as PyTorch's `clip_grad_norm_`; recurrent networks need it.
+    pub clip_grad_norm: f64,
 }
 
 impl Default for TrainSpec {
@@ -129,8 +132,13 @@ impl Default for TrainSpec {
             device: DeviceKind::Cpu,
             checkpoint_minutes: 5.0,
             max_memory_gb: None,
+            clip_grad_norm: 0.0,
         }
     }
+}
+
+fn is_classify(task: &crate::task::Task) -> bool {
+    *task == crate::task::Task::Classify
 }
 
 /// A whole experiment.
@@ -140,6 +148,9 @@ pub struct Preset {
     pub title: String,
     pub description: String,
     pub seed: u64,
+    /// `classify` (the default) or `language_model`.
+    #[serde(skip_serializing_if = "is_classify")]
+    pub task: crate::task::Task,
     pub data: DataSpec,
     pub model: ModelSpec,
     pub train: TrainSpec,
@@ -152,6 +163,7 @@ impl Default for Preset {
             title: "MNIST CNN".into(),
             description: "The classic first CNN: conv 32 3x3, ReLU, max-pool 2, dense 10, Adam.".into(),
             seed: 42,
+            task: crate::task::Task::Classify,
             data: DataSpec::default(),
             model: ModelSpec::default(),
             train: TrainSpec::default(),

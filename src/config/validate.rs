@@ -113,7 +113,8 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     if let Some((shape, classes)) = input_shape_hint(p) {
-        crate::model::plan(&p.model, &shape, classes).map_err(|e| match e {
+        let input = crate::model::ModelInput { shape, classes, vocab: None, task: p.task };
+        crate::model::plan(&p.model, &input).map_err(|e| match e {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
             other => other,
         })?;

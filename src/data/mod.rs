@@ -256,6 +256,11 @@ impl Dataset {
     pub fn feature_len(&self) -> usize {
         self.input_shape.iter().product()
     }
+
+    /// What a model of this data reads and predicts for `task`.
+    pub fn model_input(&self, task: crate::task::Task) -> crate::model::ModelInput {
+        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.num_classes(), vocab: None, task }
+    }
 }
 
 /// Raw samples before splitting and normalisation.

@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{plan, Activation, LayerPlan, ModelKind, ModelSpec};
+use crate::model::{plan, Activation, LayerSpec, ModelInput, ModelSpec};
 
 /// `layout` of a card from format version 2 on.
 pub const PYTORCH: &str = "pytorch";
@@ -59,6 +59,75 @@ pub enum RefLayer {
     Dropout {
         p: f64,
     },
+    AvgPool2d {
+        kernel_size: usize,
+        stride: usize,
+    },
+    /// `nn.Embedding`: token ids `[N, T]` (integers) to `[N, T, embedding_dim]`.
+    Embedding {
+        num_embeddings: usize,
+        embedding_dim: usize,
+        weight: String,
+    },
+    /// Adds `weight[:T]` (`[max_T, D]`) to a sequence `[N, T, D]` (learned positions; PyTorch has
+    /// no module for it: `x + weight[: x.shape[1]]`).
+    PositionEmbedding {
+        weight: String,
+    },
+    /// `nn.LSTM` / `nn.GRU` / `nn.RNN` (tanh) with `batch_first`, its tensors under `prefix`
+    /// (`prefix.weight_ih_l0`, ...). `output`: `sequence` (the module's output) or `last` (the
+    /// last step's state, and for the backward direction the first step's: `h_n` of the top
+    /// layer, directions concatenated).
+    Recurrent {
+        module: String,
+        input_size: usize,
+        hidden_size: usize,
+        num_layers: usize,
+        bidirectional: bool,
+        batch_first: bool,
+        output: String,
+        prefix: String,
+    },
+    /// `nn.MultiheadAttention` as self-attention (query = key = value), tensors under `prefix`;
+    /// `causal`: an upper-triangular mask.
+    MultiheadAttention {
+        embed_dim: usize,
+        num_heads: usize,
+        causal: bool,
+        batch_first: bool,
+        prefix: String,
+    },
+    LayerNorm {
+        normalized_shape: usize,
+        eps: f64,
+        weight: String,
+        bias: String,
+    },
+    /// `nn.TransformerEncoderLayer` with `norm_first` (pre-norm), tensors under `prefix`.
+    TransformerEncoderLayer {
+        d_model: usize,
+        nhead: usize,
+        dim_feedforward: usize,
+        dropout: f64,
+        activation: String,
+        norm_first: bool,
+        batch_first: bool,
+        causal: bool,
+        prefix: String,
+    },
+    /// The mean over the time dimension of `[N, T, D]`.
+    MeanOverTime,
+}
+
+impl RefLayer {
+    pub fn activation(a: Activation) -> Self {
+        match a {
+            Activation::Relu => RefLayer::Relu,
+            Activation::Tanh => RefLayer::Tanh,
+            Activation::Sigmoid => RefLayer::Sigmoid,
+            Activation::Gelu => RefLayer::Gelu { approximate: "none".into() },
+        }
+    }
 }
 
 /// A card's `layers` entry: reference layers from format version 2, readable strings before.
@@ -70,55 +139,38 @@ pub enum CardLayer {
 }
 
 /// The model's layers in reference terms.
-pub fn reference_layers(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<Vec<RefLayer>> {
+pub fn reference_layers(spec: &ModelSpec, input: &ModelInput) -> Result<Vec<RefLayer>> {
     let mut out = Vec::new();
-    for (layer, _) in plan(spec, input_shape, classes)? {
-        out.push(match layer {
-            LayerPlan::Conv { name, in_channels, out_channels, kernel, stride, padding } => RefLayer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel_size: kernel,
-                stride,
-                padding,
-                weight: format!("{name}.weight"),
-                bias: format!("{name}.bias"),
-            },
-            LayerPlan::Activation(Activation::Relu) => RefLayer::Relu,
-            LayerPlan::Activation(Activation::Tanh) => RefLayer::Tanh,
-            LayerPlan::Activation(Activation::Sigmoid) => RefLayer::Sigmoid,
-            LayerPlan::Activation(Activation::Gelu) => RefLayer::Gelu { approximate: "none".into() },
-            LayerPlan::MaxPool { size } => RefLayer::MaxPool2d { kernel_size: size, stride: size },
-            LayerPlan::Flatten => RefLayer::Flatten { start_dim: 1 },
-            LayerPlan::Dense { name, inputs, outputs } => RefLayer::Linear {
-                in_features: inputs,
-                out_features: outputs,
-                weight: format!("{name}.weight"),
-                bias: format!("{name}.bias"),
-            },
-            LayerPlan::Dropout(p) => RefLayer::Dropout { p },
-        });
+    for layer in plan(spec, input)? {
+        out.extend(layer.reference()?);
     }
     Ok(out)
 }
 
-/// The dense weight that reads a channels-last flatten, and the `[c, h, w]` it flattens: only
-/// when a conv layer comes first (then the network runs NHWC up to the flatten).
-fn channels_last_dense(
-    spec: &ModelSpec,
-    input_shape: &[usize],
-    classes: usize,
-) -> Result<Option<(String, [usize; 3])>> {
-    if spec.kind != ModelKind::Cnn || spec.conv.is_empty() {
-        return Ok(None);
+/// The dense weight that reads a channels-last flatten, and the `[c, h, w]` it flattens: the
+/// network runs images channels-last from its first conv or pool layer on.
+fn channels_last_dense(spec: &ModelSpec, input: &ModelInput) -> Result<Option<(String, [usize; 3])>> {
+    let layers = plan(spec, input)?;
+    let mut channels_last = false;
+    for (i, l) in layers.iter().enumerate() {
+        match l.spec {
+            LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Avgpool(_) => channels_last = true,
+            LayerSpec::Flatten if channels_last => {
+                let &[c, h, w] = l.input.as_slice() else { return Ok(None) };
+                // the next dense layer reads the flattened values (dropout and activations
+                // between keep their order)
+                let dense = layers[i + 1..]
+                    .iter()
+                    .take_while(|n| {
+                        matches!(n.spec, LayerSpec::Dense(_) | LayerSpec::Dropout(_) | LayerSpec::Activation(_))
+                    })
+                    .find(|n| matches!(n.spec, LayerSpec::Dense(_)));
+                return Ok(dense.map(|d| (d.params[0].name.clone(), [c, h, w])));
+            }
+            _ => {}
+        }
     }
-    let layers = plan(spec, input_shape, classes)?;
-    let Some(flat) = layers.iter().position(|(l, _)| *l == LayerPlan::Flatten) else { return Ok(None) };
-    let &[c, h, w] = layers[flat.saturating_sub(1)].1.as_slice() else { return Ok(None) };
-    let dense = layers[flat + 1..].iter().find_map(|(l, _)| match l {
-        LayerPlan::Dense { name, .. } => Some(format!("{name}.weight")),
-        _ => None,
-    });
-    Ok(dense.map(|d| (d, [c, h, w])))
+    Ok(None)
 }
 
 /// Which way a weight goes between Gradlab's training layout and the reference layout.
@@ -133,12 +185,11 @@ pub enum Direction {
 pub fn convert(
     tensors: &HashMap<String, Tensor>,
     spec: &ModelSpec,
-    input_shape: &[usize],
-    classes: usize,
+    input: &ModelInput,
     direction: Direction,
 ) -> Result<HashMap<String, Tensor>> {
     let mut out = tensors.clone();
-    let Some((name, [c, h, w])) = channels_last_dense(spec, input_shape, classes)? else { return Ok(out) };
+    let Some((name, [c, h, w])) = channels_last_dense(spec, input)? else { return Ok(out) };
     let Some(weight) = tensors.get(&name) else { return Ok(out) };
     // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
     // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes

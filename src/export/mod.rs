@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Preset;
 use crate::data::{self, DataSpec, Normalization, SplitInfo};
 use crate::error::{Error, Result};
-use crate::model::{ModelSpec, Network};
+use crate::model::{ModelInput, ModelSpec, Network};
 use crate::record::{list_checkpoints, read_checkpoint, write_atomic, DataInfo};
+use crate::task::Task;
 use crate::train::{evaluate, Evaluation};
 pub use layout::{CardLayer, RefLayer};
 
@@ -62,6 +63,12 @@ pub struct ModelCard {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<InputInfo>,
     pub model: ModelSpec,
+    /// What the model predicts; absent before language models (classify).
+    #[serde(default, skip_serializing_if = "is_classify")]
+    pub task: Task,
+    /// Token ids the input takes (text models), with `<pad>` and `<unk>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
     /// `[channels, height, width]` or `[features]`, without the batch dimension.
     pub input_shape: Vec<usize>,
     pub class_names: Vec<String>,
@@ -198,13 +205,12 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
     let info = DataInfo::read(run_dir)?;
     let ckpt_path = find_checkpoint(run_dir, which)?;
     let ckpt = read_checkpoint(&ckpt_path)?;
-    let classes = info.class_names.len();
-    let network = Network::new(&preset.model, &info.input_shape, classes, preset.seed, &Device::Cpu)?;
+    let input = info.model_input(preset.task);
+    let network = Network::new(&preset.model, &input, preset.seed, &Device::Cpu)?;
     network.load_params(&ckpt.tensors)?;
     let trained: HashMap<String, Tensor> =
         network.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-    let reference =
-        layout::convert(&trained, &preset.model, &info.input_shape, classes, layout::Direction::ToReference)?;
+    let reference = layout::convert(&trained, &preset.model, &input, layout::Direction::ToReference)?;
     let run_id = run_dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let mut files = Vec::new();
     if format.safetensors() {
@@ -227,6 +233,8 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
             output: onnx::OUTPUT.into(),
         }),
         model: preset.model.clone(),
+        task: preset.task,
+        vocab: input.vocab,
         input_shape: info.input_shape.clone(),
         class_names: info.class_names.clone(),
         normalization: info.normalization.clone(),
@@ -237,10 +245,7 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
         validation_accuracy: Some(ckpt.state.validation_accuracy),
         source: format!("{run_id}/epoch-{}", ckpt.state.epoch),
         tensors: network.params().iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect(),
-        layers: layout::reference_layers(&preset.model, &info.input_shape, classes)?
-            .into_iter()
-            .map(CardLayer::Reference)
-            .collect(),
+        layers: layout::reference_layers(&preset.model, &input)?.into_iter().map(CardLayer::Reference).collect(),
         files,
     };
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -291,10 +296,30 @@ pub struct LoadedModel {
 /// feature at most).
 const MAX_CARD_BYTES: u64 = 16 << 20;
 
+fn is_classify(task: &Task) -> bool {
+    *task == Task::Classify
+}
+
+impl ModelCard {
+    /// What the model reads and predicts.
+    pub fn model_input(&self) -> ModelInput {
+        ModelInput {
+            shape: self.input_shape.clone(),
+            classes: self.class_names.len(),
+            vocab: self.vocab,
+            task: self.task,
+        }
+    }
+}
+
 /// Parameters the card's model would have, or `None` when counting them overflows.
 fn planned_params(card: &ModelCard) -> Result<Option<usize>> {
-    let layers = crate::model::plan(&card.model, &card.input_shape, card.class_names.len())?;
-    Ok(layers.iter().try_fold(0usize, |total, (layer, _)| total.checked_add(layer.param_count()?)))
+    let layers = crate::model::plan(&card.model, &card.model_input())?;
+    Ok(layers.iter().try_fold(0usize, |total, layer| {
+        layer.params.iter().try_fold(total, |t, p| {
+            p.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| t.checked_add(n))
+        })
+    }))
 }
 
 pub fn load_model(dir: &Path) -> Result<LoadedModel> {
@@ -337,14 +362,12 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
             ),
         ));
     }
-    let classes = card.class_names.len();
+    let input = card.model_input();
     let tensors = match card.layout.as_deref() {
         // version 1: saved as trained
         None if card.format_version < 2 => tensors,
-        Some(layout::PYTORCH) => {
-            layout::convert(&tensors, &card.model, &card.input_shape, classes, layout::Direction::FromReference)
-                .map_err(|e| Error::format(&weights, e.to_string()))?
-        }
+        Some(layout::PYTORCH) => layout::convert(&tensors, &card.model, &input, layout::Direction::FromReference)
+            .map_err(|e| Error::format(&weights, e.to_string()))?,
         other => {
             return Err(Error::format(
                 &config,
@@ -352,7 +375,7 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
             ))
         }
     };
-    let network = Network::new(&card.model, &card.input_shape, classes, card.seed, &Device::Cpu)
+    let network = Network::new(&card.model, &input, card.seed, &Device::Cpu)
         .map_err(|e| Error::format(&config, e.to_string()))?;
     network.load_params(&tensors).map_err(|e| Error::format(&weights, e.to_string()))?;
     Ok(LoadedModel { card, network })
@@ -410,6 +433,6 @@ pub fn evaluate_model(dir: &Path, data: Option<DataSpec>) -> Result<(String, Eva
         Some(t) => ("test", t),
         None => ("validation", &ds.validation),
     };
-    let eval = evaluate(&model.network, split, &ds.input_shape, model.card.class_names.len(), &Device::Cpu)?;
+    let eval = evaluate(&model.network, split, &model.card.model_input(), &Device::Cpu)?;
     Ok((name.into(), eval))
 }

@@ -155,6 +155,16 @@ impl Builder<'_> {
                 self.node("Gemm", &[weight.as_str(), bias.as_str()], vec![int("transB", 1)]);
             }
             RefLayer::Dropout { .. } => {}
+            RefLayer::AvgPool2d { kernel_size: k, stride: s } => {
+                self.node("AveragePool", &[], vec![ints("kernel_shape", &[*k, *k]), ints("strides", &[*s, *s])]);
+            }
+            other => {
+                let name = serde_json::to_value(other).ok().and_then(|v| v["type"].as_str().map(String::from));
+                return Err(Error::Other(format!(
+                    "ONNX export does not cover {} layers yet; export as safetensors (`--format safetensors`), whose card describes them for PyTorch",
+                    name.unwrap_or_else(|| "these".into())
+                )));
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use super::setup_panel::{Action, SetupPanel};
 use super::status_bar;
 use crate::config::Preset;
 use crate::export::find_checkpoint;
-use crate::train::{Command, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions};
+use crate::train::{Command, Event, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions};
 
 /// How long one frame may spend draining training events.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
@@ -357,7 +357,14 @@ impl eframe::App for GradlabApp {
         let start = Instant::now();
         while start.elapsed() < DRAIN_BUDGET {
             let Some(event) = self.trainer.try_recv() else { break };
+            let started = matches!(event, Event::Started { .. });
             self.run.apply(event);
+            // a resumed run's earlier history may have been read before its start arrived
+            if started {
+                if let Some((_, data)) = self.run.run_dir.as_ref().and_then(|d| self.runs.loaded.get(d)) {
+                    self.run.prepend_history(data);
+                }
+            }
         }
         if start.elapsed() >= DRAIN_BUDGET {
             // more events wait: come back soon rather than block this frame

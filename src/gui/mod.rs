@@ -7,6 +7,7 @@ mod dialogs;
 mod frame_stats;
 mod gallery;
 mod io;
+mod layer_editor;
 mod live_view;
 mod plots;
 mod preview;

@@ -10,7 +10,7 @@ use super::run_view::Phase;
 use crate::config::{OptimizerKind, Preset, ScheduleKind};
 use crate::data::{set_info, NormalizationKind, SetKind, CATALOGUE};
 use crate::export::Which;
-use crate::model::{plan, Activation, ConvSpec, LayerPlan, ModelKind};
+use crate::model::LayerSpec;
 
 /// What the user asked for this frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,17 +39,8 @@ pub enum Action {
 /// Editing state that is not part of the preset itself.
 #[derive(Default)]
 pub struct SetupPanel {
-    /// The hidden-layer widths as typed ("256, 128"), parsed into the preset when valid.
-    hidden_text: String,
-    hidden_text_for: Vec<usize>,
-    hidden_error: Option<String>,
-}
-
-fn parse_widths(text: &str) -> Result<Vec<usize>, String> {
-    text.split([',', ' '])
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<usize>().map_err(|_| format!("`{s}` is not a whole number")))
-        .collect()
+    /// What the layer editor found wrong with the model, shown by the run controls.
+    model_error: Option<String>,
 }
 
 fn labelled(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
@@ -70,12 +61,6 @@ impl SetupPanel {
         presets: &[GalleryEntry],
         actions: &mut Vec<Action>,
     ) {
-        let Self { hidden_text, hidden_text_for, hidden_error } = self;
-        if *hidden_text_for != preset.model.hidden {
-            *hidden_text = preset.model.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            hidden_text_for.clone_from(&preset.model.hidden);
-            *hidden_error = None;
-        }
         let editable = !phase.is_active();
 
         ui.add_enabled_ui(editable, |ui| {
@@ -168,55 +153,9 @@ impl SetupPanel {
 
             ui.separator();
             ui.heading("Model");
-            ui.horizontal(|ui| {
-                let l = ui.label("Architecture");
-                egui::ComboBox::from_id_salt("architecture")
-                    .selected_text(preset.model.kind.title())
-                    .show_ui(ui, |ui| {
-                        for k in ModelKind::ALL {
-                            ui.selectable_value(&mut preset.model.kind, k, k.title());
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-            });
-            if preset.model.kind == ModelKind::Cnn {
-                conv_blocks(ui, &mut preset.model.conv);
-            } else {
-                preset.model.conv.clear();
-            }
-            egui::Grid::new("model_grid").num_columns(2).show(ui, |ui| {
-                labelled(ui, "Hidden layers", |ui| {
-                    let r =
-                        ui.add(egui::TextEdit::singleline(hidden_text).desired_width(120.0).hint_text("e.g. 256, 128"));
-                    if r.changed() {
-                        match parse_widths(hidden_text) {
-                            Ok(w) => {
-                                preset.model.hidden.clone_from(&w);
-                                *hidden_text_for = w;
-                                *hidden_error = None;
-                            }
-                            Err(e) => *hidden_error = Some(e),
-                        }
-                    }
-                    r
-                });
-                labelled(ui, "Activation", |ui| {
-                    egui::ComboBox::from_id_salt("activation")
-                        .selected_text(preset.model.activation.title())
-                        .show_ui(ui, |ui| {
-                            for a in Activation::ALL {
-                                ui.selectable_value(&mut preset.model.activation, a, a.title());
-                            }
-                        })
-                        .response
-                });
-                labelled(ui, "Dropout", |ui| ui.add(Slider::new(&mut preset.model.dropout, 0.0..=0.9)));
-            });
-            if let Some(e) = hidden_error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("Hidden layers: {e}"));
-            }
-            layer_table(ui, preset, preview);
+            let known = preview.info(&preset.data, preset.seed).map(|p| (p.input_shape.clone(), p.class_names.len()));
+            let input = super::layer_editor::model_input(preset, known);
+            self.model_error = super::layer_editor::ui(ui, preset, input.as_ref());
 
             ui.separator();
             ui.heading("Training");
@@ -302,9 +241,7 @@ impl SetupPanel {
         memory: Option<&str>,
         actions: &mut Vec<Action>,
     ) {
-        let problem = validation
-            .map(ToString::to_string)
-            .or_else(|| self.hidden_error.clone().map(|e| format!("Hidden layers: {e}")));
+        let problem = validation.map(ToString::to_string).or_else(|| self.model_error.clone());
         ui.horizontal(|ui| {
             let can_start = !phase.is_active() && problem.is_none();
             let start = ui.add_enabled(can_start, egui::Button::new("Start"));
@@ -331,95 +268,26 @@ impl SetupPanel {
     }
 }
 
-/// Keeps the model sensible for the new data: a CNN needs images.
+/// Keeps the model sensible for the new data: image layers need images, an embedding needs
+/// text.
 fn on_data_set_changed(preset: &mut Preset) {
     preset.data.path = None;
-    let is_image = set_info(&preset.data.set).is_some_and(|s| s.kind == SetKind::Image);
-    if !is_image && preset.model.kind == ModelKind::Cnn {
-        preset.model.kind = ModelKind::Mlp;
-        preset.model.conv.clear();
-        if preset.model.hidden.is_empty() {
-            preset.model.hidden = vec![32, 32];
-        }
-    }
-}
-
-fn conv_blocks(ui: &mut Ui, conv: &mut Vec<ConvSpec>) {
-    let mut remove = None;
-    egui::Grid::new("conv_grid").num_columns(6).show(ui, |ui| {
-        let headers: Vec<egui::Id> = ["conv", "channels", "kernel", "stride", "padding", "pool"]
+    let Some(info) = set_info(&preset.data.set) else { return };
+    let model = &preset.model;
+    let reads_images = match model.kind {
+        Some(kind) => kind == crate::model::ModelKind::Cnn,
+        None if model.layers.is_empty() => true,
+        None => model
+            .layers
             .iter()
-            .map(|h| ui.label(egui::RichText::new(*h).small()).id)
-            .collect();
-        ui.end_row();
-        for (i, c) in conv.iter_mut().enumerate() {
-            ui.horizontal(|ui| {
-                if ui.small_button("x").on_hover_text("Remove this block").clicked() {
-                    remove = Some(i);
-                }
-                ui.label(format!("{}", i + 1));
-            });
-            ui.add(DragValue::new(&mut c.channels).range(1..=1024)).labelled_by(headers[1]);
-            ui.add(DragValue::new(&mut c.kernel).range(1..=15)).labelled_by(headers[2]);
-            ui.add(DragValue::new(&mut c.stride).range(1..=8)).labelled_by(headers[3]);
-            ui.add(DragValue::new(&mut c.padding).range(0..=8)).labelled_by(headers[4]);
-            ui.add(DragValue::new(&mut c.pool).range(1..=4))
-                .labelled_by(headers[5])
-                .on_hover_text("max-pool window; 1 for none");
-            ui.end_row();
-        }
-    });
-    if let Some(i) = remove {
-        conv.remove(i);
-    }
-    if ui.button("Add conv block").clicked() {
-        let channels = conv.last().map_or(32, |c| (c.channels * 2).min(512));
-        conv.push(ConvSpec { channels, padding: 1, ..ConvSpec::default() });
-    }
-}
-
-fn layer_params(layer: &LayerPlan) -> usize {
-    // plan refuses layers whose count overflows
-    layer.param_count().unwrap_or(usize::MAX)
-}
-
-/// The planned layers with their output shapes and parameter counts.
-fn layer_table(ui: &mut Ui, preset: &Preset, preview: &PreviewLoader) {
-    let shape = preview
-        .info(&preset.data, preset.seed)
-        .map(|p| (p.input_shape.clone(), p.class_names.len()))
-        .or_else(|| crate::config::input_shape_hint(preset));
-    let Some((shape, classes)) = shape else {
-        return;
+            .any(|l| matches!(l, LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Avgpool(_))),
     };
-    let Ok(layers) = plan(&preset.model, &shape, classes) else {
-        return;
-    };
-    let total = layers.iter().fold(0usize, |sum, (l, _)| sum.saturating_add(layer_params(l)));
-    egui::CollapsingHeader::new(format!("Layers: {} parameters", group_thousands(total))).default_open(false).show(
-        ui,
-        |ui| {
-            egui::Grid::new("layers_grid").striped(true).show(ui, |ui| {
-                for (layer, out) in &layers {
-                    let name = match layer {
-                        LayerPlan::Conv { name, kernel, .. } => {
-                            format!("{name} conv {kernel}x{kernel}")
-                        }
-                        LayerPlan::Dense { name, .. } => format!("{name} dense"),
-                        LayerPlan::MaxPool { size } => format!("max-pool {size}"),
-                        LayerPlan::Flatten => "flatten".into(),
-                        LayerPlan::Activation(a) => a.title().into(),
-                        LayerPlan::Dropout(p) => format!("dropout {p:.2}"),
-                    };
-                    let params = layer_params(layer);
-                    ui.label(name);
-                    ui.label(out.iter().map(ToString::to_string).collect::<Vec<_>>().join("×"));
-                    ui.label(if params > 0 { group_thousands(params) } else { String::new() });
-                    ui.end_row();
-                }
-            });
-        },
-    );
+    let reads_tokens = model.layers.iter().any(|l| matches!(l, LayerSpec::Embedding(_)));
+    let image = info.kind == SetKind::Image;
+    if (reads_images && !image) || reads_tokens {
+        let shape = if image { vec![1, 28, 28] } else { vec![2] };
+        preset.model = super::layer_editor::default_model_for(&shape, false);
+    }
 }
 
 pub fn group_thousands(n: usize) -> String {

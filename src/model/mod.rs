@@ -3,9 +3,14 @@
 
 mod fused;
 mod kernels;
+pub mod layers;
 mod network;
 pub mod ops;
+pub mod recurrent;
 mod spec;
 
+pub use layers::{LayerSpec, Planned};
 pub use network::{LayerInfo, Mode, Network};
-pub use spec::{plan, Activation, ConvSpec, LayerPlan, ModelKind, ModelSpec};
+pub use spec::{
+    conv_output_size, plan, plan_partial, Activation, ConvSpec, ModelInput, ModelKind, ModelSpec, MAX_TENSOR_ELEMENTS,
+};

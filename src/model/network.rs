@@ -3,8 +3,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::fused;
+use super::layers::{Init, LayerSpec, ParamSpec, Planned, RunLayer};
 use super::ops::{conv2d_nhwc, max_pool_nhwc};
-use super::spec::{plan, Activation, LayerPlan, ModelSpec};
+use super::spec::{plan, Activation, ModelInput, ModelSpec};
 use crate::error::Result;
 use crate::rng::Rng;
 
@@ -14,27 +15,107 @@ pub enum Mode<'a> {
     Eval,
 }
 
-/// Layers as they run: a convolution with its activation and pooling is one layer, a dense
-/// layer with its activation another, so each is a single fused op on the CPU.
-enum Layer {
-    ConvBlock {
-        weight: Tensor,
-        bias: Tensor,
-        stride: usize,
-        padding: usize,
-        act: Option<Activation>,
-        pool: usize,
-        /// Buffers reused across training steps, and across evaluation batches.
-        train_ws: fused::SharedWorkspace,
-        eval_ws: fused::SharedWorkspace,
-    },
-    Flatten,
-    Dense {
-        weight: Tensor,
-        bias: Tensor,
-        act: Option<Activation>,
-    },
-    Dropout(f64),
+/// A conv layer with the activation and max-pool that follow it, one fused op on the CPU.
+struct ConvBlock {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+    act: Option<Activation>,
+    pool: usize,
+    /// Buffers reused across training steps, and across evaluation batches.
+    train_ws: fused::SharedWorkspace,
+    eval_ws: fused::SharedWorkspace,
+}
+
+impl RunLayer for ConvBlock {
+    fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            let ws = match mode {
+                Mode::Train(_) => &self.train_ws,
+                Mode::Eval => &self.eval_ws,
+            };
+            let op = fused::ConvBlock::new(self.stride, self.padding, self.act, self.pool, ws.clone());
+            return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?);
+        }
+        let mut y = conv2d_nhwc(x, &self.weight, Some(&self.bias), self.stride, self.padding)?;
+        if let Some(a) = self.act {
+            y = activate(&y, a)?;
+        }
+        if self.pool > 1 {
+            y = max_pool_nhwc(&y, self.pool)?;
+        }
+        Ok(y)
+    }
+
+    fn kind(&self) -> &'static str {
+        "conv block"
+    }
+}
+
+/// A dense layer with the activation after it, one fused op on the CPU; on a sequence
+/// `[batch, time, features]` it runs on every step.
+struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+    act: Option<Activation>,
+}
+
+impl Dense {
+    fn matrix(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, fused::Dense::new(self.act))?);
+        }
+        let y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        match self.act {
+            Some(a) => activate(&y, a),
+            None => Ok(y),
+        }
+    }
+}
+
+impl RunLayer for Dense {
+    fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        match *x.dims() {
+            [b, t, f] => {
+                let y = self.matrix(&x.contiguous()?.reshape((b * t, f))?)?;
+                Ok(y.reshape((b, t, self.weight.dim(0)?))?)
+            }
+            _ => self.matrix(x),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "dense"
+    }
+}
+
+/// A max-pool that does not follow a conv layer.
+struct MaxPool {
+    size: usize,
+}
+
+impl RunLayer for MaxPool {
+    fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        Ok(max_pool_nhwc(x, self.size)?)
+    }
+
+    fn kind(&self) -> &'static str {
+        "max-pool"
+    }
+}
+
+/// NCHW data to the channels-last layout the image layers run in (free for one channel).
+struct ToChannelsLast;
+
+impl RunLayer for ToChannelsLast {
+    fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        Ok(x.permute((0, 2, 3, 1))?.contiguous()?)
+    }
+
+    fn kind(&self) -> &'static str {
+        "layout"
+    }
 }
 
 /// A layer of the network as the GUI lists it.
@@ -46,87 +127,97 @@ pub struct LayerInfo {
 }
 
 pub struct Network {
-    layers: Vec<Layer>,
+    layers: Vec<Box<dyn RunLayer>>,
     /// Trainable tensors with readable names (`conv1.weight`, `fc2.bias`), in layer order.
     params: Vec<(String, Var)>,
     info: Vec<LayerInfo>,
 }
 
-/// PyTorch's default initialisation for Linear and Conv2d (Kaiming uniform with a = sqrt(5)):
-/// weights and biases uniform in ±1/sqrt(fan_in).
-fn uniform(shape: &[usize], fan_in: usize, rng: &mut Rng, device: &Device) -> Result<Var> {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-bound, bound)).collect();
-    Ok(Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?)
+/// A parameter drawn as PyTorch's default for its module would, from the run's seeded RNG.
+fn init(p: &ParamSpec, rng: &mut Rng, device: &Device) -> Result<Var> {
+    let values: Vec<f32> = match p.init {
+        Init::Uniform(bound) => (0..p.len()).map(|_| rng.uniform_range(-bound, bound)).collect(),
+        Init::Normal(std) => (0..p.len()).map(|_| rng.normal() * std).collect(),
+        Init::Constant(v) => vec![v; p.len()],
+    };
+    Ok(Var::from_tensor(&Tensor::from_vec(values, p.shape.as_slice(), device)?)?)
+}
+
+/// The next planned layer when `want` accepts it: it joins the fused op of the layer before.
+fn absorb<'a>(
+    planned: &'a [Planned],
+    i: &mut usize,
+    info: &mut Vec<LayerInfo>,
+    want: fn(&LayerSpec) -> bool,
+) -> Option<&'a LayerSpec> {
+    let next = planned.get(*i).filter(|n| want(&n.spec))?;
+    info.push(LayerInfo { description: next.describe(), output_shape: next.output.clone(), params: 0 });
+    *i += 1;
+    Some(&next.spec)
 }
 
 impl Network {
-    /// Plans the spec for this data and initialises every weight from `seed`.
-    pub fn new(spec: &ModelSpec, input_shape: &[usize], classes: usize, seed: u64, device: &Device) -> Result<Self> {
+    /// Plans the spec for this input and initialises every weight from `seed`, in plan order.
+    pub fn new(spec: &ModelSpec, input: &ModelInput, seed: u64, device: &Device) -> Result<Self> {
         let mut rng = Rng::derive(seed, "init", 0);
-        let mut layers = Vec::new();
+        let planned = plan(spec, input)?;
+        let mut layers: Vec<Box<dyn RunLayer>> = Vec::new();
         let mut params = Vec::new();
         let mut info = Vec::new();
-        for (p, out_shape) in plan(spec, input_shape, classes)? {
-            // plan refuses layers whose parameter count overflows
-            let count = p.param_count().ok_or_else(|| crate::Error::Shape(format!("{p:?} has too many parameters")))?;
-            let description = match p {
-                LayerPlan::Conv { name, in_channels, out_channels, kernel, stride, padding } => {
-                    let fan_in = in_channels * kernel * kernel; // no overflow: part of `count`
-                    let w = uniform(&[out_channels, in_channels, kernel, kernel], fan_in, &mut rng, device)?;
-                    let b = uniform(&[out_channels], fan_in, &mut rng, device)?;
-                    layers.push(Layer::ConvBlock {
-                        weight: w.as_tensor().clone(),
-                        bias: b.as_tensor().clone(),
-                        stride,
-                        padding,
-                        act: None,
-                        pool: 1,
+        let mut channels_last = false;
+        let mut i = 0;
+        while i < planned.len() {
+            let p = &planned[i];
+            let mut tensors = Vec::with_capacity(p.params.len());
+            for spec in &p.params {
+                let var = init(spec, &mut rng, device)?;
+                tensors.push(var.as_tensor().clone());
+                params.push((spec.name.clone(), var));
+            }
+            info.push(LayerInfo { description: p.describe(), output_shape: p.output.clone(), params: p.param_count() });
+            i += 1;
+            let image_layer = matches!(p.spec, LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Avgpool(_));
+            if image_layer && !channels_last {
+                layers.push(Box::new(ToChannelsLast));
+                channels_last = true;
+            }
+            let is_activation: fn(&LayerSpec) -> bool = |l| matches!(l, LayerSpec::Activation(_));
+            let layer: Box<dyn RunLayer> = match &p.spec {
+                LayerSpec::Conv2d(c) => {
+                    let mut act = c.activation;
+                    if act.is_none() {
+                        if let Some(LayerSpec::Activation(a)) = absorb(&planned, &mut i, &mut info, is_activation) {
+                            act = Some(a.activation);
+                        }
+                    }
+                    let pool = match absorb(&planned, &mut i, &mut info, |l| matches!(l, LayerSpec::Maxpool(_))) {
+                        Some(LayerSpec::Maxpool(m)) => m.size,
+                        _ => 1,
+                    };
+                    Box::new(ConvBlock {
+                        weight: tensors[0].clone(),
+                        bias: tensors[1].clone(),
+                        stride: c.stride,
+                        padding: c.padding,
+                        act,
+                        pool,
                         train_ws: fused::SharedWorkspace::default(),
                         eval_ws: fused::SharedWorkspace::default(),
-                    });
-                    params.push((format!("{name}.weight"), w));
-                    params.push((format!("{name}.bias"), b));
-                    format!("{name}: conv {out_channels} {kernel}x{kernel}, stride {stride}, padding {padding}")
+                    })
                 }
-                LayerPlan::Dense { name, inputs, outputs } => {
-                    let w = uniform(&[outputs, inputs], inputs, &mut rng, device)?;
-                    let b = uniform(&[outputs], inputs, &mut rng, device)?;
-                    layers.push(Layer::Dense { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), act: None });
-                    params.push((format!("{name}.weight"), w));
-                    params.push((format!("{name}.bias"), b));
-                    format!("{name}: dense {inputs} -> {outputs}")
-                }
-                // an activation or pooling joins the layer before it
-                LayerPlan::Activation(a) => {
-                    match layers.last_mut() {
-                        Some(Layer::ConvBlock { act, pool: 1, .. } | Layer::Dense { act, .. }) if act.is_none() => {
-                            *act = Some(a);
-                        }
-                        _ => {
-                            return Err(crate::Error::Other(format!("{} must follow a conv or dense layer", a.title())))
+                LayerSpec::Dense(d) => {
+                    let mut act = d.activation;
+                    if act.is_none() {
+                        if let Some(LayerSpec::Activation(a)) = absorb(&planned, &mut i, &mut info, is_activation) {
+                            act = Some(a.activation);
                         }
                     }
-                    a.title().into()
+                    Box::new(Dense { weight: tensors[0].clone(), bias: tensors[1].clone(), act })
                 }
-                LayerPlan::MaxPool { size } => {
-                    match layers.last_mut() {
-                        Some(Layer::ConvBlock { pool, .. }) if *pool == 1 => *pool = size,
-                        _ => return Err(crate::Error::Other("max-pool must follow a conv layer".into())),
-                    }
-                    format!("max-pool {size}x{size}")
-                }
-                LayerPlan::Flatten => {
-                    layers.push(Layer::Flatten);
-                    "flatten".into()
-                }
-                LayerPlan::Dropout(p) => {
-                    layers.push(Layer::Dropout(p));
-                    format!("dropout {p}")
-                }
+                LayerSpec::Maxpool(m) => Box::new(MaxPool { size: m.size }),
+                other => other.build(p, &tensors)?,
             };
-            info.push(LayerInfo { description, output_shape: out_shape, params: count });
+            layers.push(layer);
         }
         Ok(Self { layers, params, info })
     }
@@ -143,23 +234,14 @@ impl Network {
         self.params.iter().map(|(_, v)| v.elem_count()).sum()
     }
 
-    /// Logits `[batch, classes]` for inputs `[batch, input_shape...]`.
+    /// The model's output for inputs `[batch, input_shape...]`: logits `[batch, classes]`, or
+    /// `[batch, time, vocabulary]` for a language model.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let mut x = self.prepare_input(x)?;
-        for i in 0..self.layers.len() {
-            x = self.forward_layer(i, &x, mode)?;
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = layer.forward(&x, mode)?;
         }
         Ok(x)
-    }
-
-    /// The input as the first layer takes it: NCHW data goes NHWC for convolutions (free for
-    /// one channel, one copy otherwise).
-    pub fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(if matches!(self.layers.first(), Some(Layer::ConvBlock { .. })) {
-            x.permute((0, 2, 3, 1))?.contiguous()?
-        } else {
-            x.clone()
-        })
     }
 
     /// Layers as they run (fused: conv + activation + pool is one).
@@ -169,55 +251,12 @@ impl Network {
 
     /// Runs layer `i` alone (the benchmark times layers one by one).
     pub fn forward_layer(&self, i: usize, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let cpu = x.device().is_cpu();
-        Ok(match &self.layers[i] {
-            Layer::ConvBlock { weight, bias, stride, padding, act, pool, train_ws, eval_ws } if cpu => {
-                let ws = match mode {
-                    Mode::Train(_) => train_ws,
-                    Mode::Eval => eval_ws,
-                };
-                x.contiguous()?.apply_op3(
-                    weight,
-                    bias,
-                    fused::ConvBlock::new(*stride, *padding, *act, *pool, ws.clone()),
-                )?
-            }
-            Layer::ConvBlock { weight, bias, stride, padding, act, pool, .. } => {
-                let mut y = conv2d_nhwc(x, weight, Some(bias), *stride, *padding)?;
-                if let Some(a) = act {
-                    y = activate(&y, *a)?;
-                }
-                if *pool > 1 {
-                    y = max_pool_nhwc(&y, *pool)?;
-                }
-                y
-            }
-            Layer::Flatten => x.flatten_from(1)?,
-            Layer::Dense { weight, bias, act } if cpu => {
-                x.contiguous()?.apply_op3(weight, bias, fused::Dense::new(*act))?
-            }
-            Layer::Dense { weight, bias, act } => {
-                let y = x.matmul(&weight.t()?)?.broadcast_add(bias)?;
-                match act {
-                    Some(a) => activate(&y, *a)?,
-                    None => y,
-                }
-            }
-            Layer::Dropout(p) => match mode {
-                Mode::Train(rng) => dropout(x, *p, rng)?,
-                Mode::Eval => x.clone(),
-            },
-        })
+        self.layers[i].forward(x, mode)
     }
 
     /// The kind of running layer `i`, for grouping timings.
     pub fn layer_kind(&self, i: usize) -> &'static str {
-        match &self.layers[i] {
-            Layer::ConvBlock { .. } => "conv block",
-            Layer::Flatten => "flatten",
-            Layer::Dense { .. } => "dense",
-            Layer::Dropout(_) => "dropout",
-        }
+        self.layers[i].kind()
     }
 
     /// Copies the values of `other`'s parameters into this network's (same spec).
@@ -248,7 +287,7 @@ pub(crate) fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
 }
 
 /// Inverted dropout with a mask drawn from the run's seeded RNG.
-fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
+pub(crate) fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
     let keep = (1.0 - p) as f32;
     let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect();
     Ok((x * Tensor::from_vec(mask, x.shape(), x.device())?)?)

@@ -2,7 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
+use super::layers::{
+    self, ActivationSpec, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, PlanContext, Planned, PoolSpec, Target,
+};
 use crate::error::{Error, Result};
+use crate::task::Task;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -63,94 +69,215 @@ impl Default for ConvSpec {
     }
 }
 
-/// A model family and its hyper-parameters. An MLP is `hidden` dense layers; a CNN is `conv`
-/// blocks, then `hidden` dense layers. Both end in a dense layer with one output per class.
+/// A model: a list of layers (`[model] layers = [...]`), or the older form, a family (`kind =
+/// "mlp" | "cnn"`) with `conv` blocks, `hidden` dense layers, one activation and one dropout,
+/// which expands to the same layers (same names, same weights, same numbers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    pub kind: ModelKind,
-    /// Empty when the table does not list any (an MLP has none).
-    #[serde(default)]
-    pub conv: Vec<ConvSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ModelKind>,
+    /// `kind = "cnn"` without a `conv` list has one default block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<Vec<ConvSpec>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden: Vec<usize>,
+    #[serde(default, skip_serializing_if = "is_default")]
     pub activation: Activation,
+    #[serde(default, skip_serializing_if = "is_default")]
     pub dropout: f64,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for ModelSpec {
     /// The classic MNIST CNN: conv 32 3x3, ReLU, max-pool 2, flatten, dense.
     fn default() -> Self {
-        Self {
-            kind: ModelKind::Cnn,
-            conv: vec![ConvSpec::default()],
-            hidden: vec![],
-            activation: Activation::Relu,
-            dropout: 0.0,
+        Self::from_layers(vec![
+            LayerSpec::Conv2d(Conv2dSpec { activation: Some(Activation::Relu), ..Conv2dSpec::default() }),
+            LayerSpec::Maxpool(PoolSpec { size: 2 }),
+            LayerSpec::Flatten,
+            LayerSpec::Dense(DenseSpec { units: None, activation: None }),
+        ])
+    }
+}
+
+/// What the model reads and predicts: the data's per-sample shape, its class count (the
+/// vocabulary for a language model), whether the input is token ids, and the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInput {
+    pub shape: Vec<usize>,
+    pub classes: usize,
+    /// Distinct token ids of text input (with `<pad>` and `<unk>`), `None` for numbers.
+    pub vocab: Option<usize>,
+    pub task: Task,
+}
+
+impl ModelInput {
+    /// Numeric input classified into `classes` (images, tables, points).
+    pub fn classify(shape: &[usize], classes: usize) -> Self {
+        Self { shape: shape.to_vec(), classes, vocab: None, task: Task::Classify }
+    }
+
+    fn target(&self) -> Target {
+        match self.task {
+            Task::Classify => Target::Classes(self.classes),
+            Task::LanguageModel => Target::NextToken { vocab: self.classes },
         }
     }
 }
 
 impl ModelSpec {
+    pub fn from_layers(layers: Vec<LayerSpec>) -> Self {
+        Self { layers, kind: None, conv: None, hidden: vec![], activation: Activation::Relu, dropout: 0.0 }
+    }
+
+    /// The older form of an MLP.
     pub fn mlp(hidden: &[usize]) -> Self {
-        Self { kind: ModelKind::Mlp, conv: vec![], hidden: hidden.to_vec(), ..Self::default() }
+        Self { kind: Some(ModelKind::Mlp), hidden: hidden.to_vec(), ..Self::from_layers(vec![]) }
     }
 
-    /// A one-line description, e.g. `CNN conv32k3-pool2 -> 10`.
+    /// The layers with the preset key each came from. The `kind` form expands as it always ran:
+    /// conv, activation, max-pool per block, flatten, then dense + activation (+ dropout) per
+    /// hidden width, then the output layer.
+    pub fn expanded(&self, input_shape: &[usize]) -> Result<Vec<(String, LayerSpec)>> {
+        let kind = match self.kind {
+            Some(kind) => kind,
+            // a `[model]` table with neither: the older form's default, a CNN
+            None if self.layers.is_empty() => ModelKind::Cnn,
+            None => {
+                if self.conv.is_some() || !self.hidden.is_empty() {
+                    return Err(Error::config(
+                        "preset",
+                        "model.layers",
+                        "conv and hidden belong to the `kind = \"mlp\" | \"cnn\"` form; with a layer list, write them as layers",
+                    ));
+                }
+                let keyed = self.layers.iter().enumerate().map(|(i, l)| (format!("model.layers[{i}]"), l.clone()));
+                return Ok(keyed.collect());
+            }
+        };
+        if !self.layers.is_empty() {
+            return Err(Error::config(
+                "preset",
+                "model.layers",
+                "give either `layers` or `kind` (with conv and hidden), not both",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "preset",
+                "model.dropout",
+                format!("{} is not a probability in [0, 1)", self.dropout),
+            ));
+        }
+        let mut out = Vec::new();
+        let act = LayerSpec::Activation(ActivationSpec { activation: self.activation });
+        match (kind, &self.conv) {
+            (ModelKind::Cnn, conv) => {
+                if input_shape.len() != 3 {
+                    let features: usize = input_shape.iter().product();
+                    return Err(Error::config(
+                        "preset",
+                        "model.kind",
+                        format!("a CNN needs image input (channels x height x width) but this data has {features} features; use an MLP"),
+                    ));
+                }
+                let default_conv = vec![ConvSpec::default()];
+                for (i, c) in conv.as_ref().unwrap_or(&default_conv).iter().enumerate() {
+                    let key = format!("model.conv[{i}]");
+                    let conv = Conv2dSpec {
+                        channels: c.channels,
+                        kernel: c.kernel,
+                        stride: c.stride,
+                        padding: c.padding,
+                        activation: None,
+                    };
+                    out.push((key.clone(), LayerSpec::Conv2d(conv)));
+                    out.push((key.clone(), act.clone()));
+                    if c.pool > 1 {
+                        out.push((key, LayerSpec::Maxpool(PoolSpec { size: c.pool })));
+                    }
+                }
+                out.push(("model.conv".into(), LayerSpec::Flatten));
+            }
+            (ModelKind::Mlp, Some(conv)) if !conv.is_empty() => {
+                return Err(Error::config(
+                    "preset",
+                    "model.conv",
+                    "only CNN models have conv layers; set kind = \"cnn\" or remove them",
+                ));
+            }
+            (ModelKind::Mlp, _) if input_shape.len() > 1 => out.push(("model.kind".into(), LayerSpec::Flatten)),
+            (ModelKind::Mlp, _) => {}
+        }
+        for (i, &width) in self.hidden.iter().enumerate() {
+            let key = format!("model.hidden[{i}]");
+            out.push((key.clone(), LayerSpec::Dense(DenseSpec { units: Some(width), activation: None })));
+            out.push((key, act.clone()));
+            if self.dropout != 0.0 {
+                out.push(("model.dropout".into(), LayerSpec::Dropout(DropoutSpec { rate: self.dropout })));
+            }
+        }
+        let key = match self.hidden.len() {
+            0 => "model.kind".to_string(),
+            n => format!("model.hidden[{}]", n - 1),
+        };
+        out.push((key, LayerSpec::Dense(DenseSpec { units: None, activation: None })));
+        Ok(out)
+    }
+
+    /// The same model as a layer list (what the GUI edits): same layers, same names, same numbers.
+    pub fn to_layer_list(&self, input_shape: &[usize]) -> Result<Self> {
+        if self.kind.is_none() && !self.layers.is_empty() {
+            return Ok(self.clone());
+        }
+        // the expansion's separate activations fold into their conv or dense layer
+        let mut folded: Vec<LayerSpec> = Vec::new();
+        for (_, l) in self.expanded(input_shape)? {
+            match (folded.last_mut(), &l) {
+                (Some(LayerSpec::Conv2d(c)), LayerSpec::Activation(a)) if c.activation.is_none() => {
+                    c.activation = Some(a.activation)
+                }
+                (Some(LayerSpec::Dense(d)), LayerSpec::Activation(a)) if d.activation.is_none() => {
+                    d.activation = Some(a.activation)
+                }
+                _ => folded.push(l),
+            }
+        }
+        Ok(Self::from_layers(folded))
+    }
+
+    /// A one-line description, e.g. `CNN conv32k3-pool2-fc` or `embedding32-lstm32-fc`.
     pub fn summary(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if self.kind == ModelKind::Cnn {
-            for c in &self.conv {
-                let mut s = format!("conv{}k{}", c.channels, c.kernel);
-                if c.stride > 1 {
-                    s.push_str(&format!("s{}", c.stride));
+        let Ok(layers) = self.expanded(&[1, 28, 28]).or_else(|_| self.expanded(&[2])) else {
+            return "invalid model".into();
+        };
+        let parts: Vec<String> = layers
+            .iter()
+            .filter_map(|(_, l)| match l {
+                LayerSpec::Conv2d(c) => {
+                    let stride = if c.stride > 1 { format!("s{}", c.stride) } else { String::new() };
+                    Some(format!("conv{}k{}{stride}", c.channels, c.kernel))
                 }
-                if c.pool > 1 {
-                    s.push_str(&format!("-pool{}", c.pool));
+                LayerSpec::Maxpool(p) => Some(format!("pool{}", p.size)),
+                LayerSpec::Avgpool(p) => Some(format!("avgpool{}", p.size)),
+                LayerSpec::Dense(d) => Some(d.units.map_or("fc".to_string(), |u| format!("fc{u}"))),
+                LayerSpec::Embedding(e) => Some(format!("embedding{}", e.dim)),
+                LayerSpec::Rnn(r) | LayerSpec::Lstm(r) | LayerSpec::Gru(r) => {
+                    Some(format!("{}{}{}", if r.bidirectional { "bi" } else { "" }, l.type_name(), r.hidden))
                 }
-                parts.push(s);
-            }
-        }
-        parts.extend(self.hidden.iter().map(|h| format!("fc{h}")));
-        format!("{} {}", self.kind.title(), if parts.is_empty() { "linear".into() } else { parts.join("-") })
-    }
-}
-
-/// A layer as planned from the spec, with its input and output shapes known.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LayerPlan {
-    /// NHWC input `[h, w, c]`.
-    Conv {
-        name: String,
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    },
-    MaxPool {
-        size: usize,
-    },
-    Flatten,
-    Dense {
-        name: String,
-        inputs: usize,
-        outputs: usize,
-    },
-    Activation(Activation),
-    Dropout(f64),
-}
-
-impl LayerPlan {
-    /// Trainable values of the layer (weights and biases), `None` when the count does not fit a
-    /// `usize` ([`plan`] refuses such layers, so planned layers always have one).
-    pub fn param_count(&self) -> Option<usize> {
-        match self {
-            LayerPlan::Conv { in_channels, out_channels, kernel, .. } => {
-                in_channels.checked_mul(*kernel)?.checked_mul(*kernel)?.checked_add(1)?.checked_mul(*out_channels)
-            }
-            LayerPlan::Dense { inputs, outputs, .. } => inputs.checked_add(1)?.checked_mul(*outputs),
-            _ => Some(0),
-        }
+                LayerSpec::Attention(a) => Some(format!("attention{}", a.heads)),
+                LayerSpec::TransformerBlock(_) => Some("block".into()),
+                _ => None,
+            })
+            .collect();
+        let family = self.kind.map_or(String::new(), |k| format!("{} ", k.title()));
+        format!("{family}{}", parts.join("-"))
     }
 }
 
@@ -158,135 +285,82 @@ impl LayerPlan {
 /// is refused by the memory estimate long before; the limit only keeps the arithmetic exact.
 pub const MAX_TENSOR_ELEMENTS: usize = usize::MAX / 16;
 
-/// The layers of a spec for an input shape (`[c, h, w]` or `[features]`) and class count, with
-/// the shape after each layer. Errors name the key of the spec that does not fit. All shape
-/// arithmetic is checked: a size that would overflow is an error naming its key, never a
-/// wrapped value.
-pub fn plan(spec: &ModelSpec, input_shape: &[usize], classes: usize) -> Result<Vec<(LayerPlan, Vec<usize>)>> {
-    let shape_err = |key: String, msg: String| Error::config("preset", format!("model.{key}"), msg);
-    let too_large = |key: String, what: &str| {
-        shape_err(key, format!("makes {what} too large to address (more than {MAX_TENSOR_ELEMENTS} values)"))
+/// The layers of a model for its input, with the shape after each, their parameters and names.
+/// Errors name the preset key that does not fit (`model.layers[2].kernel`) and what would. All
+/// shape arithmetic is checked: a size that would overflow is an error naming its key.
+pub fn plan(spec: &ModelSpec, input: &ModelInput) -> Result<Vec<Planned>> {
+    let (layers, error) = plan_partial(spec, input);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(layers),
+    }
+}
+
+/// The layers that plan, up to the first that does not fit, and its error (the GUI shows the
+/// shapes so far and marks that layer).
+pub fn plan_partial(spec: &ModelSpec, input: &ModelInput) -> (Vec<Planned>, Option<Error>) {
+    let mut out: Vec<Planned> = Vec::new();
+    if layers::elements(&input.shape).is_none() {
+        return (out, Some(Error::Shape(format!("the input shape {:?} is too large", input.shape))));
+    }
+    let expanded = match spec.expanded(&input.shape) {
+        Ok(e) => e,
+        Err(e) => return (out, Some(e)),
     };
-    let elements = |dims: &[usize]| {
-        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut shape = input.shape.clone();
+    let n = expanded.len();
+    for (i, (key, layer)) in expanded.into_iter().enumerate() {
+        let name = match layer.name_prefix() {
+            Some(prefix) => {
+                let c = counts.entry(prefix).or_insert(0);
+                *c += 1;
+                format!("{prefix}{c}")
+            }
+            None => String::new(),
+        };
+        if matches!(layer, LayerSpec::Embedding(_)) && i > 0 {
+            let e = layers::field_error(&key, "", "an embedding reads the token ids, so it must be the first layer");
+            return (out, Some(e));
+        }
+        let cx =
+            PlanContext { target: input.target(), vocab: if i == 0 { input.vocab } else { None }, last: i + 1 == n };
+        match layer.plan(&key, &name, &shape, &cx) {
+            Ok((output, params)) => {
+                out.push(Planned { spec: layer, key, name, input: shape, output: output.clone(), params });
+                shape = output;
+            }
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    let error = check_output(&out, input).err();
+    (out, error)
+}
+
+/// The last layer must give what the task predicts.
+fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
+    let Some(last) = layers.last() else { return Ok(()) };
+    let got = &last.output;
+    let steps = input.shape.first().copied().unwrap_or(0);
+    let (fits, wanted) = match input.target() {
+        Target::Classes(c) => (*got == [c] || (c == 2 && *got == [1]), format!("{c} outputs, one per class")),
+        Target::NextToken { vocab } => {
+            (*got == [steps, vocab], format!("a prediction over the {vocab} tokens at each of the {steps} steps"))
+        }
     };
-    let mut layers = Vec::new();
-    let mut features =
-        elements(input_shape).ok_or_else(|| Error::Shape(format!("the input shape {input_shape:?} is too large")))?;
-    if spec.kind == ModelKind::Cnn {
-        let [c, h, w] = input_shape else {
-            return Err(shape_err(
-                "kind".into(),
-                format!("a CNN needs image input (channels x height x width) but this data has {features} features; use an MLP"),
-            ));
-        };
-        let (mut c, mut h, mut w) = (*c, *h, *w);
-        for (i, conv) in spec.conv.iter().enumerate() {
-            let key = |k: &str| format!("conv[{i}].{k}");
-            if conv.channels == 0 {
-                return Err(shape_err(key("channels"), "must be at least 1".into()));
-            }
-            if conv.stride == 0 {
-                return Err(shape_err(key("stride"), "must be at least 1".into()));
-            }
-            if conv.kernel == 0 {
-                return Err(shape_err(key("kernel"), "must be at least 1".into()));
-            }
-            let (Some(oh), Some(ow)) = (
-                conv_output_size(h, conv.kernel, conv.stride, conv.padding),
-                conv_output_size(w, conv.kernel, conv.stride, conv.padding),
-            ) else {
-                if padded(h, conv.padding).is_none() || padded(w, conv.padding).is_none() {
-                    return Err(shape_err(
-                        key("padding"),
-                        format!("padding {} overflows the size of the {h}x{w} input of this layer", conv.padding),
-                    ));
-                }
-                return Err(shape_err(
-                    key("kernel"),
-                    format!(
-                        "kernel {} does not fit the {h}x{w} input of this layer (padding {})",
-                        conv.kernel, conv.padding
-                    ),
-                ));
-            };
-            let layer = LayerPlan::Conv {
-                name: format!("conv{}", i + 1),
-                in_channels: c,
-                out_channels: conv.channels,
-                kernel: conv.kernel,
-                stride: conv.stride,
-                padding: conv.padding,
-            };
-            // the weights, the output and one image's im2col patches must all be addressable
-            if layer.param_count().is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
-                let blame = if conv.channels > conv.kernel { "channels" } else { "kernel" };
-                return Err(too_large(key(blame), "the layer's weights"));
-            }
-            if elements(&[conv.channels, oh, ow]).is_none() {
-                let blame = if conv.padding > h.max(w) { "padding" } else { "channels" };
-                return Err(too_large(key(blame), "the layer's output"));
-            }
-            if elements(&[oh, ow, conv.kernel, conv.kernel, c]).is_none() {
-                let blame = if conv.padding > h.max(w) { "padding" } else { "kernel" };
-                return Err(too_large(key(blame), "the layer's im2col patches"));
-            }
-            layers.push((layer, vec![conv.channels, oh, ow]));
-            layers.push((LayerPlan::Activation(spec.activation), vec![conv.channels, oh, ow]));
-            (c, h, w) = (conv.channels, oh, ow);
-            if conv.pool > 1 {
-                if conv.pool > h || conv.pool > w {
-                    return Err(shape_err(
-                        key("pool"),
-                        format!("pool {} is larger than the {h}x{w} feature map", conv.pool),
-                    ));
-                }
-                (h, w) = (h / conv.pool, w / conv.pool);
-                layers.push((LayerPlan::MaxPool { size: conv.pool }, vec![c, h, w]));
-            }
-        }
-        // c * h * w is at most the last conv output, checked above
-        features = c * h * w;
-        layers.push((LayerPlan::Flatten, vec![features]));
-    } else if !spec.conv.is_empty() {
-        return Err(shape_err(
-            "conv".into(),
-            "only CNN models have conv layers; set kind = \"cnn\" or remove them".into(),
-        ));
-    } else if input_shape.len() > 1 {
-        layers.push((LayerPlan::Flatten, vec![features]));
+    if fits {
+        return Ok(());
     }
-    if !(0.0..1.0).contains(&spec.dropout) {
-        return Err(shape_err("dropout".into(), format!("{} is not a probability in [0, 1)", spec.dropout)));
-    }
-    for (i, &width) in spec.hidden.iter().enumerate() {
-        if width == 0 {
-            return Err(shape_err(format!("hidden[{i}]"), "a layer needs at least 1 unit".into()));
+    let hint = match (input.target(), got.len()) {
+        (Target::Classes(_), 2) => {
+            "; the model ends with a sequence: add a global_mean, or set return_sequences = false on the last recurrent layer"
         }
-        let layer = LayerPlan::Dense { name: format!("fc{}", i + 1), inputs: features, outputs: width };
-        if width > MAX_TENSOR_ELEMENTS || layer.param_count().is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
-            return Err(too_large(
-                format!("hidden[{i}]"),
-                &format!("the weights of fc{} ({features} x {width})", i + 1),
-            ));
+        (Target::Classes(_), _) => "; end with a dense layer and leave its units out",
+        (Target::NextToken { .. }, _) => {
+            "; end with a dense layer (units left out) after layers that keep every step (return_sequences = true)"
         }
-        layers.push((layer, vec![width]));
-        layers.push((LayerPlan::Activation(spec.activation), vec![width]));
-        if spec.dropout > 0.0 {
-            layers.push((LayerPlan::Dropout(spec.dropout), vec![width]));
-        }
-        features = width;
-    }
-    let last = LayerPlan::Dense { name: format!("fc{}", spec.hidden.len() + 1), inputs: features, outputs: classes };
-    if last.param_count().is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
-        let key = match spec.hidden.len() {
-            0 => "kind".to_string(),
-            n => format!("hidden[{}]", n - 1),
-        };
-        return Err(too_large(key, "the weights of the output layer"));
-    }
-    layers.push((last, vec![classes]));
-    Ok(layers)
+    };
+    Err(layers::field_error(&last.key, "", format!("the model gives {got:?} but the task needs {wanted}{hint}")))
 }
 
 fn padded(size: usize, padding: usize) -> Option<usize> {
@@ -308,11 +382,11 @@ mod tests {
     use super::*;
 
     fn cnn(conv: ConvSpec) -> ModelSpec {
-        ModelSpec { conv: vec![conv], ..ModelSpec::default() }
+        ModelSpec { kind: Some(ModelKind::Cnn), conv: Some(vec![conv]), ..ModelSpec::from_layers(vec![]) }
     }
 
     fn key_of(spec: &ModelSpec) -> String {
-        match plan(spec, &[1, 28, 28], 10) {
+        match plan(spec, &ModelInput::classify(&[1, 28, 28], 10)) {
             Err(Error::Config { key, message, .. }) => format!("{key}: {message}"),
             other => panic!("expected a config error, got {other:?}"),
         }
@@ -339,8 +413,9 @@ mod tests {
 
     #[test]
     fn a_huge_stride_leaves_one_output_position() {
-        let layers = plan(&cnn(ConvSpec { stride: HUGE, pool: 1, ..ConvSpec::default() }), &[1, 28, 28], 10).unwrap();
-        assert_eq!(layers[0].1, vec![32, 1, 1]);
+        let spec = cnn(ConvSpec { stride: HUGE, pool: 1, ..ConvSpec::default() });
+        let layers = plan(&spec, &ModelInput::classify(&[1, 28, 28], 10)).unwrap();
+        assert_eq!(layers[0].output, vec![32, 1, 1]);
     }
 
     #[test]
@@ -352,8 +427,8 @@ mod tests {
         let got = key_of(&ModelSpec::mlp(&[4_000_000_000, 4_000_000_000]));
         assert!(got.starts_with("model.hidden[1]") && got.contains("4000000000 x 4000000000"), "{got}");
         // large but countable layers plan; the memory estimate refuses them
-        let layers = plan(&ModelSpec::mlp(&[4_000_000_000, 1000]), &[784], 10).unwrap();
-        assert_eq!(layers[2].0.param_count(), Some(4_000_000_001 * 1000));
+        let layers = plan(&ModelSpec::mlp(&[4_000_000_000, 1000]), &ModelInput::classify(&[784], 10)).unwrap();
+        assert_eq!(layers[2].param_count(), 4_000_000_001 * 1000);
     }
 
     #[test]

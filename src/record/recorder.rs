@@ -95,6 +95,11 @@ pub struct DataInfo {
 }
 
 impl DataInfo {
+    /// What a model of this data reads and predicts for `task`.
+    pub fn model_input(&self, task: crate::task::Task) -> crate::model::ModelInput {
+        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.class_names.len(), vocab: None, task }
+    }
+
     pub fn of(d: &crate::data::Dataset) -> Self {
         Self {
             set: d.id.clone(),
@@ -341,7 +346,7 @@ impl RunRecorder {
             s.batch + 1,
             global_step,
             s.loss,
-            s.correct as f64 / s.size.max(1) as f64,
+            s.accuracy(),
             s.learning_rate,
             samples_per_s
         );

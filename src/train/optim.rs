@@ -136,6 +136,31 @@ impl Optimizer {
 
     /// One update of every parameter that has a gradient, with learning rate `lr`.
     pub fn step(&mut self, params: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+        self.step_clipped(params, grads, lr, None)
+    }
+
+    /// Like [`Optimizer::step`], with the gradients first scaled so that their global L2 norm
+    /// is at most `max_norm` (PyTorch's `clip_grad_norm_`: scale `max_norm / (norm + 1e-6)` when
+    /// below 1). The norm sums each gradient's squares in parameter order, so it does not depend
+    /// on the thread count.
+    pub fn step_clipped(
+        &mut self,
+        params: &[(String, Var)],
+        grads: &GradStore,
+        lr: f64,
+        max_norm: Option<f64>,
+    ) -> Result<()> {
+        let mut scale = 1.0f64;
+        if let Some(max_norm) = max_norm {
+            let mut sum = 0.0f64;
+            for (_, var) in params {
+                if let Some(g) = grads.get(var) {
+                    sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+                }
+            }
+            let norm = sum.sqrt();
+            scale = (max_norm / (norm + 1e-6)).min(1.0);
+        }
         self.steps += 1;
         let t = self.steps as i32;
         let rule = Rule {
@@ -148,7 +173,7 @@ impl Optimizer {
         };
         for ((_, var), state) in params.iter().zip(self.state.iter_mut()) {
             let Some(grad) = grads.get(var) else { continue };
-            let grad = grad.contiguous()?;
+            let grad = if scale < 1.0 { (grad * scale)? } else { grad.contiguous()? };
             if var.device().is_cpu() {
                 var.as_tensor().inplace_op2(&grad, &InPlace { rule, state: Mutex::new(state) })?;
             } else {

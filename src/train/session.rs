@@ -3,15 +3,15 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::Device;
 
 use super::event::{EpochMetrics, Evaluation};
 use super::metrics::Confusion;
 use super::optim::Optimizer;
 use crate::config::Preset;
-use crate::data::{epoch_order, Batch, Dataset, Split};
+use crate::data::{epoch_order, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::model::{Mode, Network};
+use crate::model::{Mode, ModelInput, Network};
 use crate::rng::Rng;
 
 const EVAL_BATCH: usize = 500;
@@ -24,8 +24,17 @@ pub struct StepMetrics {
     pub batch: usize,
     pub loss: f64,
     pub correct: usize,
+    /// Samples, and the predictions made on them (one per sample, one per step for a language
+    /// model).
     pub size: usize,
+    pub predictions: usize,
     pub learning_rate: f64,
+}
+
+impl StepMetrics {
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.predictions.max(1) as f64
+    }
 }
 
 /// What an epoch has summed so far: a checkpoint within an epoch keeps it, so the resumed
@@ -36,6 +45,10 @@ pub struct EpochProgress {
     pub correct: usize,
     pub seen: usize,
     pub train_time_s: f64,
+    /// Predictions scored (one per sample, one per step for a language model); absent in
+    /// checkpoints from before language models, where it equalled `seen`.
+    #[serde(default)]
+    pub predictions: usize,
 }
 
 pub struct Session {
@@ -67,7 +80,7 @@ pub fn device_for(preset: &Preset) -> Result<Device> {
 
 impl Session {
     pub fn new(preset: Preset, data: Dataset, device: Device) -> Result<Self> {
-        let net = Network::new(&preset.model, &data.input_shape, data.num_classes(), preset.seed, &device)?;
+        let net = Network::new(&preset.model, &data.model_input(preset.task), preset.seed, &device)?;
         let t = &preset.train;
         let optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
@@ -119,28 +132,32 @@ impl Session {
         let bs = self.preset.train.batch_size;
         let start = self.batch * bs;
         let end = start.saturating_add(bs).min(self.order.len());
-        let batch = Batch::gather(&self.data.train, &self.order[start..end], &self.data.input_shape, &self.device)?;
+        let task = self.preset.task;
+        let batch = task.gather(&self.data.train, &self.order[start..end], &self.data.input_shape, &self.device)?;
         let lr = self.learning_rate();
         let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+        let loss = task.loss(&logits, &batch.targets)?;
         let loss_value = loss.to_scalar::<f32>()?;
         if !loss_value.is_finite() {
             return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
         }
         let grads = loss.backward()?;
-        self.optimizer.step(self.net.params(), &grads, lr)?;
-        let correct = count_correct(&logits, &batch.labels)?;
+        let clip = self.preset.train.clip_grad_norm;
+        self.optimizer.step_clipped(self.net.params(), &grads, lr, (clip > 0.0).then_some(clip))?;
+        let correct = task.correct(&logits, &batch.targets)?;
         let metrics = StepMetrics {
             epoch: self.epoch,
             batch: self.batch,
             loss: f64::from(loss_value),
             correct,
-            size: batch.size,
+            size: batch.samples,
+            predictions: batch.predictions,
             learning_rate: lr,
         };
-        self.progress.loss_sum += f64::from(loss_value) * batch.size as f64;
+        self.progress.loss_sum += f64::from(loss_value) * batch.samples as f64;
         self.progress.correct += correct;
-        self.progress.seen += batch.size;
+        self.progress.seen += batch.samples;
+        self.progress.predictions += batch.predictions;
         self.batch += 1;
         self.progress.train_time_s += started.elapsed().as_secs_f64();
         Ok(metrics)
@@ -158,7 +175,8 @@ impl Session {
         let metrics = EpochMetrics {
             epoch: self.epoch + 1,
             train_loss: p.loss_sum / seen,
-            train_accuracy: p.correct as f64 / seen,
+            // checkpoints before `predictions` count samples only (a classifier's predictions)
+            train_accuracy: p.correct as f64 / p.predictions.max(p.seen).max(1) as f64,
             validation,
             learning_rate: self.learning_rate(),
             samples_per_s: p.seen as f64 / p.train_time_s.max(1e-9),
@@ -173,35 +191,36 @@ impl Session {
 
     /// Loss, accuracy and confusion matrix on a split, without dropout.
     pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
-        evaluate(&self.net, split, &self.data.input_shape, self.data.num_classes(), &self.device)
+        evaluate(&self.net, split, &self.data.model_input(self.preset.task), &self.device)
     }
 }
+
+/// Confusion matrices beyond this many classes (a word-level vocabulary) are not kept: the
+/// accuracy still is.
+pub const MAX_CONFUSION_CLASSES: usize = 256;
 
 /// Loss, accuracy and confusion matrix of `net` on a split, without dropout.
-pub fn evaluate(
-    net: &Network,
-    split: &Split,
-    input_shape: &[usize],
-    classes: usize,
-    device: &Device,
-) -> Result<Evaluation> {
-    let mut confusion = Confusion::new(classes);
-    let mut loss_sum = 0.0;
-    for batch in Batch::sequential(split, EVAL_BATCH, input_shape, device) {
-        let batch = batch?;
+pub fn evaluate(net: &Network, split: &Split, input: &ModelInput, device: &Device) -> Result<Evaluation> {
+    let classes = input.classes;
+    let mut confusion = Confusion::new(if classes <= MAX_CONFUSION_CLASSES { classes } else { 0 });
+    let (mut loss_sum, mut correct, mut predictions) = (0.0, 0usize, 0usize);
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let batch = input.task.gather(split, chunk, &input.shape, device)?;
         let logits = net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()?;
-        loss_sum += f64::from(loss) * batch.size as f64;
-        let predicted: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-        let truth: Vec<u32> = batch.labels.to_vec1()?;
+        let loss = input.task.loss(&logits, &batch.targets)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(loss) * batch.samples as f64;
+        let predicted: Vec<u32> = input.task.predicted(&logits)?.to_vec1()?;
+        let truth: Vec<u32> = batch.targets.to_vec1()?;
         for (t, p) in truth.iter().zip(&predicted) {
             confusion.add(*t, *p);
+            correct += usize::from(t == p);
         }
+        predictions += batch.predictions;
     }
-    Ok(Evaluation { loss: loss_sum / split.len().max(1) as f64, accuracy: confusion.accuracy(), confusion })
-}
-
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
-    let predicted = logits.argmax(D::Minus1)?;
-    Ok(predicted.eq(labels)?.to_dtype(candle_core::DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize)
+    Ok(Evaluation {
+        loss: loss_sum / split.len().max(1) as f64,
+        accuracy: correct as f64 / predictions.max(1) as f64,
+        confusion,
+    })
 }

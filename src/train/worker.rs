@@ -348,7 +348,7 @@ fn run_in_pool(
             batch: step.batch + 1,
             global_step: global_step(&session),
             loss: step.loss,
-            accuracy: step.correct as f64 / step.size.max(1) as f64,
+            accuracy: step.accuracy(),
             learning_rate: step.learning_rate,
             samples_per_s: ema,
         })?;

@@ -72,8 +72,7 @@ fn make_base(preset: &str) -> Base {
     let checkpoint = [ck[0].clone(), ck[1].clone()];
     let model_files = read_files(&model, &["config.json", "model.safetensors", "labels.json", "preset.toml"]);
     let info = DataInfo::read(&run).unwrap();
-    let network =
-        Network::new(&preset.model, &info.input_shape, info.class_names.len(), preset.seed, &Device::Cpu).unwrap();
+    let network = Network::new(&preset.model, &info.model_input(preset.task), preset.seed, &Device::Cpu).unwrap();
     Base { _keep: keep, run_files, checkpoint, model_files, network }
 }
 
