@@ -243,6 +243,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_text_set_previews_decoded_samples_with_their_class() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, text) in [("neg", "Awful film."), ("pos", "A GREAT film!<br />")] {
+            let folder = dir.path().join("train").join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..5 {
+                std::fs::write(folder.join(format!("{i}.txt")), text).unwrap();
+            }
+        }
+        let spec = DataSpec { set: "text-folder".into(), path: Some(dir.path().into()), ..DataSpec::default() };
+        let preview = build(&spec, 1).unwrap();
+        assert_eq!((preview.train, preview.validation, preview.texts.len()), (9, 1, TEXTS));
+        for (label, text) in &preview.texts {
+            assert_eq!(text, ["awful film .", "a great film !"][*label as usize]);
+        }
+    }
+
+    #[test]
     fn a_panic_while_loading_arrives_as_an_error() {
         let mut loader = PreviewLoader::spawn_with(None, |spec, _| panic!("cannot preview {}", spec.set));
         let spec = DataSpec { set: "iris".into(), ..DataSpec::default() };
