@@ -277,6 +277,12 @@ fn timed(spec: &DataSpec) -> Dataset {
         start.elapsed().as_secs_f64(),
         if counts.len() <= 50 { counts } else { vec![] }
     );
+    // the memory estimate, made from the files on disk, does not undercount
+    let mut p = Preset::builtin("iris_mlp").unwrap();
+    p.data = spec.clone();
+    let size = gradlab::budget::data_size(&p).expect("a text set's size is known from its files");
+    assert!(size.samples >= (ds.train.len() + ds.validation.len()) as f64, "{size:?}");
+    assert!(size.classes >= ds.num_classes() && size.input_shape == ds.input_shape, "{size:?}");
     ds
 }
 
@@ -351,4 +357,39 @@ fn a_missing_package_is_named() {
         let e = err_of(data::load(&spec, 1));
         assert!(e.contains("apt-get install wpolish"), "{e}");
     }
+}
+
+/// A measurement, not a check: an IMDB-sized folder (25,000 + 25,000 reviews of ~230 words, 65 MB)
+/// written here and loaded. Run with
+/// `cargo test --test text_data -- --ignored --nocapture imdb_sized`.
+#[test]
+#[ignore = "a timing; writes 50,000 files"]
+fn imdb_sized_folder_load_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = gradlab::rng::Rng::new(5);
+    // Zipf-like word draws from 30,000 made-up words
+    let word = |rng: &mut gradlab::rng::Rng| format!("w{}", (30_000f32.powf(rng.uniform()) as usize));
+    for (split, per_class) in [("train", 12_500), ("test", 12_500)] {
+        for class in ["neg", "pos"] {
+            let folder = dir.path().join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..per_class {
+                let text: Vec<String> = (0..230).map(|_| word(&mut rng)).collect();
+                std::fs::write(folder.join(format!("{i}_7.txt")), format!("{}.<br /><br />The end!", text.join(" ")))
+                    .unwrap();
+            }
+        }
+    }
+    let spec =
+        DataSpec { set: "text-folder".into(), path: Some(dir.path().into()), max_len: 200, ..DataSpec::default() };
+    let start = Instant::now();
+    let ds = data::load(&spec, 1).unwrap();
+    eprintln!(
+        "IMDB-sized folder: {} train + {} validation + {} test reviews, {} tokens, loaded in {:.2} s",
+        ds.train.len(),
+        ds.validation.len(),
+        ds.test.as_ref().map_or(0, data::Split::len),
+        ds.text.as_ref().unwrap().tokens.len(),
+        start.elapsed().as_secs_f64()
+    );
 }

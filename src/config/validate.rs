@@ -150,10 +150,8 @@ fn text_data(p: &Preset, id: &str, is_text: bool) -> std::result::Result<(), (&'
         }
         _ => {}
     }
-    if !d.languages.is_empty() {
-        if id != "word-languages" {
-            return Err(("data.languages", format!("only the `word-languages` set reads word lists, not `{id}`")));
-        }
+    // other sets ignore the key, so switching sets in the GUI never leaves an invalid preset
+    if id == "word-languages" && !d.languages.is_empty() {
         for (i, name) in d.languages.iter().enumerate() {
             if wordlists::language(name).is_none() {
                 let known: Vec<_> = wordlists::LANGUAGES.iter().map(|l| l.name).collect();

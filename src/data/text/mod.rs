@@ -53,21 +53,55 @@ pub struct TextInfo {
 impl TextInfo {
     /// The tokens of `text`, cut as the training data was.
     pub fn tokenize(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.each_token(text, |t| {
+            out.push(t.to_string());
+            true
+        });
+        out
+    }
+
+    /// Calls `f` with each token of `text` until it returns false.
+    fn each_token(&self, text: &str, mut f: impl FnMut(&str) -> bool) {
         match self.level {
-            TokenLevel::Word => tokenize::words(text),
-            TokenLevel::Char => tokenize::chars(text, self.lowercase),
+            TokenLevel::Word => tokenize::each_word(text, f),
+            TokenLevel::Char => {
+                let lower;
+                let text = if self.lowercase {
+                    lower = text.to_lowercase();
+                    &lower
+                } else {
+                    text
+                };
+                for (i, c) in text.char_indices() {
+                    if tokenize::keep_char(c) && !f(&text[i..i + c.len_utf8()]) {
+                        return;
+                    }
+                }
+            }
         }
+    }
+
+    /// The ids of `text` with `index` (this vocabulary's), cut to `max_len` when given.
+    fn ids(&self, index: &vocab::Index, text: &str, max_len: Option<usize>) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(max_len.unwrap_or(0));
+        self.each_token(text, |t| {
+            ids.push(index.id(t));
+            max_len.is_none_or(|m| ids.len() < m)
+        });
+        ids
     }
 
     /// A classifier's input for `text`: its ids cut or padded to `max_len`.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        vocab::Index::new(&self.tokens).padded(&self.tokenize(text), self.max_len)
+        let mut ids = self.ids(&vocab::Index::new(&self.tokens), text, Some(self.max_len));
+        ids.resize(self.max_len, vocab::PAD_ID);
+        ids
     }
 
     /// Every id of `text`, neither cut nor padded (a language model's prompt).
     pub fn encode_all(&self, text: &str) -> Vec<u32> {
-        let index = vocab::Index::new(&self.tokens);
-        self.tokenize(text).iter().map(|t| index.id(t)).collect()
+        self.ids(&vocab::Index::new(&self.tokens), text, None)
     }
 
     /// Text from ids: characters joined, words joined by spaces; `<pad>` is left out, unknown
@@ -135,7 +169,9 @@ impl Labelled {
         let index = vocab::Index::new(&info.tokens);
         let mut features = Vec::with_capacity(self.texts.len() * info.max_len);
         for text in &self.texts {
-            features.extend(index.padded(&info.tokenize(text), info.max_len).into_iter().map(|id| id as f32));
+            let ids = info.ids(&index, text, Some(info.max_len));
+            features.extend(ids.iter().map(|&id| id as f32));
+            features.resize(features.len() + info.max_len - ids.len(), vocab::PAD_ID as f32);
         }
         Split { features, labels: self.labels.clone() }
     }
@@ -160,7 +196,10 @@ pub(in crate::data) fn classification(
     let mut info = TextInfo { level, tokens: Vec::new(), max_len: spec.max_len, lowercase };
     let mut counts = vocab::Counts::default();
     for &i in &train_idx {
-        counts.add(info.tokenize(&samples.texts[i]));
+        info.each_token(&samples.texts[i], |t| {
+            counts.add(t);
+            true
+        });
     }
     info.tokens = counts.vocabulary(spec.vocab_size);
     let all = samples.encode(&info);
@@ -199,5 +238,8 @@ mod tests {
         assert_eq!(chars.encode("BAx"), [3, 2, 1, 0]);
         assert_eq!(chars.encode_all("abab ab"), [2, 3, 2, 3, 1, 2, 3]);
         assert_eq!(chars.decode(&[3, 2, 0]), "ba");
+        // control characters (a fortune's backspaces and bells) are not text; line breaks are
+        let text = TextInfo { lowercase: false, ..chars };
+        assert_eq!(text.tokenize("Ab\u{7}\u{8}c\n"), ["A", "b", "c", "\n"]);
     }
 }

@@ -1,5 +1,5 @@
-//! Turning text into tokens: words for classification of reviews and fortunes, characters for
-//! word lists and language models. Training and [`super::TextInfo::encode`] share these, so a
+//! Turning text into tokens: words for classification of reviews and fortunes (characters, for
+//! word lists and language models, are cut in [`super::TextInfo`]). Training and [`super::TextInfo::encode`] share these, so a
 //! sentence typed in the GUI is cut exactly as the training data was.
 
 /// HTML line breaks as the IMDB reviews hold them; they are layout, not words.
@@ -9,43 +9,44 @@ const LINE_BREAKS: [&str; 3] = ["<br />", "<br/>", "<br>"];
 /// of its own. A word is a run of letters and digits; an apostrophe between two of them stays in
 /// the word ("don't", "o'clock"), so contractions do not fall apart into fragments.
 pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    each_word(text, |w| {
+        out.push(w.to_string());
+        true
+    });
+    out
+}
+
+/// Calls `f` with each word token of `text` (as [`words`] cuts them) until it returns false.
+/// Tokens are slices of one lower-cased copy: loading a large folder allocates per text, not per
+/// word.
+pub fn each_word(text: &str, mut f: impl FnMut(&str) -> bool) {
     let mut lower = text.to_lowercase();
     for br in LINE_BREAKS {
         if lower.contains(br) {
             lower = lower.replace(br, " ");
         }
     }
-    let chars: Vec<char> = lower.chars().collect();
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for (i, &c) in chars.iter().enumerate() {
+    let mut start: Option<usize> = None;
+    let mut chars = lower.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         let inner_apostrophe =
-            matches!(c, '\'' | '’') && !word.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+            matches!(c, '\'' | '’') && start.is_some() && chars.peek().is_some_and(|(_, n)| n.is_alphanumeric());
         if c.is_alphanumeric() || inner_apostrophe {
-            word.push(c);
+            start.get_or_insert(i);
             continue;
         }
-        if !word.is_empty() {
-            out.push(std::mem::take(&mut word));
+        if let Some(s) = start.take() {
+            if !f(&lower[s..i]) {
+                return;
+            }
         }
-        if !c.is_whitespace() && !c.is_control() {
-            out.push(c.to_string());
+        if !c.is_whitespace() && !c.is_control() && !f(&lower[i..i + c.len_utf8()]) {
+            return;
         }
     }
-    if !word.is_empty() {
-        out.push(word);
-    }
-    out
-}
-
-/// Character tokens, lower-cased when the set was (word lists); control characters other than
-/// line breaks and tabs are dropped.
-pub fn chars(text: &str, lowercase: bool) -> Vec<String> {
-    let keep = |c: &char| keep_char(*c);
-    if lowercase {
-        text.chars().flat_map(char::to_lowercase).filter(keep).map(String::from).collect()
-    } else {
-        text.chars().filter(keep).map(String::from).collect()
+    if let Some(s) = start {
+        f(&lower[s..]);
     }
 }
 
@@ -70,11 +71,5 @@ mod tests {
         );
         assert_eq!(words("  \n\t "), Vec::<String>::new());
         assert_eq!(words("Ünïcode ÉTÉ"), ["ünïcode", "été"]);
-    }
-
-    #[test]
-    fn characters_keep_case_unless_asked() {
-        assert_eq!(chars("Ab\u{7}c\n", false), ["A", "b", "c", "\n"]);
-        assert_eq!(chars("ÅB", true), ["å", "b"]);
     }
 }

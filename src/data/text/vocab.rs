@@ -13,9 +13,13 @@ pub const UNK_ID: u32 = 1;
 pub struct Counts(HashMap<String, u64>);
 
 impl Counts {
-    pub fn add(&mut self, tokens: Vec<String>) {
-        for t in tokens {
-            self.add_count(t, 1);
+    pub fn add(&mut self, token: &str) {
+        // most tokens are seen before: look up first, allocate only for a new one
+        match self.0.get_mut(token) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(token.to_string(), 1);
+            }
         }
     }
 
@@ -47,31 +51,21 @@ impl<'a> Index<'a> {
     pub fn id(&self, token: &str) -> u32 {
         self.0.get(token).copied().unwrap_or(UNK_ID)
     }
-
-    /// The ids of `tokens`, cut to `max_len` and padded with `<pad>` to it.
-    pub fn padded(&self, tokens: &[String], max_len: usize) -> Vec<u32> {
-        let mut ids: Vec<u32> = tokens.iter().take(max_len).map(|t| self.id(t)).collect();
-        ids.resize(max_len, PAD_ID);
-        ids
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn strings(s: &[&str]) -> Vec<String> {
-        s.iter().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn most_frequent_first_ties_alphabetical() {
         let mut c = Counts::default();
-        c.add(strings(&["b", "a", "c", "c", "d", "b", "e"]));
-        assert_eq!(c.vocabulary(3), strings(&["<pad>", "<unk>", "b", "c", "a"]));
-        let vocab = strings(&["<pad>", "<unk>", "b", "c"]);
+        for t in ["b", "a", "c", "c", "d", "b", "e"] {
+            c.add(t);
+        }
+        assert_eq!(c.vocabulary(3), ["<pad>", "<unk>", "b", "c", "a"]);
+        let vocab = ["<pad>", "<unk>", "b", "c"].map(String::from);
         let index = Index::new(&vocab);
-        assert_eq!(index.padded(&strings(&["c", "zzz", "b"]), 5), [3, 1, 2, 0, 0]);
-        assert_eq!(index.padded(&strings(&["c", "zzz", "b"]), 2), [3, 1]);
+        assert_eq!(["c", "zzz", "b", "<pad>"].map(|t| index.id(t)), [3, 1, 2, 1]);
     }
 }
