@@ -151,6 +151,25 @@ fn malformed_folders_are_refused_naming_what_is_wrong() {
 }
 
 #[test]
+fn huge_inputs_are_refused_before_they_are_read() {
+    // a language model's file past the cap (sparse: no bytes written)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.txt");
+    std::fs::File::create(&path).unwrap().set_len(data::text::stream::MAX_TEXT_FILE_BYTES + 1).unwrap();
+    let e = err_of(data::load(&text_file_spec(&path, 10), 1));
+    assert!(e.contains("huge.txt") && e.contains("larger than 64 MiB"), "{e}");
+    // a fortunes folder with thousands of files stops listing at its cap
+    let many = dir.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..4001 {
+        std::fs::write(many.join(format!("f{i}")), "%").unwrap();
+    }
+    let spec = DataSpec { set: "fortune-categories".into(), path: Some(many), ..DataSpec::default() };
+    let e = err_of(data::load(&spec, 1));
+    assert!(e.contains("many") && e.contains("more than 4000 entries"), "{e}");
+}
+
+#[test]
 fn presets_for_text_sets_are_checked() {
     let check = |edit: &dyn Fn(&mut Preset)| {
         // an MLP: the CNN of the default preset needs images

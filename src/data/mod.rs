@@ -28,7 +28,8 @@ pub use text::{TextInfo, TokenLevel};
 pub struct DataSpec {
     /// A built-in set (see [`CATALOGUE`]) or `idx` for a folder of IDX files.
     pub set: String,
-    /// The folder for `idx`; for `fashion-mnist`, overrides the Debian location.
+    /// The folder for `idx` and `text-folder` (the one holding train/ and test/), the file for
+    /// `text-file`; for `fashion-mnist` and the fortunes sets, overrides the Debian location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// Share of the training data held out for validation.

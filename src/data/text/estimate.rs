@@ -46,10 +46,15 @@ fn class_dirs(dir: &Path) -> Option<Vec<std::path::PathBuf>> {
     (out.len() <= folder::MAX_CLASSES).then_some(out)
 }
 
+/// Files whose size is looked up per class folder; the rest are taken at their average. The GUI
+/// redoes the estimate every few seconds on its own thread: 50,000 lookups would stall a frame.
+const SIZED_PER_CLASS: usize = 256;
+
 /// `.txt` files and their bytes under a train/ or test/ folder.
 fn text_files(dir: &Path, listed: &mut usize) -> Option<(f64, f64)> {
     let (mut files, mut bytes) = (0.0, 0.0);
     for class in class_dirs(dir)? {
+        let (mut count, mut sized, mut sized_bytes) = (0usize, 0usize, 0.0);
         for entry in std::fs::read_dir(class).ok()? {
             *listed += 1;
             if *listed > folder::MAX_FILES {
@@ -57,10 +62,15 @@ fn text_files(dir: &Path, listed: &mut usize) -> Option<(f64, f64)> {
             }
             let entry = entry.ok()?;
             if entry.file_name().to_string_lossy().ends_with(".txt") {
-                files += 1.0;
-                bytes += entry.metadata().ok()?.len().min(folder::MAX_FILE_BYTES) as f64;
+                count += 1;
+                if sized < SIZED_PER_CLASS {
+                    sized += 1;
+                    sized_bytes += entry.metadata().ok()?.len().min(folder::MAX_FILE_BYTES) as f64;
+                }
             }
         }
+        files += count as f64;
+        bytes += sized_bytes * count as f64 / sized.max(1) as f64;
     }
     Some((files, bytes))
 }
@@ -99,8 +109,9 @@ pub fn size(spec: &DataSpec) -> Option<TextSize> {
             let languages = wordlists::resolve(&spec.languages).ok()?;
             let largest = languages.iter().filter_map(|l| file_bytes(&l.path())).fold(0.0, f64::max);
             let samples = (languages.len() * wordlists::WORDS_PER_LANGUAGE) as f64;
-            // one list at a time as text; the drawn words (short strings) and their rows
-            TextSize { samples, test: 0.0, classes, temporaries: largest + samples * (64.0 + row) }
+            // one list at a time as text (and, for a Latin-1 list, its UTF-8 copy); the drawn
+            // words (short strings) and their rows
+            TextSize { samples, test: 0.0, classes, temporaries: 2.0 * largest + samples * (64.0 + row) }
         }
         "fortunes-text" => {
             let files = fortunes::category_files(&fortunes_dir(spec)).ok()?;

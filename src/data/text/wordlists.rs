@@ -106,7 +106,9 @@ pub fn resolve(names: &[String]) -> Result<Vec<&'static Language>> {
 fn read_list(l: &Language) -> Result<String> {
     let path = l.path();
     let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-    let mut bytes = Vec::new();
+    let length = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    // sized up front: grown by doubling, Polish's 60 MB list would peak at twice that
+    let mut bytes = Vec::with_capacity(length.min(MAX_LIST_BYTES) as usize + 1);
     file.take(MAX_LIST_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
     if bytes.len() as u64 > MAX_LIST_BYTES {
         return Err(Error::format(&path, format!("is larger than {} MiB; not a word list", MAX_LIST_BYTES >> 20)));
