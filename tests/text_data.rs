@@ -89,6 +89,19 @@ fn an_imdb_folder_loads_with_the_vocabulary_of_its_training_part() {
 }
 
 #[test]
+fn a_runs_data_json_keeps_the_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    imdb_fixture(dir.path(), 4);
+    let ds = data::load(&folder_spec(dir.path()), 1).unwrap();
+    let run = tempfile::tempdir().unwrap();
+    gradlab::record::DataInfo::of(&ds).write(run.path()).unwrap();
+    let back = gradlab::record::DataInfo::read(run.path()).unwrap();
+    let text = back.text.expect("data.json holds the tokenizer and vocabulary");
+    assert_eq!(&text, ds.text.as_ref().unwrap());
+    assert_eq!(text.decode(&text.encode("A great film!")), "a great film !");
+}
+
+#[test]
 fn a_text_split_follows_the_seed_and_its_fingerprint_sees_changed_files() {
     let dir = tempfile::tempdir().unwrap();
     imdb_fixture(dir.path(), 10);
