@@ -1,5 +1,6 @@
 //! The size of a preset's data set, known without loading it: embedded sets have fixed sizes,
-//! synthetic sets are `data.samples` points, IDX folders say theirs in their headers.
+//! synthetic sets are `data.samples` points, IDX folders say theirs in their headers, text sets
+//! are bounded by their files' sizes on disk.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,17 @@ pub fn data_size(preset: &Preset) -> Option<DataSize> {
                 temporaries: 3.0 * (bytes + test_bytes) + count * sample_bytes(&input_shape),
                 input_shape,
                 classes: if d.set == "idx" { 10 } else { classes },
+                key: if d.path.is_some() { "data.path" } else { "data.set" },
+            }
+        }
+        "text-folder" | "fortune-categories" | "word-languages" | "fortunes-text" | "text-file" => {
+            let t = crate::data::text::estimate::size(d)?;
+            DataSize {
+                samples: t.samples,
+                test: t.test,
+                input_shape: vec![d.max_len],
+                classes: t.classes,
+                temporaries: t.temporaries,
                 key: if d.path.is_some() { "data.path" } else { "data.set" },
             }
         }

@@ -15,7 +15,7 @@ pub fn input_shape_hint(preset: &Preset) -> Option<(Vec<usize>, usize)> {
         "breast-cancer" => (vec![30], 2),
         "spiral" | "blobs" => (vec![2], data.classes),
         "moons" | "circles" | "xor" => (vec![2], 2),
-        _ => return None,
+        _ => return crate::data::text::estimate::shape_hint(data),
     })
 }
 
@@ -62,6 +62,7 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             return err("data.path", format!("`{}` does not exist", path.display()));
         }
     }
+    text_data(p, info.id, info.kind.is_text()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
     let t = &p.train;
     if t.batch_size == 0 {
         return err("train.batch_size", "must be at least 1".into());
@@ -118,6 +119,55 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
             other => other,
         })?;
+    }
+    Ok(())
+}
+
+/// The text sets' keys: lengths and vocabulary in range, the path they need, known languages.
+fn text_data(p: &Preset, id: &str, is_text: bool) -> std::result::Result<(), (&'static str, String)> {
+    use crate::data::text::{wordlists, MAX_LEN, MAX_VOCAB};
+    let d = &p.data;
+    if is_text && !(1..=MAX_LEN).contains(&d.max_len) {
+        return Err(("data.max_len", format!("{} must be between 1 and {MAX_LEN} tokens", d.max_len)));
+    }
+    if is_text && !(1..=MAX_VOCAB).contains(&d.vocab_size) {
+        return Err(("data.vocab_size", format!("{} must be between 1 and {MAX_VOCAB} tokens", d.vocab_size)));
+    }
+    match (id, &d.path) {
+        ("text-folder", None) => {
+            return Err(("data.path", "the `text-folder` set needs the folder that holds train/ and test/".into()))
+        }
+        ("text-file", None) => {
+            return Err(("data.path", "the `text-file` set needs the UTF-8 text file to model".into()))
+        }
+        ("text-folder", Some(path)) if !path.join("train").is_dir() => {
+            return Err((
+                "data.path",
+                format!("`{}` holds no train/ folder; a text folder has train/<class>/*.txt", path.display()),
+            ))
+        }
+        ("text-file", Some(path)) if !path.is_file() => {
+            return Err(("data.path", format!("`{}` is not a file", path.display())))
+        }
+        _ => {}
+    }
+    // other sets ignore the key, so switching sets in the GUI never leaves an invalid preset
+    if id == "word-languages" && !d.languages.is_empty() {
+        for (i, name) in d.languages.iter().enumerate() {
+            if wordlists::language(name).is_none() {
+                let known: Vec<_> = wordlists::LANGUAGES.iter().map(|l| l.name).collect();
+                return Err((
+                    "data.languages",
+                    format!("unknown language `{name}`; expected some of {}", known.join(", ")),
+                ));
+            }
+            if d.languages[..i].contains(name) {
+                return Err(("data.languages", format!("`{name}` is named twice")));
+            }
+        }
+        if d.languages.len() < 2 {
+            return Err(("data.languages", "name at least 2 languages to tell apart".into()));
+        }
     }
     Ok(())
 }

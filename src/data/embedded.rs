@@ -41,6 +41,8 @@ fn image_rows(text: &str, name: &str, side: usize, max_value: f32) -> Result<Raw
         test: None,
         scale: 1.0 / max_value,
         source: format!("embedded {name}"),
+        presplit: None,
+        text: None,
     })
 }
 
@@ -88,6 +90,8 @@ pub(crate) fn parse_table(text: &str, name: &str) -> Result<Raw> {
         test: None,
         scale: 1.0,
         source: format!("embedded {name}"),
+        presplit: None,
+        text: None,
     })
 }
 

@@ -9,6 +9,7 @@ mod embedded;
 mod holdout;
 pub mod idx;
 pub mod synthetic;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use crate::rng::Rng;
 
 pub use batch::{epoch_order, Batch};
 pub use holdout::SplitInfo;
+pub use text::{TextInfo, TokenLevel};
 
 /// What a preset's `[data]` table says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +28,8 @@ pub use holdout::SplitInfo;
 pub struct DataSpec {
     /// A built-in set (see [`CATALOGUE`]) or `idx` for a folder of IDX files.
     pub set: String,
-    /// The folder for `idx`; for `fashion-mnist`, overrides the Debian location.
+    /// The folder for `idx` and `text-folder` (the one holding train/ and test/), the file for
+    /// `text-file`; for `fashion-mnist` and the fortunes sets, overrides the Debian location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// Share of the training data held out for validation.
@@ -39,8 +42,31 @@ pub struct DataSpec {
     pub noise: f64,
     /// Synthetic spiral and blobs: number of classes.
     pub classes: usize,
-    /// Preprocessing of the inputs.
+    /// Preprocessing of the inputs (text sets are never normalised: their inputs are token ids).
     pub normalization: NormalizationKind,
+    /// Text sets: tokens per sample (classification: longer texts are cut, shorter padded) or
+    /// per window (language models).
+    #[serde(skip_serializing_if = "is_default_max_len")]
+    pub max_len: usize,
+    /// Text sets: the vocabulary holds the `vocab_size` most frequent tokens of the training part,
+    /// plus `<pad>` and `<unk>`.
+    #[serde(skip_serializing_if = "is_default_vocab_size")]
+    pub vocab_size: usize,
+    /// `word-languages`: the word lists to tell apart (`english`, `german`, ...; see
+    /// [`text::wordlists::LANGUAGES`]); empty: every one installed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+}
+
+const DEFAULT_MAX_LEN: usize = 50;
+const DEFAULT_VOCAB_SIZE: usize = 10_000;
+
+fn is_default_max_len(n: &usize) -> bool {
+    *n == DEFAULT_MAX_LEN
+}
+
+fn is_default_vocab_size(n: &usize) -> bool {
+    *n == DEFAULT_VOCAB_SIZE
 }
 
 /// How inputs are preprocessed before the model sees them.
@@ -81,6 +107,9 @@ impl Default for DataSpec {
             noise: 0.1,
             classes: 3,
             normalization: NormalizationKind::Standardize,
+            max_len: DEFAULT_MAX_LEN,
+            vocab_size: DEFAULT_VOCAB_SIZE,
+            languages: Vec::new(),
         }
     }
 }
@@ -91,6 +120,16 @@ pub enum SetKind {
     Points2d,
     Tabular,
     Image,
+    /// Classification of a text sample: rows of `max_len` token ids.
+    Text,
+    /// A language model over one long text: rows of `max_len + 1` consecutive token ids.
+    TextStream,
+}
+
+impl SetKind {
+    pub fn is_text(self) -> bool {
+        matches!(self, SetKind::Text | SetKind::TextStream)
+    }
 }
 
 /// One entry of the data-set picker.
@@ -115,6 +154,11 @@ pub const CATALOGUE: &[SetInfo] = &[
     SetInfo { id: "circles", title: "Circles", kind: SetKind::Points2d, description: "A small circle inside a large one in 2-D." },
     SetInfo { id: "xor", title: "XOR", kind: SetKind::Points2d, description: "Four quadrants labelled by the sign of x*y." },
     SetInfo { id: "blobs", title: "Gaussian blobs", kind: SetKind::Points2d, description: "Gaussian clusters, one per class, in 2-D." },
+    SetInfo { id: "text-folder", title: "Text folder", kind: SetKind::Text, description: "Text classification from a folder in the IMDB layout: train/<class>/*.txt and optionally test/<class>/*.txt. Words." },
+    SetInfo { id: "fortune-categories", title: "Fortune categories", kind: SetKind::Text, description: "Which of 43 categories (art, computers, love, science, ...) a fortune cookie comes from, from its words; Debian's fortunes and fortunes-min packages." },
+    SetInfo { id: "word-languages", title: "Word languages", kind: SetKind::Text, description: "Which language a word is from, from its letters: Debian's word lists (wamerican, wngerman, wfrench, ...), 10,000 words each." },
+    SetInfo { id: "fortunes-text", title: "Fortunes (text)", kind: SetKind::TextStream, description: "A character-level language model over all the fortune cookies as one text (2.6 million characters)." },
+    SetInfo { id: "text-file", title: "Text file", kind: SetKind::TextStream, description: "A character-level language model over any UTF-8 text file you pick." },
 ];
 
 pub fn set_info(id: &str) -> Option<&'static SetInfo> {
@@ -246,6 +290,8 @@ pub struct Dataset {
     pub source: String,
     /// Counts and hashes of the split, so a later `eval` can check it holds out the same samples.
     pub split: SplitInfo,
+    /// Text sets: the tokenizer and vocabulary (encode a sentence, decode a prediction).
+    pub text: Option<TextInfo>,
 }
 
 impl Dataset {
@@ -272,6 +318,29 @@ struct Raw {
     /// Multiplier that brings raw values to [0, 1] for images; 1 for tables.
     scale: f32,
     source: String,
+    /// Sources that split themselves (text: the vocabulary must come from the training part, and
+    /// language models split by position) give `features` as the training split and this.
+    presplit: Option<Presplit>,
+    text: Option<TextInfo>,
+}
+
+/// The validation split and its fingerprint, made by the source itself.
+struct Presplit {
+    validation: Split,
+    split: SplitInfo,
+}
+
+/// Held-out and training indices of `n` samples, drawn with the seed; the training ones cut to
+/// `data.limit`.
+fn split_indices(n: usize, spec: &DataSpec, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let order = Rng::derive(seed, "split", 0).permutation(n);
+    let n_val = ((n as f64 * spec.validation_fraction).round() as usize).clamp(1, n - 1);
+    let (val_idx, train_idx) = order.split_at(n_val);
+    let mut train_idx = train_idx.to_vec();
+    if spec.limit > 0 {
+        train_idx.truncate(spec.limit);
+    }
+    (val_idx.to_vec(), train_idx)
 }
 
 pub(crate) const FASHION_CLASSES: [&str; 10] =
@@ -301,6 +370,8 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
         test: None,
         scale: 1.0,
         source: format!("synthetic {} (seed {seed}, noise {})", spec.set, spec.noise),
+        presplit: None,
+        text: None,
     };
     if info.kind == SetKind::Points2d && spec.samples > synthetic::MAX_SAMPLES {
         return Err(Error::config(
@@ -338,8 +409,21 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
             })?;
             idx_folder(&dir, false)?
         }
+        "text-folder" => {
+            text::folder::load(&required_path(spec, "the folder that holds train/ and test/")?, spec, seed)?
+        }
+        "text-file" => text::stream::text_file(&required_path(spec, "the UTF-8 text file to model")?, spec)?,
+        "fortune-categories" => text::fortunes::categories(spec, seed)?,
+        "fortunes-text" => text::fortunes::text(spec)?,
+        "word-languages" => text::wordlists::load(spec, seed)?,
         _ => return Err(unknown()),
     })
+}
+
+fn required_path(spec: &DataSpec, what: &str) -> Result<PathBuf> {
+    spec.path
+        .clone()
+        .ok_or_else(|| Error::config("preset", "data.path", format!("the `{}` set needs {what}", spec.set)))
 }
 
 fn idx_split(images: &Path, labels: &Path) -> Result<(Split, usize, usize)> {
@@ -402,6 +486,8 @@ fn idx_folder(dir: &Path, fashion: bool) -> Result<Raw> {
         test,
         scale: 1.0 / 255.0,
         source: dir.display().to_string(),
+        presplit: None,
+        text: None,
     })
 }
 
@@ -414,26 +500,27 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
 pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalization>) -> Result<Dataset> {
     let raw = load_raw(spec, seed)?;
     let info = set_info(&spec.set).expect("load_raw accepted the id");
-    let n = raw.features.len();
+    let n = raw.features.len() + raw.presplit.as_ref().map_or(0, |p| p.validation.len());
     if n < 2 {
         return Err(Error::format(&raw.source, "the data set has fewer than 2 samples"));
     }
     let num_classes = raw.class_names.len() as u32;
-    if let Some(bad) = raw.features.labels.iter().find(|&&l| l >= num_classes) {
+    let labels = raw.features.labels.iter().chain(raw.presplit.iter().flat_map(|p| &p.validation.labels));
+    if let Some(bad) = labels.into_iter().find(|&&l| l >= num_classes) {
         return Err(Error::format(&raw.source, format!("label {bad} is outside the {num_classes} classes")));
     }
-    let order = Rng::derive(seed, "split", 0).permutation(n);
-    let n_val = ((n as f64 * spec.validation_fraction).round() as usize).clamp(1, n - 1);
-    let (val_idx, train_idx) = order.split_at(n_val);
-    let mut train_idx = train_idx.to_vec();
-    if spec.limit > 0 {
-        train_idx.truncate(spec.limit);
-    }
-    let split = SplitInfo::of(&raw.features, val_idx, train_idx.len(), raw.test.as_ref());
-    let mut train = raw.features.select(&train_idx);
-    let mut validation = raw.features.select(val_idx);
+    let (mut train, mut validation, split) = match raw.presplit {
+        Some(p) => (raw.features, p.validation, p.split),
+        None => {
+            let (val_idx, train_idx) = split_indices(n, spec, seed);
+            let split = SplitInfo::of(&raw.features, &val_idx, train_idx.len(), raw.test.as_ref());
+            (raw.features.select(&train_idx), raw.features.select(&val_idx), split)
+        }
+    };
     let mut test = raw.test;
     let normalization = match (normalization, spec.normalization) {
+        // token ids are indices, not measurements: scaling them would break the lookup
+        _ if info.kind.is_text() => Normalization::identity(1.0),
         (Some(given), _) => given.clone(),
         (None, NormalizationKind::Standardize) => Normalization::fit(&train, raw.scale, info.kind == SetKind::Image),
         (None, NormalizationKind::Scale) => Normalization::identity(raw.scale),
@@ -454,5 +541,6 @@ pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalizatio
         normalization,
         source: raw.source,
         split,
+        text: raw.text,
     })
 }

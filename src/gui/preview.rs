@@ -12,6 +12,7 @@ use crate::train::Waker;
 
 const IMAGES: usize = 16;
 const MAX_POINTS: usize = 1500;
+const TEXTS: usize = 6;
 
 pub struct PreviewData {
     pub kind: SetKind,
@@ -24,6 +25,8 @@ pub struct PreviewData {
     pub images: Vec<(u32, usize, usize, Vec<u8>)>,
     /// (x, y, label)
     pub points: Vec<(f64, f64, u32)>,
+    /// Text sets: a few training samples decoded, with their label.
+    pub texts: Vec<(u32, String)>,
 }
 
 fn key(spec: &DataSpec, seed: u64) -> String {
@@ -34,6 +37,7 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
     let ds = data::load(spec, seed).map_err(|e| e.to_string())?;
     let mut images = Vec::new();
     let mut points = Vec::new();
+    let mut texts = Vec::new();
     match ds.kind {
         SetKind::Image => {
             let (h, w) = (ds.input_shape[1], ds.input_shape[2]);
@@ -52,6 +56,13 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
             }
         }
         SetKind::Tabular => {}
+        SetKind::Text | SetKind::TextStream => {
+            if let Some(info) = &ds.text {
+                for i in 0..TEXTS.min(ds.train.len()) {
+                    texts.push((ds.train.labels[i], info.decode(&data::TextInfo::ids_of(ds.train.sample(i)))));
+                }
+            }
+        }
     }
     Ok(PreviewData {
         kind: ds.kind,
@@ -62,6 +73,7 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
         test: ds.test.as_ref().map(data::Split::len),
         images,
         points,
+        texts,
     })
 }
 
@@ -212,12 +224,41 @@ fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle])
         SetKind::Tabular => {
             ui.label(format!("Classes: {}", data.class_names.join(", ")));
         }
+        SetKind::Text | SetKind::TextStream => {
+            for (label, text) in &data.texts {
+                let shown: String = text.chars().take(160).collect::<String>().replace('\n', " ⏎ ");
+                if data.kind == SetKind::Text {
+                    let class = data.class_names.get(*label as usize).cloned().unwrap_or_default();
+                    ui.label(egui::RichText::new(format!("[{class}] {shown}")).small());
+                } else {
+                    ui.label(egui::RichText::new(shown).small().monospace());
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_set_previews_decoded_samples_with_their_class() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, text) in [("neg", "Awful film."), ("pos", "A GREAT film!<br />")] {
+            let folder = dir.path().join("train").join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..5 {
+                std::fs::write(folder.join(format!("{i}.txt")), text).unwrap();
+            }
+        }
+        let spec = DataSpec { set: "text-folder".into(), path: Some(dir.path().into()), ..DataSpec::default() };
+        let preview = build(&spec, 1).unwrap();
+        assert_eq!((preview.train, preview.validation, preview.texts.len()), (9, 1, TEXTS));
+        for (label, text) in &preview.texts {
+            assert_eq!(text, ["awful film .", "a great film !"][*label as usize]);
+        }
+    }
 
     #[test]
     fn a_panic_while_loading_arrives_as_an_error() {

@@ -92,6 +92,9 @@ pub struct DataInfo {
     /// How the data was split (counts and hashes); absent in runs recorded before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<crate::data::SplitInfo>,
+    /// Text sets: tokenizer and vocabulary, to encode new text for the model and decode its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<crate::data::TextInfo>,
 }
 
 impl DataInfo {
@@ -112,6 +115,7 @@ impl DataInfo {
             test_samples: d.test.as_ref().map(crate::data::Split::len),
             source: d.source.clone(),
             split: Some(d.split.clone()),
+            text: d.text.clone(),
         }
     }
 
