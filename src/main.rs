@@ -450,6 +450,7 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
     let trainer = Trainer::spawn(WorkerOptions::headless(runs_dir));
     trainer.send(Command::Start(Box::new(request)));
     let mut epochs = 0;
+    let mut language_model = false;
     let mut last_progress = std::time::Instant::now();
     while let Some(event) = trainer.recv() {
         match event {
@@ -462,9 +463,11 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
                 epochs: e,
                 threads,
                 run_dir,
+                task,
                 ..
             } => {
                 epochs = e;
+                language_model = task == gradlab::task::Task::LanguageModel;
                 println!("{title}: {data}, {train_samples} train / {validation_samples} validation samples, {params} parameters, {threads} threads");
                 if let Some(dir) = run_dir {
                     println!("recording to {}", dir.display());
@@ -477,15 +480,20 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
                 }
             }
             Event::Epoch(m) => println!(
-                "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.0} samples/s | {:.1}s",
+                "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.0} samples/s | {:.1}s",
                 m.epoch,
                 m.train_loss,
                 100.0 * m.train_accuracy,
                 m.validation.loss,
                 100.0 * m.validation.accuracy,
+                if language_model { format!(" perplexity {:.2}", m.validation.loss.exp()) } else { String::new() },
                 m.samples_per_s,
                 m.elapsed_s
             ),
+            Event::TextSample(s) if !quiet => {
+                println!("  sample ({:.0} ms): {}{}", s.millis, s.prompt, s.text.replace('\n', "\n  "));
+            }
+            Event::TextSample(_) | Event::Probe { .. } | Event::Embedding(_) => {}
             Event::Finished(s) => {
                 println!(
                     "{}: {} epochs in {:.1}s, {:.0} samples/s",

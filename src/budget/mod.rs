@@ -250,7 +250,9 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     };
     let d = &preset.data;
     let features: f64 = data.input_shape.iter().map(|&x| x as f64).product();
-    let input = ModelInput { shape: data.input_shape.clone(), classes: data.classes, vocab: None, task: preset.task };
+    let text = crate::data::set_info(&d.set).is_some_and(|s| s.kind.is_text());
+    let vocab = text.then(|| d.vocab_size.saturating_add(2));
+    let input = ModelInput { shape: data.input_shape.clone(), classes: data.classes, vocab, task: preset.task };
     let net = layers(preset, &input)?;
     let sample_bytes = (features + 1.0) * F32; // features and the label
     let n = data.samples;

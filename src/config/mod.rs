@@ -10,7 +10,7 @@ use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 
-pub use validate::input_shape_hint;
+pub use validate::{input_shape_hint, model_input_hint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -19,6 +19,15 @@ pub fn input_shape_hint(preset: &Preset) -> Option<(Vec<usize>, usize)> {
     })
 }
 
+/// What a model of this preset reads and predicts, as far as it is known without loading the
+/// data: a text set's vocabulary is at most `data.vocab_size` plus `<pad>` and `<unk>`.
+pub fn model_input_hint(preset: &Preset) -> Option<crate::model::ModelInput> {
+    let (shape, classes) = input_shape_hint(preset)?;
+    let text = set_info(&preset.data.set).is_some_and(|s| s.kind.is_text());
+    let vocab = text.then(|| preset.data.vocab_size.saturating_add(2));
+    Some(crate::model::ModelInput { shape, classes, vocab, task: preset.task })
+}
+
 pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     let err = |key: &str, msg: String| Err(Error::config(origin, key, msg));
     let Some(info) = set_info(&p.data.set) else {
@@ -113,8 +122,7 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             )
         }
     }
-    if let Some((shape, classes)) = input_shape_hint(p) {
-        let input = crate::model::ModelInput { shape, classes, vocab: None, task: p.task };
+    if let Some(input) = model_input_hint(p) {
         crate::model::plan(&p.model, &input).map_err(|e| match e {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
             other => other,

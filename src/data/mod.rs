@@ -305,7 +305,8 @@ impl Dataset {
 
     /// What a model of this data reads and predicts for `task`.
     pub fn model_input(&self, task: crate::task::Task) -> crate::model::ModelInput {
-        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.num_classes(), vocab: None, task }
+        let vocab = self.text.as_ref().map(|t| t.tokens.len());
+        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.num_classes(), vocab, task }
     }
 }
 

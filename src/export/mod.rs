@@ -66,9 +66,10 @@ pub struct ModelCard {
     /// What the model predicts; absent before language models (classify).
     #[serde(default, skip_serializing_if = "is_classify")]
     pub task: Task,
-    /// Token ids the input takes (text models), with `<pad>` and `<unk>`.
+    /// Text models: the tokenizer and vocabulary (id -> token, 0 `<pad>`, 1 `<unk>`) that turn
+    /// text into the input ids (and a language model's outputs back into text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vocab: Option<usize>,
+    pub text: Option<crate::data::TextInfo>,
     /// `[channels, height, width]` or `[features]`, without the batch dimension.
     pub input_shape: Vec<usize>,
     pub class_names: Vec<String>,
@@ -234,7 +235,7 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
         }),
         model: preset.model.clone(),
         task: preset.task,
-        vocab: input.vocab,
+        text: info.text.clone(),
         input_shape: info.input_shape.clone(),
         class_names: info.class_names.clone(),
         normalization: info.normalization.clone(),
@@ -306,7 +307,7 @@ impl ModelCard {
         ModelInput {
             shape: self.input_shape.clone(),
             classes: self.class_names.len(),
-            vocab: self.vocab,
+            vocab: self.text.as_ref().map(|t| t.tokens.len()),
             task: self.task,
         }
     }

@@ -72,6 +72,8 @@ pub enum Notice {
 pub struct GradlabApp {
     pub preset: Preset,
     pub run: LiveRun,
+    /// What was typed into the text views (prompt, temperature, probe text).
+    pub text_view: super::text_views::TextViewState,
     pub view: View,
     pub notice: Option<Notice>,
     /// Set when the next Start forks from this checkpoint (with a label to show).
@@ -118,6 +120,7 @@ impl GradlabApp {
         let io = Io::spawn(Some(waker.clone()));
         io.send(IoRequest::ScanPresets(options.preset_dirs));
         Self {
+            text_view: super::text_views::TextViewState::default(),
             preset: options.preset,
             run: LiveRun::default(),
             view: View::Experiments,
@@ -191,6 +194,8 @@ impl GradlabApp {
             Action::Resume => Command::Resume,
             Action::Stop => Command::Stop,
             Action::SetLearningRate(lr) => Command::SetLearningRate(lr),
+            Action::Generate { prompt, length, temperature } => Command::Generate { prompt, length, temperature },
+            Action::Probe(text) => Command::Probe(text),
             other => {
                 self.act_on_files(other, ctx);
                 return;
@@ -291,7 +296,13 @@ impl GradlabApp {
                 });
                 return;
             }
-            Action::Start | Action::Pause | Action::Resume | Action::Stop | Action::SetLearningRate(_) => return,
+            Action::Start
+            | Action::Pause
+            | Action::Resume
+            | Action::Stop
+            | Action::SetLearningRate(_)
+            | Action::Generate { .. }
+            | Action::Probe(_) => return,
         };
         if !self.io.send(request) {
             self.error("Gradlab is busy with files; try again in a moment.");
@@ -457,7 +468,7 @@ impl eframe::App for GradlabApp {
                     let can_start = !self.run.phase.is_active() && validation.is_none();
                     self.gallery.ui(ui, &self.preset, can_start, &mut actions);
                 }
-                View::Training => live_view::show(ui, &self.run, &mut actions),
+                View::Training => live_view::show(ui, &self.run, &mut self.text_view, &mut actions),
                 View::Runs => self.runs.ui(ui, self.runs_dir.as_deref(), self.run.phase.is_active(), &mut actions),
             }
         });

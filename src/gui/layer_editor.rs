@@ -9,9 +9,11 @@ use crate::model::layers::{catalogue, LayerSpec};
 use crate::model::{plan_partial, Activation, ModelInput, ModelSpec};
 
 /// The model input of a preset as far as it is known without loading: shape, classes, vocabulary.
-pub fn model_input(preset: &Preset, known: Option<(Vec<usize>, usize)>) -> Option<ModelInput> {
-    let (shape, classes) = known.or_else(|| crate::config::input_shape_hint(preset))?;
-    Some(ModelInput { shape, classes, vocab: None, task: preset.task })
+pub fn model_input(preset: &Preset, known: Option<(Vec<usize>, usize, Option<usize>)>) -> Option<ModelInput> {
+    match known {
+        Some((shape, classes, vocab)) => Some(ModelInput { shape, classes, vocab, task: preset.task }),
+        None => crate::config::model_input_hint(preset),
+    }
 }
 
 fn shape_text(shape: &[usize]) -> String {

@@ -4,9 +4,11 @@ use super::confusion;
 use super::plots::{self, Metric};
 use super::run_view::{LiveRun, Phase};
 use super::setup_panel::{group_thousands, Action};
+use super::text_views::{self, TextViewState};
 use crate::export::Which;
+use crate::task::Task;
 
-pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
+pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, actions: &mut Vec<Action>) {
     if let Some(error) = &run.error {
         egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).show(ui, |ui| {
             ui.colored_label(ui.visuals().error_fg_color, format!("Training failed: {error}"));
@@ -52,7 +54,21 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
         plots::show(&mut cols[1], run, Metric::Accuracy, plot_height, actions);
     });
     ui.separator();
+    let language_model = run.task == Task::LanguageModel;
     ui.horizontal_top(|ui| {
+        if language_model && run.text {
+            ui.vertical(|ui| {
+                ui.set_max_width(ui.available_width() * 0.55);
+                text_views::samples(ui, run, text_view, actions);
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                let h = (ui.available_height() * 0.6).clamp(160.0, 420.0);
+                text_views::embedding(ui, run, h);
+                network(ui, run, actions);
+            });
+            return;
+        }
         ui.vertical(|ui| {
             ui.strong("Confusion matrix (validation)");
             match run.latest_epoch() {
@@ -67,23 +83,36 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
         });
         ui.separator();
         ui.vertical(|ui| {
-            ui.strong("Network");
-            for layer in &run.layers {
-                ui.label(egui::RichText::new(layer).monospace().small());
+            if run.text {
+                text_views::probe(ui, run, text_view, actions);
+                let h = (ui.available_height() * 0.5).clamp(140.0, 320.0);
+                text_views::embedding(ui, run, h);
+                ui.separator();
             }
-            if let Some(s) = &run.summary {
-                ui.add_space(6.0);
-                ui.strong("Summary");
-                ui.label(format!("{} after {} epochs in {:.1}s", s.status.title(), s.epochs_completed, s.wall_time_s));
-                if let (Some(e), Some(a)) = (s.best_epoch, s.best_validation_accuracy) {
-                    ui.label(format!("best validation {:.2}% at epoch {e}", 100.0 * a));
-                }
-                ui.label(format!("{:.0} samples/s", s.samples_per_s));
-            }
-            if let Some(dir) = &run.run_dir {
-                ui.label(egui::RichText::new(format!("recorded in {}", dir.display())).small().weak());
-                if !run.epoch_metrics.is_empty() {
-                    ui.horizontal(|ui| {
+            network(ui, run, actions);
+        });
+    });
+}
+
+/// The layers, the summary and the run's folder with its export buttons.
+fn network(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
+    ui.strong("Network");
+    for layer in &run.layers {
+        ui.label(egui::RichText::new(layer).monospace().small());
+    }
+    if let Some(s) = &run.summary {
+        ui.add_space(6.0);
+        ui.strong("Summary");
+        ui.label(format!("{} after {} epochs in {:.1}s", s.status.title(), s.epochs_completed, s.wall_time_s));
+        if let (Some(e), Some(a)) = (s.best_epoch, s.best_validation_accuracy) {
+            ui.label(format!("best validation {:.2}% at epoch {e}", 100.0 * a));
+        }
+        ui.label(format!("{:.0} samples/s", s.samples_per_s));
+    }
+    if let Some(dir) = &run.run_dir {
+        ui.label(egui::RichText::new(format!("recorded in {}", dir.display())).small().weak());
+        if !run.epoch_metrics.is_empty() {
+            ui.horizontal(|ui| {
                         if ui
                             .button("Export model…")
                             .on_hover_text("The best epoch's weights, in the format chosen in the Runs tab (safetensors + JSON by default)")
@@ -95,8 +124,6 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, actions: &mut Vec<Action>) {
                             actions.push(Action::ExportMetrics(dir.clone()));
                         }
                     });
-                }
-            }
-        });
-    });
+        }
+    }
 }

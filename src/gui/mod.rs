@@ -15,6 +15,7 @@ mod run_view;
 mod runs_panel;
 mod setup_panel;
 mod status_bar;
+mod text_views;
 
 pub use app::{AppOptions, GradlabApp, Notice, View};
 pub use compare::flatten_preset;

@@ -27,6 +27,8 @@ pub struct PreviewData {
     pub points: Vec<(f64, f64, u32)>,
     /// Text sets: a few training samples decoded, with their label.
     pub texts: Vec<(u32, String)>,
+    /// Text sets: tokens the model's embedding must hold.
+    pub vocab: Option<usize>,
 }
 
 fn key(spec: &DataSpec, seed: u64) -> String {
@@ -65,6 +67,7 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
         }
     }
     Ok(PreviewData {
+        vocab: ds.text.as_ref().map(|t| t.tokens.len()),
         kind: ds.kind,
         class_names: ds.class_names,
         input_shape: ds.input_shape,
@@ -226,7 +229,7 @@ fn show_ready(ui: &mut egui::Ui, data: &PreviewData, textures: &[TextureHandle])
         }
         SetKind::Text | SetKind::TextStream => {
             for (label, text) in &data.texts {
-                let shown: String = text.chars().take(160).collect::<String>().replace('\n', " ⏎ ");
+                let shown: String = text.chars().take(160).collect::<String>().replace('\n', " / ");
                 if data.kind == SetKind::Text {
                     let class = data.class_names.get(*label as usize).cloned().unwrap_or_default();
                     ui.label(egui::RichText::new(format!("[{class}] {shown}")).small());

@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use egui_plot::PlotPoint;
 
+use crate::task::Task;
+use crate::train::text::{EmbeddingMap, TextSample};
 use crate::train::{EpochMetrics, Event, RunStatus, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,18 @@ pub struct LiveRun {
     pub summary: Option<Summary>,
     pub error: Option<String>,
     pub run_dir: Option<std::path::PathBuf>,
+    pub task: Task,
+    /// The run reads text: the text views show.
+    pub text: bool,
+    /// What the language model wrote, newest last (at most `MAX_SAMPLES`).
+    pub text_samples: Vec<TextSample>,
+    /// The classifier's answer for typed text.
+    pub probe: Option<(String, Vec<f32>)>,
+    pub embedding: Option<EmbeddingMap>,
 }
+
+/// Text samples kept for the sample panel.
+const MAX_SAMPLES: usize = 50;
 
 impl Default for LiveRun {
     fn default() -> Self {
@@ -80,6 +93,11 @@ impl Default for LiveRun {
             summary: None,
             error: None,
             run_dir: None,
+            task: Task::Classify,
+            text: false,
+            text_samples: vec![],
+            probe: None,
+            embedding: None,
         }
     }
 }
@@ -104,8 +122,12 @@ impl LiveRun {
                 first_epoch,
                 threads,
                 run_dir,
+                task,
+                text,
                 ..
             } => {
+                self.task = task;
+                self.text = text;
                 self.phase = Phase::Running;
                 self.title = title;
                 self.data = data;
@@ -154,6 +176,14 @@ impl LiveRun {
                 self.phase = Phase::Finished(RunStatus::Failed);
                 self.error = Some(error);
             }
+            Event::TextSample(sample) => {
+                if self.text_samples.len() >= MAX_SAMPLES {
+                    self.text_samples.remove(0);
+                }
+                self.text_samples.push(sample);
+            }
+            Event::Probe { text, probabilities } => self.probe = Some((text, probabilities)),
+            Event::Embedding(map) => self.embedding = Some(map),
         }
     }
 

@@ -20,6 +20,14 @@ pub enum Action {
     Resume,
     Stop,
     SetLearningRate(f64),
+    /// The language model writes from its current weights.
+    Generate {
+        prompt: String,
+        length: usize,
+        temperature: f64,
+    },
+    /// The text classifier's probabilities for this text.
+    Probe(String),
     LoadPreset(Box<Preset>),
     OpenPreset,
     SavePreset,
@@ -153,7 +161,8 @@ impl SetupPanel {
 
             ui.separator();
             ui.heading("Model");
-            let known = preview.info(&preset.data, preset.seed).map(|p| (p.input_shape.clone(), p.class_names.len()));
+            let known =
+                preview.info(&preset.data, preset.seed).map(|p| (p.input_shape.clone(), p.class_names.len(), p.vocab));
             let input = super::layer_editor::model_input(preset, known);
             self.model_error = super::layer_editor::ui(ui, preset, input.as_ref());
 

@@ -100,7 +100,8 @@ pub struct DataInfo {
 impl DataInfo {
     /// What a model of this data reads and predicts for `task`.
     pub fn model_input(&self, task: crate::task::Task) -> crate::model::ModelInput {
-        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.class_names.len(), vocab: None, task }
+        let vocab = self.text.as_ref().map(|t| t.tokens.len());
+        crate::model::ModelInput { shape: self.input_shape.clone(), classes: self.class_names.len(), vocab, task }
     }
 
     pub fn of(d: &crate::data::Dataset) -> Self {

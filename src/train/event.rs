@@ -16,6 +16,14 @@ pub enum Command {
     Stop,
     /// A new base learning rate (the schedule still applies on top).
     SetLearningRate(f64),
+    /// A language model writes `length` tokens after `prompt` (answered with `Event::TextSample`).
+    Generate {
+        prompt: String,
+        length: usize,
+        temperature: f64,
+    },
+    /// A text classifier's probabilities for this text (answered with `Event::Probe`).
+    Probe(String),
     /// Ends the thread.
     Shutdown,
 }
@@ -118,6 +126,9 @@ pub enum Event {
         first_epoch: usize,
         threads: usize,
         run_dir: Option<PathBuf>,
+        task: crate::task::Task,
+        /// The input is text (the GUI offers the text views).
+        text: bool,
     },
     /// One training batch. Sent with `try_send`: may be dropped (and counted) when the
     /// receiver is behind.
@@ -141,6 +152,15 @@ pub enum Event {
     Failed {
         error: String,
     },
+    /// Text a language model wrote: at each epoch's end and on request.
+    TextSample(super::text::TextSample),
+    /// A text classifier's class probabilities for typed text.
+    Probe {
+        text: String,
+        probabilities: Vec<f32>,
+    },
+    /// The embedding view: most frequent tokens in 2-D, at each epoch's end.
+    Embedding(super::text::EmbeddingMap),
 }
 
 impl Event {

@@ -5,6 +5,7 @@ mod event;
 mod metrics;
 pub mod optim;
 mod session;
+pub mod text;
 mod worker;
 
 pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};

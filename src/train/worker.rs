@@ -14,10 +14,13 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
 use super::event::{Command, Event, RunOrigin, RunRequest, RunStatus, Summary};
 use super::session::{device_for, Session};
+use super::text;
 use crate::config::Preset;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::record::{read_checkpoint, CheckpointState, RunLock, RunRecorder};
+use crate::rng::Rng;
+use crate::task::Task;
 
 /// Called after events are sent, so a GUI can request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -221,6 +224,9 @@ struct Control {
     paused: bool,
     stop: bool,
     exit: bool,
+    /// Answers to requests (text samples, probes), sent before the next batch.
+    replies: Vec<Event>,
+    requests: u64,
 }
 
 impl Control {
@@ -236,8 +242,77 @@ impl Control {
             Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => session.base_learning_rate = lr,
             // A second Start while one runs is ignored; the GUI disables the button.
             Command::SetLearningRate(_) | Command::Start(_) => {}
+            Command::Generate { prompt, length, temperature } => {
+                // each request draws from its own stream, so asking never changes the training
+                let rng = Rng::derive(session.preset.seed, "text-sample-request", self.requests);
+                self.requests += 1;
+                match text_sample(session, &prompt, length, temperature, rng) {
+                    Ok(Some(sample)) => self.replies.push(Event::TextSample(sample)),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("gradlab: a text sample failed: {e}"),
+                }
+            }
+            Command::Probe(text) => {
+                let Some(info) = session.data.text.as_ref().filter(|_| session.preset.task == Task::Classify) else {
+                    return;
+                };
+                match text::classify(&session.net, info, &text, &session.device) {
+                    Ok(probabilities) => self.replies.push(Event::Probe { text, probabilities }),
+                    Err(e) => eprintln!("gradlab: a probe failed: {e}"),
+                }
+            }
         }
     }
+
+    fn send_replies(&mut self, events: &mut EventSender) -> Result<(), Disconnected> {
+        for reply in self.replies.drain(..) {
+            events.send(reply)?;
+        }
+        Ok(())
+    }
+}
+
+/// The prompt of the sample written at each epoch's end.
+pub const EPOCH_PROMPT: &str = "The ";
+/// Its length in tokens, and its temperature.
+const EPOCH_SAMPLE: (usize, f64) = (240, 0.8);
+
+/// Text the session's language model writes now, `None` for other models.
+fn text_sample(
+    session: &Session,
+    prompt: &str,
+    length: usize,
+    temperature: f64,
+    mut rng: Rng,
+) -> crate::error::Result<Option<text::TextSample>> {
+    let Some(info) = session.data.text.as_ref().filter(|_| session.preset.task == Task::LanguageModel) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let written = text::generate(&session.net, info, prompt, length, temperature, &mut rng, &session.device)?;
+    Ok(Some(text::TextSample {
+        epoch: session.epoch,
+        prompt: prompt.to_string(),
+        text: written,
+        temperature,
+        millis: started.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+/// What a text model shows after an epoch: a sample of its writing, its embedding map.
+fn epoch_text_events(session: &Session) -> crate::error::Result<Vec<Event>> {
+    let mut out = Vec::new();
+    let rng = Rng::derive(session.preset.seed, "text-sample", session.epoch as u64);
+    let (length, temperature) = EPOCH_SAMPLE;
+    if let Some(sample) = text_sample(session, EPOCH_PROMPT, length, temperature, rng)? {
+        out.push(Event::TextSample(sample));
+    }
+    if let Some(info) = session.data.text.as_ref() {
+        if let Some(map) = text::embedding_map(&session.net, info, session.epoch)? {
+            out.push(Event::Embedding(map));
+        }
+    }
+    Ok(out)
 }
 
 pub fn resolve_threads(preset: &Preset, default_threads: usize) -> usize {
@@ -289,6 +364,8 @@ fn run_in_pool(
         first_epoch: session.epoch + 1,
         threads,
         run_dir: recorder.as_ref().map(|r| r.dir().to_path_buf()),
+        task: session.preset.task,
+        text: session.data.text.is_some(),
     })?;
 
     let mut control = Control::default();
@@ -309,6 +386,7 @@ fn run_in_pool(
                 }
             }
         }
+        control.send_replies(events)?;
         if control.paused && !control.stop {
             events.send(Event::Paused { epoch: session.epoch + 1, batch: session.batch })?;
             while control.paused && !control.stop {
@@ -319,6 +397,7 @@ fn run_in_pool(
                         control.exit = true;
                     }
                 }
+                control.send_replies(events)?;
             }
             if !control.stop {
                 events.send(Event::Resumed)?;
@@ -369,6 +448,9 @@ fn run_in_pool(
             last_validation = Some(metrics.validation.clone());
             last_checkpoint = Instant::now();
             events.send(Event::Epoch(metrics))?;
+            for event in epoch_text_events(&session)? {
+                events.send(event)?;
+            }
         } else if checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every) {
             if let Some(r) = recorder.as_mut() {
                 let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();

@@ -92,11 +92,14 @@ impl TextInfo {
         ids
     }
 
-    /// A classifier's input for `text`: its ids cut or padded to `max_len`.
+    /// A classifier's input for `text`: its first `max_len` ids, padded at the front (as Keras'
+    /// `pad_sequences` does by default), so a recurrent layer's last state follows the last
+    /// word rather than a run of padding.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut ids = self.ids(&vocab::Index::new(&self.tokens), text, Some(self.max_len));
-        ids.resize(self.max_len, vocab::PAD_ID);
-        ids
+        let ids = self.ids(&vocab::Index::new(&self.tokens), text, Some(self.max_len));
+        let mut padded = vec![vocab::PAD_ID; self.max_len - ids.len()];
+        padded.extend(ids);
+        padded
     }
 
     /// Every id of `text`, neither cut nor padded (a language model's prompt).
@@ -169,9 +172,10 @@ impl Labelled {
         let index = vocab::Index::new(&info.tokens);
         let mut features = Vec::with_capacity(self.texts.len() * info.max_len);
         for text in &self.texts {
+            // padded at the front, as `TextInfo::encode`
             let ids = info.ids(&index, text, Some(info.max_len));
-            features.extend(ids.iter().map(|&id| id as f32));
             features.resize(features.len() + info.max_len - ids.len(), vocab::PAD_ID as f32);
+            features.extend(ids.iter().map(|&id| id as f32));
         }
         Split { features, labels: self.labels.clone() }
     }

@@ -53,18 +53,19 @@ impl DenseSpec {
                 ))
             }
         };
-        let (inputs, out) =
-            match input {
-                [f] => (*f, vec![units]),
-                [t, f] => (*f, vec![*t, units]),
-                other => return Err(field_error(
+        let (inputs, out) = match input {
+            [f] => (*f, vec![units]),
+            [t, f] => (*f, vec![*t, units]),
+            other => {
+                return Err(field_error(
                     key,
                     "",
                     format!(
                         "a dense layer takes features or a sequence, not a {other:?} image; add a flatten before it"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let weights = inputs.checked_add(1).and_then(|i| i.checked_mul(units)).filter(|&n| n <= MAX_TENSOR_ELEMENTS);
         if units > MAX_TENSOR_ELEMENTS || weights.is_none() {
             return Err(field_error(
