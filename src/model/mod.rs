@@ -5,6 +5,7 @@ mod fused;
 mod kernels;
 mod network;
 pub mod ops;
+pub mod recurrent;
 mod spec;
 
 pub use network::{LayerInfo, Mode, Network};
