@@ -4,12 +4,17 @@
 //! threads and loss):
 //!
 //! ```text
-//! cargo run --release --no-default-features --example recurrent_timing [threads] [cell] [--portable]
+//! cargo run --release --no-default-features --example recurrent_timing [threads] [cell] [--portable] [--forward]
 //! bench/.venv/bin/python bench/recurrent_reference.py --threads 2
 //! ```
 //!
 //! Prints one JSON line per case: the median and the fastest of 50 timed runs (after 5 warm-up
-//! runs); on a shared machine the fastest is the steadier figure.
+//! runs); on a shared machine the fastest is the steadier figure. `--forward` times the forward
+//! alone.
+//!
+//! candle 0.11 runs its own elementwise ops on 64K values or more on a pool of spinning threads
+//! of its own, one per extra core, beside our rayon pool: on a 2-core machine the two fight.
+//! `CANDLE_NUM_THREADS=1` keeps candle's ops on the calling thread.
 
 use candle_core::{Device, Tensor, Var};
 use gradlab::model::recurrent::{sequence, Cell};
@@ -23,7 +28,7 @@ fn random(shape: &[usize], rng: &mut Rng, scale: f32) -> candle_core::Result<Ten
     Tensor::from_vec(v, shape, &Device::Cpu)
 }
 
-fn time_case(cell: Cell, steps: usize, portable: bool) -> anyhow::Result<(f64, f64)> {
+fn time_case(cell: Cell, steps: usize, portable: bool, forward_only: bool) -> anyhow::Result<(f64, f64)> {
     let (batch, input, hidden) = (64, 32, 32);
     let gh = cell.gates() * hidden;
     let mut rng = Rng::new(1);
@@ -38,8 +43,11 @@ fn time_case(cell: Cell, steps: usize, portable: bool) -> anyhow::Result<(f64, f
     for i in 0..55 {
         let start = std::time::Instant::now();
         let y = sequence(cell, &x, &w_ih, &w_hh, &b_ih, &b_hh, false, portable)?;
-        let grads = (y * &upstream)?.sum_all()?.backward()?;
-        std::hint::black_box(grads);
+        if forward_only {
+            std::hint::black_box(y);
+        } else {
+            std::hint::black_box((y * &upstream)?.sum_all()?.backward()?);
+        }
         if i >= 5 {
             ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
@@ -53,16 +61,17 @@ fn main() -> anyhow::Result<()> {
     let threads: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2);
     let only = args.get(1).filter(|a| !a.starts_with("--")).map(|a| a.to_lowercase());
     let portable = args.iter().any(|a| a == "--portable");
+    let forward_only = args.iter().any(|a| a == "--forward");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     for (cell, name) in [(Cell::Rnn, "rnn"), (Cell::Lstm, "lstm"), (Cell::Gru, "gru")] {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
         for steps in [50, 100] {
-            let (median, fastest) = pool.install(|| time_case(cell, steps, portable))?;
+            let (median, fastest) = pool.install(|| time_case(cell, steps, portable, forward_only))?;
             println!(
                 "{{\"cell\": \"{name}\", \"time\": {steps}, \"batch\": 64, \"ms\": {median:.3}, \"fastest_ms\": {fastest:.3}, \
-                 \"samples_per_s\": {:.1}, \"threads\": {threads}, \"portable\": {portable}}}",
+                 \"samples_per_s\": {:.1}, \"threads\": {threads}, \"portable\": {portable}, \"forward_only\": {forward_only}}}",
                 64.0 / (median / 1e3)
             );
         }

@@ -20,8 +20,11 @@ fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * r * r + r + 1.0;
-    // 2^n, n in [-126, 127]
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n for n in [-126, 127]: n + 127 lands in the low mantissa bits of a float in [2^23,
+    // 2^24), and moves from there into the exponent field. (`n as i32` would be a saturating
+    // cast, which the compiler does not vectorise.)
+    let biased = (n + (127.0 + 8_388_608.0)).to_bits();
+    y * f32::from_bits(biased << 23)
 }
 
 #[inline(always)]
@@ -62,7 +65,8 @@ pub(super) fn tanh_in_place(v: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// Every 97th f32 bit pattern up to 80 in size, against libm in f64; past that only the
+    /// Every 97th f32 bit pattern up to 80 in size, against libm in f64 (both measure 1.2 ulp at
+    /// worst); past that only the
     /// limits matter (sigmoid's true value is below f32's normal range).
     #[test]
     fn sigmoid_and_tanh_are_within_a_few_ulp() {
@@ -76,7 +80,7 @@ mod tests {
                 worst.1 = worst.1.max((f64::from(tanh(x)) - t).abs() / ulp(t));
             }
         }
-        assert!(worst.0 < 4.0 && worst.1 < 4.0, "sigmoid {} ulp, tanh {} ulp", worst.0, worst.1);
+        assert!(worst.0 < 2.0 && worst.1 < 2.0, "sigmoid {} ulp, tanh {} ulp", worst.0, worst.1);
         assert!(sigmoid(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
         assert!(sigmoid(-200.0) < 1e-37);
         assert_eq!((sigmoid(200.0), tanh(-200.0), tanh(200.0)), (1.0, -1.0, 1.0));

@@ -1,5 +1,5 @@
-//! The CPU form: the input projection of every time step as one GEMM (the fused dense op), then
-//! the recurrence as one custom op with its own backward (backprop through time).
+//! The CPU form: the input projection of every time step as one GEMM (`projection`), then the
+//! recurrence as one custom op with its own backward (backprop through time).
 //!
 //! The sequences of a batch do not interact, so the recurrence runs blocks of batch rows as
 //! parallel tasks, each stepping through time with single-threaded GEMMs. The blocks are cut
@@ -9,16 +9,17 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::projection::Projection;
 use super::step::{self, saved_per_unit, ForwardIn};
 use super::Cell;
-use crate::model::fused::Dense;
 use crate::model::kernels::{column_sums, matmul, matmul_serial, View};
 
 /// Batch rows per task. Fixed, so that the blocks (and any blocking GEMM does inside them) are
-/// the same on any pool; 16 rows keep the per-step GEMMs large enough to run near full speed.
+/// the same on any pool. 8 to 64 rows measured within 10% of each other on one thread at batch
+/// 64; 16 leaves four tasks to share among the threads.
 const ROWS_PER_TASK: usize = 16;
 
 /// `[batch, time, input]` -> `[batch, time, hidden]`; shapes already checked by the caller.
@@ -31,18 +32,11 @@ pub(super) fn sequence(
     b_hh: &Tensor,
     reverse: bool,
 ) -> candle_core::Result<Tensor> {
-    let (batch, time, input) = x.dims3()?;
-    let gates = w_ih.dim(0)?;
-    let xproj =
-        x.reshape((batch * time, input))?.apply_op3(&w_ih.contiguous()?, &b_ih.contiguous()?, Dense::new(None))?;
-    xproj.reshape((batch, time, gates))?.apply_op3(
-        &w_hh.contiguous()?,
-        &b_hh.contiguous()?,
-        Recurrence::new(cell, reverse),
-    )
+    let xproj = x.apply_op3(&w_ih.contiguous()?, &b_ih.contiguous()?, Projection)?;
+    xproj.apply_op3(&w_hh.contiguous()?, &b_hh.contiguous()?, Recurrence::new(cell, reverse))
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     let (a, b) = l
         .contiguous_offsets()
@@ -50,9 +44,15 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Res
     Ok(&data[a..b])
 }
 
-/// A CPU tensor's values in row-major order.
-fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// Runs `f` on a CPU tensor's values in row-major order, borrowed where they lie contiguous
+/// (gradients usually do), copied otherwise.
+pub(super) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(contiguous(cpu, layout, "a tensor")?)),
+        _ => candle_core::bail!("recurrent layer: the CPU op got a tensor on another device"),
+    }
 }
 
 /// What the forward keeps for the backward, `[batch, time, ...]` like the output.
@@ -106,6 +106,59 @@ impl Dims {
             );
         }
         Ok(Self { batch, time, hidden, gh })
+    }
+}
+
+impl Recurrence {
+    /// Backprop through time, block by block: the gradients of the input projection and (for
+    /// the GRU, else empty) of the recurrent projection, `[batch, time, gates * hidden]`.
+    fn backprop(&self, d: Dims, grad: &[f32], w: &[f32], h_prev: &[f32], state: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let Dims { batch, time, hidden, gh } = d;
+        let per_unit = saved_per_unit(self.cell);
+        let gru = self.cell == Cell::Gru;
+        let mut dgx = vec![0f32; batch * time * gh];
+        let mut dgh = if gru { vec![0f32; batch * time * gh] } else { Vec::new() };
+        let block = ROWS_PER_TASK * time;
+        let mut dgh_blocks: Vec<Option<&mut [f32]>> =
+            if gru { dgh.chunks_mut(block * gh).map(Some).collect() } else { Vec::new() };
+        dgh_blocks.resize_with(batch.div_ceil(ROWS_PER_TASK), || None);
+        dgx.par_chunks_mut(block * gh)
+            .zip(dgh_blocks.into_par_iter())
+            .zip(grad.par_chunks(block * hidden))
+            .zip(h_prev.par_chunks(block * hidden))
+            .zip(state.par_chunks(block * per_unit * hidden))
+            .for_each(|((((dgx, mut dgh), grad), h_prev), state)| {
+                let rows = grad.len() / (time * hidden);
+                let mut dh_carry = vec![0f32; rows * hidden];
+                let mut dc = vec![0f32; rows * hidden];
+                let mut dh = vec![0f32; hidden];
+                for s in (0..time).rev() {
+                    let t = self.time_of(s, time);
+                    for r in 0..rows {
+                        let row = r * time + t;
+                        let carry = &mut dh_carry[r * hidden..(r + 1) * hidden];
+                        for ((d, g), c) in dh.iter_mut().zip(&grad[row * hidden..]).zip(carry.iter()) {
+                            *d = g + c;
+                        }
+                        step::backward(
+                            self.cell,
+                            &dh,
+                            &state[row * per_unit * hidden..(row + 1) * per_unit * hidden],
+                            &h_prev[row * hidden..(row + 1) * hidden],
+                            &mut dc[r * hidden..(r + 1) * hidden],
+                            &mut dgx[row * gh..(row + 1) * gh],
+                            dgh.as_deref_mut().map(|d| &mut d[row * gh..(row + 1) * gh]),
+                            carry,
+                        );
+                    }
+                    if s > 0 {
+                        let recurrent: &[f32] = dgh.as_deref().unwrap_or(&*dgx);
+                        let a = View { data: &recurrent[t * gh..], rs: time * gh, cs: 1 };
+                        matmul_serial(rows, hidden, gh, &mut dh_carry, true, a, View::rows(w, hidden));
+                    }
+                }
+            });
+        (dgx, dgh)
     }
 }
 
@@ -187,52 +240,8 @@ impl CustomOp3 for Recurrence {
         let Some(Saved { h_prev, state }) = &*guard else {
             candle_core::bail!("recurrent layer: backward without its forward");
         };
-        let grad = values(grad)?;
-        let w = values(w_hh)?;
-        let per_unit = saved_per_unit(self.cell);
+        let (dgx, dgh) = with_values(grad, |grad| with_values(w_hh, |w| self.backprop(d, grad, w, h_prev, state)))??;
         let gru = self.cell == Cell::Gru;
-        let mut dgx = vec![0f32; batch * time * gh];
-        let mut dgh = if gru { vec![0f32; batch * time * gh] } else { Vec::new() };
-        let block = ROWS_PER_TASK * time;
-        let mut dgh_blocks: Vec<Option<&mut [f32]>> =
-            if gru { dgh.chunks_mut(block * gh).map(Some).collect() } else { Vec::new() };
-        dgh_blocks.resize_with(batch.div_ceil(ROWS_PER_TASK), || None);
-        dgx.par_chunks_mut(block * gh)
-            .zip(dgh_blocks.into_par_iter())
-            .zip(grad.par_chunks(block * hidden))
-            .zip(h_prev.par_chunks(block * hidden))
-            .zip(state.par_chunks(block * per_unit * hidden))
-            .for_each(|((((dgx, mut dgh), grad), h_prev), state)| {
-                let rows = grad.len() / (time * hidden);
-                let mut dh_carry = vec![0f32; rows * hidden];
-                let mut dc = vec![0f32; rows * hidden];
-                let mut dh = vec![0f32; hidden];
-                for s in (0..time).rev() {
-                    let t = self.time_of(s, time);
-                    for r in 0..rows {
-                        let row = r * time + t;
-                        let carry = &mut dh_carry[r * hidden..(r + 1) * hidden];
-                        for ((d, g), c) in dh.iter_mut().zip(&grad[row * hidden..]).zip(carry.iter()) {
-                            *d = g + c;
-                        }
-                        step::backward(
-                            self.cell,
-                            &dh,
-                            &state[row * per_unit * hidden..(row + 1) * per_unit * hidden],
-                            &h_prev[row * hidden..(row + 1) * hidden],
-                            &mut dc[r * hidden..(r + 1) * hidden],
-                            &mut dgx[row * gh..(row + 1) * gh],
-                            dgh.as_deref_mut().map(|d| &mut d[row * gh..(row + 1) * gh]),
-                            carry,
-                        );
-                    }
-                    if s > 0 {
-                        let recurrent: &[f32] = dgh.as_deref().unwrap_or(&*dgx);
-                        let a = View { data: &recurrent[t * gh..], rs: time * gh, cs: 1 };
-                        matmul_serial(rows, hidden, gh, &mut dh_carry, true, a, View::rows(&w, hidden));
-                    }
-                }
-            });
         let recurrent: &[f32] = if gru { &dgh } else { &dgx };
         let mut dw = vec![0f32; gh * hidden];
         matmul(gh, hidden, batch * time, &mut dw, false, View::transposed(recurrent, gh), View::rows(h_prev, hidden));

@@ -8,6 +8,7 @@
 mod activations;
 mod cells;
 mod cpu;
+mod projection;
 mod step;
 #[cfg(test)]
 mod tests;

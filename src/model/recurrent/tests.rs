@@ -189,3 +189,19 @@ fn a_non_contiguous_input_gives_the_same_output() {
     let y = sequence(Cell::Gru, &strided, w_ih, w_hh, b_ih, b_hh, false, false).unwrap();
     assert_eq!(values(&y), values(&layer.run(false, false)));
 }
+
+#[test]
+fn data_input_gets_no_gradient_and_the_weights_the_same_ones() {
+    // a first layer's input is data: the op skips its gradient, the weights' are unchanged
+    let layer = Layer::new(Cell::Lstm, 3, 4, 5, 6, 120);
+    let upstream = random(&[3, 4, 6], 11, 1.0);
+    let with_x = layer.output_and_gradients(false, false, &upstream);
+    let x = layer.vars[0].as_tensor().detach();
+    let [_, w_ih, w_hh, b_ih, b_hh] = &layer.vars[..] else { unreachable!() };
+    let y = sequence(Cell::Lstm, &x, w_ih, w_hh, b_ih, b_hh, false, false).unwrap();
+    let grads = (y * &upstream).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&x).is_none());
+    for (i, v) in layer.vars.iter().enumerate().skip(1) {
+        assert_eq!(values(grads.get(v).unwrap()), with_x[i + 1], "{}", NAMES[i + 1]);
+    }
+}
