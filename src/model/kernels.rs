@@ -66,6 +66,12 @@ pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: 
     gemm_into(m, n, k, dst, accumulate, a, b, parallelism);
 }
 
+/// [`matmul`] on the calling thread alone, for the many small products of a recurrence, each
+/// made inside a parallel task that already keeps a thread busy.
+pub(super) fn matmul_serial(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: View<'_>, b: View<'_>) {
+    gemm_into(m, n, k, dst, accumulate, a, b, gemm::Parallelism::None);
+}
+
 /// A long reduction into a small result: each chunk of k is reduced on its own (in parallel),
 /// then the partial results are added in chunk order, element by element.
 #[allow(clippy::too_many_arguments)]
