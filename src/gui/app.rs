@@ -228,12 +228,31 @@ impl GradlabApp {
                     None => return,
                 }
             }
-            Action::PickIdxFolder => {
-                if let Some(dir) = self.dialogs.pick_folder("Folder with IDX files") {
-                    // only a listing: the files are read on the preview and training threads
-                    match crate::data::idx::find_in_folder(&dir) {
-                        Ok(_) => self.preset.data.path = Some(dir),
-                        Err(e) => self.error(e.to_string()),
+            Action::PickDataPath => {
+                // only a listing or a look at the path: the files are read on the preview and
+                // training threads
+                match self.preset.data.set.as_str() {
+                    "text-file" => {
+                        if let Some(file) = self.dialogs.pick_file("Text file to model (UTF-8)") {
+                            self.preset.data.path = Some(file);
+                        }
+                    }
+                    "text-folder" => {
+                        if let Some(dir) = self.dialogs.pick_folder("Folder with train/<class>/*.txt") {
+                            if dir.join("train").is_dir() {
+                                self.preset.data.path = Some(dir);
+                            } else {
+                                self.error(format!("{} has no train/ folder; a text folder holds train/<class>/*.txt (and test/)", dir.display()));
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(dir) = self.dialogs.pick_folder("Folder with IDX files") {
+                            match crate::data::idx::find_in_folder(&dir) {
+                                Ok(_) => self.preset.data.path = Some(dir),
+                                Err(e) => self.error(e.to_string()),
+                            }
+                        }
                     }
                 }
                 return;

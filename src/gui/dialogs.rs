@@ -37,6 +37,10 @@ impl Dialogs {
         })
     }
 
+    pub fn pick_file(&self, title: &str) -> Option<PathBuf> {
+        self.scripted().unwrap_or_else(|| rfd::FileDialog::new().set_title(title).pick_file())
+    }
+
     pub fn pick_folder(&self, title: &str) -> Option<PathBuf> {
         self.scripted().unwrap_or_else(|| rfd::FileDialog::new().set_title(title).pick_folder())
     }

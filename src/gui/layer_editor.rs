@@ -214,18 +214,25 @@ fn edit(
 }
 
 /// A sensible model for a data set of this shape when the current one cannot read it.
-pub fn default_model_for(shape: &[usize], text: bool) -> ModelSpec {
+pub fn default_model_for(kind: crate::data::SetKind) -> ModelSpec {
+    use crate::data::SetKind;
     use crate::model::layers::{Conv2dSpec, DenseSpec, EmbeddingSpec, PoolSpec, RecurrentSpec};
     let dense =
         |units: Option<usize>, activation: Option<Activation>| LayerSpec::Dense(DenseSpec { units, activation });
     let relu = Some(Activation::Relu);
-    let layers = if text {
+    let layers = if kind == SetKind::Text {
         vec![
             LayerSpec::Embedding(EmbeddingSpec { vocab: None, dim: 32 }),
             LayerSpec::Lstm(RecurrentSpec::default()),
             dense(None, None),
         ]
-    } else if shape.len() == 3 {
+    } else if kind == SetKind::TextStream {
+        vec![
+            LayerSpec::Embedding(EmbeddingSpec { vocab: None, dim: 32 }),
+            LayerSpec::Lstm(RecurrentSpec { hidden: 128, return_sequences: true, ..RecurrentSpec::default() }),
+            dense(None, None),
+        ]
+    } else if kind == SetKind::Image {
         vec![
             LayerSpec::Conv2d(Conv2dSpec { activation: relu, ..Conv2dSpec::default() }),
             LayerSpec::Maxpool(PoolSpec { size: 2 }),

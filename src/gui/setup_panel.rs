@@ -11,6 +11,7 @@ use crate::config::{OptimizerKind, Preset, ScheduleKind};
 use crate::data::{set_info, NormalizationKind, SetKind, CATALOGUE};
 use crate::export::Which;
 use crate::model::LayerSpec;
+use crate::task::Task;
 
 /// What the user asked for this frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +32,8 @@ pub enum Action {
     LoadPreset(Box<Preset>),
     OpenPreset,
     SavePreset,
-    PickIdxFolder,
+    /// The folder (IDX files, a text folder) or file (a text to model) the data set reads.
+    PickDataPath,
     CancelFork,
     RefreshRuns,
     RenameRun(PathBuf, String),
@@ -115,7 +117,7 @@ impl SetupPanel {
             }
             if let Some(info) = set_info(&preset.data.set) {
                 ui.label(egui::RichText::new(info.description).small());
-                if info.id == "idx" || info.id == "fashion-mnist" {
+                if matches!(info.id, "idx" | "fashion-mnist" | "text-folder" | "text-file") {
                     ui.horizontal(|ui| {
                         let shown = match (&preset.data.path, info.id) {
                             (Some(p), _) => p.display().to_string(),
@@ -124,13 +126,22 @@ impl SetupPanel {
                             }
                             (None, _) => "(none chosen)".into(),
                         };
-                        ui.label(format!("Folder: {shown}"));
-                        if ui.button("Choose folder…").clicked() {
-                            actions.push(Action::PickIdxFolder);
+                        let file = info.id == "text-file";
+                        ui.label(format!("{}: {shown}", if file { "File" } else { "Folder" }));
+                        if ui.button(if file { "Choose file…" } else { "Choose folder…" }).clicked() {
+                            actions.push(Action::PickDataPath);
                         }
                     });
                 }
                 egui::Grid::new("data_grid").num_columns(2).show(ui, |ui| {
+                    if info.kind.is_text() {
+                        let what = if info.kind == SetKind::Text { "Tokens per sample" } else { "Tokens per window" };
+                        labelled(ui, what, |ui| ui.add(DragValue::new(&mut preset.data.max_len).range(1..=4096)));
+                        labelled(ui, "Vocabulary", |ui| {
+                            ui.add(DragValue::new(&mut preset.data.vocab_size).range(1..=1_000_000))
+                                .on_hover_text("the most frequent tokens of the training part; the rest read <unk>")
+                        });
+                    }
                     if info.kind == SetKind::Points2d {
                         labelled(ui, "Samples", |ui| {
                             ui.add(DragValue::new(&mut preset.data.samples).range(10..=100_000))
@@ -293,10 +304,11 @@ fn on_data_set_changed(preset: &mut Preset) {
     };
     let reads_tokens = model.layers.iter().any(|l| matches!(l, LayerSpec::Embedding(_)));
     let image = info.kind == SetKind::Image;
-    if (reads_images && !image) || reads_tokens {
-        let shape = if image { vec![1, 28, 28] } else { vec![2] };
-        preset.model = super::layer_editor::default_model_for(&shape, false);
+    let task = if info.kind == SetKind::TextStream { Task::LanguageModel } else { Task::Classify };
+    if (reads_images && !image) || reads_tokens != info.kind.is_text() || task != preset.task {
+        preset.model = super::layer_editor::default_model_for(info.kind);
     }
+    preset.task = task;
 }
 
 pub fn group_thousands(n: usize) -> String {
