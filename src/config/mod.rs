@@ -188,6 +188,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("moons_mlp", include_str!("../../presets/moons_mlp.toml")),
     ("circles_mlp", include_str!("../../presets/circles_mlp.toml")),
     ("xor_mlp", include_str!("../../presets/xor_mlp.toml")),
+    ("text_rnn", include_str!("../../presets/text_rnn.toml")),
+    ("fortune_category_lstm", include_str!("../../presets/fortune_category_lstm.toml")),
+    ("word_language_gru", include_str!("../../presets/word_language_gru.toml")),
+    ("imdb_lstm", include_str!("../../presets/imdb_lstm.toml")),
+    ("char_lm_fortunes", include_str!("../../presets/char_lm_fortunes.toml")),
+    ("tiny_transformer_fortunes", include_str!("../../presets/tiny_transformer_fortunes.toml")),
 ];
 
 impl Preset {

@@ -141,13 +141,9 @@ fn text_data(p: &Preset, id: &str, is_text: bool) -> std::result::Result<(), (&'
     if is_text && !(1..=MAX_VOCAB).contains(&d.vocab_size) {
         return Err(("data.vocab_size", format!("{} must be between 1 and {MAX_VOCAB} tokens", d.vocab_size)));
     }
+    // without a path the preset is still sound (imdb_lstm is for the user's own aclImdb folder):
+    // loading asks for the path, and the GUI's Start waits for it
     match (id, &d.path) {
-        ("text-folder", None) => {
-            return Err(("data.path", "the `text-folder` set needs the folder that holds train/ and test/".into()))
-        }
-        ("text-file", None) => {
-            return Err(("data.path", "the `text-file` set needs the UTF-8 text file to model".into()))
-        }
         ("text-folder", Some(path)) if !path.join("train").is_dir() => {
             return Err((
                 "data.path",

@@ -51,6 +51,8 @@ pub enum Action {
 pub struct SetupPanel {
     /// What the layer editor found wrong with the model, shown by the run controls.
     model_error: Option<String>,
+    /// A text folder or file set whose path is not chosen yet.
+    missing_path: Option<String>,
 }
 
 fn labelled(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
@@ -115,6 +117,11 @@ impl SetupPanel {
             if preset.data.set != before {
                 on_data_set_changed(preset);
             }
+            self.missing_path = match (preset.data.set.as_str(), &preset.data.path) {
+                ("text-folder", None) => Some("Choose the text folder (train/<class>/*.txt) first.".into()),
+                ("text-file", None) => Some("Choose the text file to model first.".into()),
+                _ => None,
+            };
             if let Some(info) = set_info(&preset.data.set) {
                 ui.label(egui::RichText::new(info.description).small());
                 if matches!(info.id, "idx" | "fashion-mnist" | "text-folder" | "text-file") {
@@ -261,7 +268,10 @@ impl SetupPanel {
         memory: Option<&str>,
         actions: &mut Vec<Action>,
     ) {
-        let problem = validation.map(ToString::to_string).or_else(|| self.model_error.clone());
+        let problem = validation
+            .map(ToString::to_string)
+            .or_else(|| self.model_error.clone())
+            .or_else(|| self.missing_path.clone());
         ui.horizontal(|ui| {
             let can_start = !phase.is_active() && problem.is_none();
             let start = ui.add_enabled(can_start, egui::Button::new("Start"));
