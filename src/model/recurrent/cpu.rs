@@ -192,7 +192,8 @@ impl CustomOp3 for Recurrence {
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(self.cell, xl.shape(), wl.shape(), bl.shape())?;
-        let (x, w_ih, pack) = (contiguous(xs, xl, "x")?, contiguous(ws, wl, "w_ih")?, contiguous(bs, bl, "w_hh")?);
+        let (x, w_ih, pack) =
+            (contiguous(xs, xl, "x")?, contiguous(ws, wl, "w_ih")?, contiguous(bs, bl, "[w_hh | b_ih | b_hh]")?);
         let Dims { batch, time, input, hidden, gh } = d;
         let xproj = projection::forward(x, w_ih, &d.pack_column(pack, hidden), batch * time, input);
         let (w_hh, b_hh) = (d.w_hh(pack), d.pack_column(pack, hidden + 1));
