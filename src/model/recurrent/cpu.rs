@@ -107,7 +107,8 @@ impl Dims {
         let hidden = pack_cols.saturating_sub(2);
         if w_in != input || pack_rows != gh || gh != cell.gates() * hidden {
             candle_core::bail!(
-                "recurrent {cell:?} layer: input has {input} features, w_ih is {gh}x{w_in}, [w_hh | b_ih | b_hh] is {pack_rows}x{pack_cols}"
+                "recurrent {cell:?} layer: input has {input} features, w_ih is {gh}x{w_in}, \
+                 [w_hh | b_ih | b_hh] is {pack_rows}x{pack_cols}"
             );
         }
         Ok(Self { batch, time, input, hidden, gh })
