@@ -69,11 +69,12 @@ fn main() -> anyhow::Result<()> {
         }
         for steps in [50, 100] {
             let (median, fastest) = pool.install(|| time_case(cell, steps, portable, forward_only))?;
-            println!(
-                "{{\"cell\": \"{name}\", \"time\": {steps}, \"batch\": 64, \"ms\": {median:.3}, \"fastest_ms\": {fastest:.3}, \
-                 \"samples_per_s\": {:.1}, \"threads\": {threads}, \"portable\": {portable}, \"forward_only\": {forward_only}}}",
-                64.0 / (median / 1e3)
-            );
+            let row = serde_json::json!({
+                "cell": name, "time": steps, "batch": 64, "ms": median, "fastest_ms": fastest,
+                "samples_per_s": 64.0 / (median / 1e3), "threads": threads, "portable": portable,
+                "forward_only": forward_only,
+            });
+            println!("{row}");
         }
     }
     Ok(())

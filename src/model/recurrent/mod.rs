@@ -1,9 +1,11 @@
 //! Recurrent layers (tanh RNN, LSTM, GRU) with PyTorch's equations, weights and gate order.
 //!
-//! [`sequence`] runs one direction of one layer over a whole sequence. On the CPU it is one GEMM
-//! for the input projection of every time step and one custom op for the recurrence, with its
-//! own backward (`cpu`); elsewhere, and on request for tests, it is composed from candle ops step
-//! by step (`cells`), which is also what the tests check the CPU form against.
+//! [`sequence`] runs one direction of one layer over a whole sequence. On the CPU the whole layer
+//! is one custom op with its own backward (`cpu`): the input projection of every time step as
+//! one GEMM (`projection`), then the recurrence (`step` holds one step of each cell); backprop
+//! through time ends with the recurrent weight gradient as one GEMM over every step. Elsewhere,
+//! and on request for tests, it is composed from candle ops step by step (`cells`), which is
+//! also what the tests check the CPU op against.
 
 mod activations;
 mod cells;

@@ -98,9 +98,9 @@ pub(super) fn forward(
 /// and from step t+1); `dc` is the LSTM's cell-state gradient (from t+1 in, to t-1 out).
 /// Writes the gradient of the step's input projection into `dgx` and, for the GRU (whose
 /// candidate gate is scaled by r after the recurrent product), of the recurrent projection
-/// into `dgh` (for the other cells the two are equal and `dgh` is `None`). Returns nothing to
-/// `h_{t-1}` directly except the GRU's `z * dh`, written into `dh_prev` (others write 0); the
-/// caller adds `dgh · W_hh`.
+/// into `dgh` (for the other cells the two are equal and `dgh` is `None`). `dh_prev` receives
+/// the part of `h_{t-1}`'s gradient that bypasses `W_hh` (the GRU's `z * dh`; 0 for the others);
+/// the caller adds `dgh · W_hh` for the whole block of rows.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     cell: Cell,

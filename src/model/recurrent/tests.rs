@@ -71,8 +71,8 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 #[test]
 fn cpu_op_matches_the_composed_cells() {
     // odd shapes: batch 1, time 1, hidden not a multiple of 8, a batch that is not a multiple
-    // of the row blocks
-    let shapes = [(3, 5, 4, 6), (1, 1, 3, 5), (1, 7, 2, 9), (19, 4, 3, 3), (4, 12, 5, 17)];
+    // of the row blocks; and hidden 32, where gemm reads W_hh in place instead of packing it
+    let shapes = [(3, 5, 4, 6), (1, 1, 3, 5), (1, 7, 2, 9), (19, 4, 3, 3), (4, 12, 5, 17), (18, 6, 7, 32)];
     for (batch, time, input, hidden) in shapes {
         for cell in CELLS {
             for reverse in [false, true] {
@@ -138,8 +138,13 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 fn threads_never_change_a_number() {
     // several row blocks with a partial one; and batch * time past the length at which weight
     // gradients are split along their reduction
-    let cases =
-        [(Cell::Rnn, 37, 6, 5, 13), (Cell::Lstm, 37, 6, 5, 13), (Cell::Gru, 37, 6, 5, 13), (Cell::Lstm, 64, 70, 8, 11)];
+    let cases = [
+        (Cell::Rnn, 37, 6, 5, 13),
+        (Cell::Lstm, 37, 6, 5, 13),
+        (Cell::Gru, 37, 6, 5, 13),
+        (Cell::Lstm, 64, 70, 8, 11),
+        (Cell::Gru, 20, 5, 6, 32),
+    ];
     for (cell, batch, time, input, hidden) in cases {
         for reverse in [false, true] {
             let layer = Layer::new(cell, batch, time, input, hidden, 80);
