@@ -94,6 +94,93 @@ def layer_timings(net, x, reps):
     return list(out.values())
 
 
+class RecurrentClassifier(nn.Module):
+    """Embedding, one recurrent layer (the last state, both ends when bidirectional), dropout,
+    a linear head: the text presets' classifiers."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.embed = nn.Embedding(s["vocab"], s["embed"])
+        cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[s["kind"]]
+        self.rnn = cell(s["embed"], s["hidden"], batch_first=True, bidirectional=s["bidirectional"])
+        self.drop = nn.Dropout(s["dropout"])
+        width = s["hidden"] * (2 if s["bidirectional"] else 1)
+        self.head = nn.Linear(width, s["classes"] if not s["per_step"] else s["vocab"])
+        self.per_step = s["per_step"]
+        self.hidden = s["hidden"]
+
+    def forward(self, ids):
+        out, _ = self.rnn(self.embed(ids))
+        if self.per_step:
+            return self.head(self.drop(out))
+        last = out[:, -1, : self.hidden]
+        if out.shape[2] > self.hidden:
+            last = torch.cat([last, out[:, 0, self.hidden:]], dim=1)
+        return self.head(self.drop(last))
+
+
+class TinyTransformer(nn.Module):
+    """Token and position embeddings, pre-norm encoder blocks with a causal mask, a final layer
+    norm and a linear head per step: the tiny transformer preset."""
+
+    def __init__(self, s):
+        super().__init__()
+        d = s["embed"]
+        self.embed = nn.Embedding(s["vocab"], d)
+        self.position = nn.Parameter(torch.randn(s["len"], d) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, s["heads"], 4 * d, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+            for _ in range(s["blocks"])
+        )
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, s["vocab"])
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(s["len"]))
+
+    def forward(self, ids):
+        x = self.embed(ids) + self.position[: ids.shape[1]]
+        for block in self.blocks:
+            x = block(x, src_mask=self.mask, is_causal=True)
+        return self.head(self.norm(x))
+
+
+def text_rate(s, batches, warmup):
+    """Training samples/s of a text model on random ids of its vocabulary and length."""
+    torch.manual_seed(42)
+    net = TinyTransformer(s) if s["kind"] == "transformer" else RecurrentClassifier(s)
+    opt = (torch.optim.AdamW if s["kind"] == "transformer" else torch.optim.Adam)(net.parameters(), lr=s["lr"])
+    n = 4096
+    ids = torch.randint(2, s["vocab"], (n, s["len"] + (1 if s["per_step"] else 0)))
+    labels = torch.randint(0, max(s["classes"], 2), (n,))
+    bce = s["classes"] == 1
+
+    def step(i):
+        rows = torch.randint(0, n, (s["batch"],))
+        opt.zero_grad(set_to_none=True)
+        if s["per_step"]:
+            x, y = ids[rows, :-1], ids[rows, 1:]
+            out = net(x)
+            loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        elif bce:
+            out = net(ids[rows]).squeeze(1)
+            loss = nn.functional.binary_cross_entropy_with_logits(out, labels[rows].float())
+        else:
+            loss = nn.functional.cross_entropy(net(ids[rows]), labels[rows] % s["classes"])
+        loss.backward()
+        if s["clip"] > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), s["clip"])
+        opt.step()
+        loss.item()
+        return s["batch"]
+
+    for i in range(warmup):
+        step(i)
+    t0 = time.perf_counter()
+    samples = sum(step(i) for i in range(batches))
+    rate = samples / (time.perf_counter() - t0)
+    params = sum(p.numel() for p in net.parameters())
+    return {"name": s["name"], "params": params, "samples_per_s": rate, "layers": []}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -103,6 +190,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--layer-reps", type=int, default=20)
     p.add_argument("--models", default="mlp,cnn")
+    p.add_argument("--text", default="[]", help="JSON list of text models' shapes (from gradlab bench)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)
@@ -112,7 +200,7 @@ def main():
     order = torch.randperm(len(y))[:n_train]
     x, y = x[order], y[order]
     results = []
-    for name in a.models.split(","):
+    for name in [m for m in a.models.split(",") if m]:
         net = model(name)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
@@ -141,6 +229,8 @@ def main():
         layers = layer_timings(net, x[: a.batch_size], a.layer_reps)
         params = sum(p.numel() for p in net.parameters())
         results.append({"name": name, "params": params, "samples_per_s": rate, "layers": layers})
+    for spec in json.loads(a.text):
+        results.append(text_rate(spec, a.batches, a.warmup))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({
         "engine": f"pytorch {torch.__version__}",

@@ -1,8 +1,11 @@
 //! Training throughput benchmark: the MLP (784-256-128-10) and the CNN
-//! (conv32-pool-conv64-pool-fc128-fc10) of the Fashion-MNIST presets, on real data, for a fixed
-//! number of batches. Reports samples/s, forward and backward time per layer type and peak
-//! memory, and, when PyTorch is installed, the same figures from `bench/reference.py` on the same
-//! data, threads and batch size, with the ratio.
+//! (conv32-pool-conv64-pool-fc128-fc10) of the Fashion-MNIST presets, on real data, and the text
+//! presets' models (simple RNN, LSTM and GRU classifiers, the character LSTM, the tiny
+//! transformer) on their Debian data, for a fixed number of batches. Reports samples/s, forward
+//! and backward time per layer type (image models) and peak memory, and, when PyTorch is
+//! installed, the same figures from `bench/reference.py` with the same models, shapes, threads
+//! and batch size, with the ratio. (The reference feeds the text models random token ids of the
+//! same vocabulary and length: their speed does not depend on which ids they read.)
 
 use std::path::Path;
 use std::time::Instant;
@@ -36,7 +39,7 @@ impl Default for BenchConfig {
             batch_size: 128,
             threads: crate::train::cores(),
             layer_reps: 20,
-            models: vec!["mlp".into(), "cnn".into()],
+            models: ALL_MODELS.iter().map(|m| m.to_string()).collect(),
         }
     }
 }
@@ -67,14 +70,56 @@ pub struct BenchReport {
     pub peak_rss_mib: f64,
 }
 
-/// The two benchmark models as presets (the same as `presets/fashion_mnist_*.toml`).
+/// Every benchmark model, in the order of the table.
+pub const ALL_MODELS: [&str; 7] = ["mlp", "cnn", "rnn", "lstm", "gru", "char-lstm", "transformer"];
+
+/// A benchmark model as its preset: the Fashion-MNIST MLP and CNN, and the text presets (the
+/// IMDB LSTM reads fortune words here, 100 per sample, with a head per category, as no IMDB is
+/// installed).
 pub fn model_preset(name: &str) -> Result<Preset> {
     let builtin = match name {
         "mlp" => "fashion_mnist_mlp",
         "cnn" => "fashion_mnist_cnn",
-        other => return Err(Error::Other(format!("no benchmark model `{other}`; use mlp or cnn"))),
+        "rnn" => "text_rnn",
+        "lstm" => "imdb_lstm",
+        "gru" => "word_language_gru",
+        "char-lstm" => "char_lm_fortunes",
+        "transformer" => "tiny_transformer_fortunes",
+        other => {
+            return Err(Error::Other(format!("no benchmark model `{other}`; use {} or all", ALL_MODELS.join(", "))))
+        }
     };
-    Preset::builtin(builtin)
+    let mut preset = Preset::builtin(builtin)?;
+    if name == "lstm" {
+        // the fortunes' 43 categories instead of a review's one sigmoid output
+        preset.data.set = "fortune-categories".into();
+        if let Some(crate::model::LayerSpec::Dense(d)) = preset.model.layers.last_mut() {
+            d.units = None;
+        }
+    }
+    Ok(preset)
+}
+
+/// The text models' shapes for the PyTorch reference, as `bench/reference.py --text` reads them.
+#[derive(Debug, Clone, Serialize)]
+struct TextModelSpec {
+    name: String,
+    /// `rnn`, `lstm`, `gru` or `transformer`.
+    kind: String,
+    vocab: usize,
+    embed: usize,
+    hidden: usize,
+    bidirectional: bool,
+    dropout: f64,
+    classes: usize,
+    /// One output per step (a language model) rather than per sample.
+    per_step: bool,
+    len: usize,
+    batch: usize,
+    blocks: usize,
+    heads: usize,
+    clip: f64,
+    lr: f64,
 }
 
 /// Fashion-MNIST when Debian's package is installed, else the embedded MNIST 5k.
@@ -149,7 +194,9 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
 
 fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<ModelResult> {
     let mut preset = model_preset(name)?;
-    preset.train.batch_size = cfg.batch_size;
+    if !is_text(name) {
+        preset.train.batch_size = cfg.batch_size;
+    }
     preset.train.epochs = 1_000_000;
     let mut session = Session::new(preset, data.clone(), Device::Cpu)?;
     for _ in 0..cfg.warmup {
@@ -164,22 +211,49 @@ fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<Mo
         samples += session.train_batch()?.size;
     }
     let samples_per_s = samples as f64 / start.elapsed().as_secs_f64();
+    if is_text(name) {
+        return Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers: vec![] });
+    }
     let indices: Vec<usize> = (0..cfg.batch_size.min(data.train.len())).collect();
     let batch = Batch::gather(&data.train, &indices, &data.input_shape, &Device::Cpu)?;
     let layers = layer_timings(&session, &batch, cfg.layer_reps)?;
     Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers })
 }
 
+fn is_text(name: &str) -> bool {
+    !matches!(name, "mlp" | "cnn")
+}
+
+/// The data a benchmark model trains on: Fashion-MNIST (or MNIST 5k) for the image models, the
+/// preset's own text set for the text models.
+fn model_data(name: &str, images: &mut Option<data::Dataset>) -> Result<data::Dataset> {
+    if !is_text(name) {
+        if images.is_none() {
+            *images = Some(data::load(&bench_data(), 42)?);
+        }
+        return Ok(images.clone().expect("loaded above"));
+    }
+    let preset = model_preset(name)?;
+    data::load(&preset.data, preset.seed)
+}
+
 /// Runs the benchmark in a pool of `cfg.threads` threads.
 pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
-    let spec = bench_data();
-    let data = data::load(&spec, 42)?;
+    let mut images = None;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(e.to_string()))?;
-    let models = pool.install(|| cfg.models.iter().map(|m| bench_model(m, &data, cfg)).collect::<Result<Vec<_>>>())?;
+    let mut models = Vec::new();
+    for m in &cfg.models {
+        let data = model_data(m, &mut images)?;
+        models.push(pool.install(|| bench_model(m, &data, cfg))?);
+    }
+    let data = match &images {
+        Some(d) => d.clone(),
+        None => data::load(&bench_data(), 42)?,
+    };
     Ok(BenchReport {
         engine: "gradlab (candle 0.11 + own conv/pool ops)".into(),
         data: format!("{} ({} train samples)", data.title, data.train.len()),
@@ -200,15 +274,18 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
     let spec = bench_data();
     let data_arg =
         if spec.set == "fashion-mnist" { idx::FASHION_MNIST_DIR.to_string() } else { "assets/mnist_5k.csv.gz".into() };
+    let text: Vec<TextModelSpec> = cfg.models.iter().filter(|m| is_text(m)).map(|m| text_spec(m)).collect::<Result<_>>()?;
+    let image_models: Vec<&str> = cfg.models.iter().map(String::as_str).filter(|m| !is_text(m)).collect();
     let out = std::process::Command::new(python)
         .arg(script)
+        .args(["--text", &serde_json::to_string(&text).expect("plain data")])
         .args(["--data", &data_arg])
         .args(["--threads", &cfg.threads.to_string()])
         .args(["--batches", &cfg.batches.to_string()])
         .args(["--warmup", &cfg.warmup.to_string()])
         .args(["--batch-size", &cfg.batch_size.to_string()])
         .args(["--layer-reps", &cfg.layer_reps.to_string()])
-        .args(["--models", &cfg.models.join(",")])
+        .args(["--models", &image_models.join(",")])
         .output()
         .map_err(|e| Error::io(script, e))?;
     if !out.status.success() {
@@ -220,12 +297,62 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
     Ok(Some(report))
 }
 
+/// A text model's shapes for the reference, from its preset and data.
+fn text_spec(name: &str) -> Result<TextModelSpec> {
+    use crate::model::LayerSpec;
+    let preset = model_preset(name)?;
+    let input = crate::config::model_input_hint(&preset)
+        .ok_or_else(|| Error::Other(format!("the data of `{name}` is not installed")))?;
+    // the vocabulary as loading finds it (a character set is far below `vocab_size`)
+    let data = data::load(&preset.data, preset.seed)?;
+    let vocab = data.text.as_ref().map_or(0, |t| t.tokens.len());
+    let mut spec = TextModelSpec {
+        name: name.into(),
+        kind: String::new(),
+        vocab,
+        embed: 0,
+        hidden: 0,
+        bidirectional: false,
+        dropout: 0.0,
+        classes: data.num_classes(),
+        per_step: preset.task == crate::task::Task::LanguageModel,
+        len: input.shape[0],
+        batch: preset.train.batch_size,
+        blocks: 0,
+        heads: 0,
+        clip: preset.train.clip_grad_norm,
+        lr: preset.train.learning_rate,
+    };
+    for layer in &preset.model.layers {
+        match layer {
+            LayerSpec::Embedding(e) => spec.embed = e.dim,
+            LayerSpec::Rnn(r) | LayerSpec::Lstm(r) | LayerSpec::Gru(r) => {
+                spec.kind = layer.type_name().into();
+                spec.hidden = r.hidden;
+                spec.bidirectional = r.bidirectional;
+            }
+            LayerSpec::Dropout(d) => spec.dropout = d.rate,
+            LayerSpec::Dense(d) if d.units == Some(1) => spec.classes = 1,
+            LayerSpec::TransformerBlock(b) => {
+                spec.kind = "transformer".into();
+                spec.blocks += 1;
+                spec.heads = b.heads;
+            }
+            _ => {}
+        }
+    }
+    Ok(spec)
+}
+
 /// The table the benchmark prints.
 pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
     let mut s = String::new();
-    s.push_str(&format!("data: {}, batch {}, {} threads, Adam\n\n", ours.data, ours.batch_size, ours.threads));
     s.push_str(&format!(
-        "{:<6} {:>9} {:>16} {:>16} {:>7}\n",
+        "data: {} (image models, batch {}); text models on their presets' Debian data and batch; {} threads\n\n",
+        ours.data, ours.batch_size, ours.threads
+    ));
+    s.push_str(&format!(
+        "{:<11} {:>9} {:>16} {:>16} {:>7}\n",
         "model", "params", "gradlab samp/s", "pytorch samp/s", "ratio"
     ));
     for m in &ours.models {
@@ -234,7 +361,7 @@ pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> Str
             Some(r) => (format!("{:.0}", r.samples_per_s), format!("{:.2}", m.samples_per_s / r.samples_per_s)),
             None => ("-".into(), "-".into()),
         };
-        s.push_str(&format!("{:<6} {:>9} {:>16.0} {:>16} {:>7}\n", m.name, m.params, m.samples_per_s, rs, ratio));
+        s.push_str(&format!("{:<11} {:>9} {:>16.0} {:>16} {:>7}\n", m.name, m.params, m.samples_per_s, rs, ratio));
     }
     s.push_str("\nper layer type, ms per batch (forward / backward), each layer timed alone:\n");
     s.push_str(&format!("{:<6} {:<11} {:>20} {:>20}\n", "model", "layer", "gradlab fwd / bwd", "pytorch fwd / bwd"));

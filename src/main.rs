@@ -123,7 +123,7 @@ enum Cmd {
         #[arg(long, default_value = "safetensors")]
         format: String,
     },
-    /// Training throughput of the MLP and CNN presets, against PyTorch when it is installed.
+    /// Training throughput of the presets' models, against PyTorch when it is installed.
     Bench {
         /// Timed batches per model.
         #[arg(long, default_value_t = 60)]
@@ -131,8 +131,9 @@ enum Cmd {
         /// Compute threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Models: mlp, cnn or both.
-        #[arg(long, default_value = "mlp,cnn")]
+        /// Models: mlp, cnn (Fashion-MNIST), rnn, lstm, gru, char-lstm, transformer (the text
+        /// presets), or `all`.
+        #[arg(long, default_value = "all")]
         models: String,
         /// Python with PyTorch for the reference (default: bench/.venv/bin/python, else python3).
         #[arg(long)]
@@ -356,7 +357,11 @@ fn bench(
     let cfg = BenchConfig {
         batches,
         threads: threads.unwrap_or_else(gradlab::train::cores).clamp(1, gradlab::train::cores()),
-        models: models.split(',').map(|m| m.trim().to_string()).collect(),
+        models: if models.trim() == "all" {
+            bench::ALL_MODELS.iter().map(|m| m.to_string()).collect()
+        } else {
+            models.split(',').map(|m| m.trim().to_string()).collect()
+        },
         ..BenchConfig::default()
     };
     for m in &cfg.models {
