@@ -274,7 +274,8 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
     let spec = bench_data();
     let data_arg =
         if spec.set == "fashion-mnist" { idx::FASHION_MNIST_DIR.to_string() } else { "assets/mnist_5k.csv.gz".into() };
-    let text: Vec<TextModelSpec> = cfg.models.iter().filter(|m| is_text(m)).map(|m| text_spec(m)).collect::<Result<_>>()?;
+    let text: Vec<TextModelSpec> =
+        cfg.models.iter().filter(|m| is_text(m)).map(|m| text_spec(m)).collect::<Result<_>>()?;
     let image_models: Vec<&str> = cfg.models.iter().map(String::as_str).filter(|m| !is_text(m)).collect();
     let out = std::process::Command::new(python)
         .arg(script)

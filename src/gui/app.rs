@@ -242,7 +242,10 @@ impl GradlabApp {
                             if dir.join("train").is_dir() {
                                 self.preset.data.path = Some(dir);
                             } else {
-                                self.error(format!("{} has no train/ folder; a text folder holds train/<class>/*.txt (and test/)", dir.display()));
+                                self.error(format!(
+                                    "{} has no train/ folder; a text folder holds train/<class>/*.txt (and test/)",
+                                    dir.display()
+                                ));
                             }
                         }
                     }

@@ -54,8 +54,9 @@ fn sequence_width(key: &str, input: &[usize], what: &str) -> Result<(usize, usiz
 }
 
 fn check_heads(key: &str, heads: usize, width: usize) -> Result<()> {
-    if heads == 0 || width % heads != 0 {
-        let fits: Vec<String> = (1..=width.min(16)).filter(|h| width % h == 0).map(|h| h.to_string()).collect();
+    if heads == 0 || !width.is_multiple_of(heads) {
+        let fits: Vec<String> =
+            (1..=width.min(16)).filter(|h| width.is_multiple_of(*h)).map(|h| h.to_string()).collect();
         return Err(field_error(
             key,
             "heads",
