@@ -100,6 +100,11 @@ pub fn model_preset(name: &str) -> Result<Preset> {
     Ok(preset)
 }
 
+/// Whether a benchmark model's data is on this machine (the text models read Debian packages).
+pub fn data_installed(name: &str) -> bool {
+    !is_text(name) || model_preset(name).is_ok_and(|p| crate::budget::data_size(&p).is_some())
+}
+
 /// The text models' shapes for the PyTorch reference, as `bench/reference.py --text` reads them.
 #[derive(Debug, Clone, Serialize)]
 struct TextModelSpec {

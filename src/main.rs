@@ -358,7 +358,16 @@ fn bench(
         batches,
         threads: threads.unwrap_or_else(gradlab::train::cores).clamp(1, gradlab::train::cores()),
         models: if models.trim() == "all" {
-            bench::ALL_MODELS.iter().map(|m| m.to_string()).collect()
+            // the text models need Debian's fortunes and word lists: skipped (and said) without them
+            let (found, missing): (Vec<&str>, Vec<&str>) =
+                bench::ALL_MODELS.iter().partition(|m| bench::data_installed(m));
+            if !missing.is_empty() {
+                eprintln!(
+                    "skipping {} (their data is not installed: apt-get install fortunes fortunes-min wamerican wngerman ...)",
+                    missing.join(", ")
+                );
+            }
+            found.iter().map(|m| m.to_string()).collect()
         } else {
             models.split(',').map(|m| m.trim().to_string()).collect()
         },

@@ -234,3 +234,54 @@ fn causal_attention_does_not_look_ahead() {
     assert_eq!(ya[0][..6], yb[0][..6], "steps before the change see the same");
     assert_ne!(ya[0][6], yb[0][6]);
 }
+
+/// A `preset.toml` as the older code wrote it for every run keeps its layers, names and shapes;
+/// a `[model]` table without `conv` has no conv layers, as it never had.
+#[test]
+fn older_model_tables_plan_as_they_always_did() {
+    let old = "kind = \"cnn\"\nconv = [{ channels = 8, kernel = 3, stride = 1, padding = 1, pool = 2 }]\nhidden = [16]\nactivation = \"tanh\"\ndropout = 0.25\n";
+    let spec: ModelSpec = toml::from_str(old).unwrap();
+    let planned = plan(&spec, &ModelInput::classify(&[1, 28, 28], 10)).unwrap();
+    let params: Vec<(String, Vec<usize>)> =
+        planned.iter().flat_map(|p| p.params.iter().map(|q| (q.name.clone(), q.shape.clone()))).collect();
+    let expected: Vec<(String, Vec<usize>)> = [
+        ("conv1.weight", vec![8, 1, 3, 3]),
+        ("conv1.bias", vec![8]),
+        ("fc1.weight", vec![16, 8 * 14 * 14]),
+        ("fc1.bias", vec![16]),
+        ("fc2.weight", vec![10, 16]),
+        ("fc2.bias", vec![10]),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect();
+    assert_eq!(params, expected);
+    let kinds: Vec<&str> = planned.iter().map(|p| p.spec.type_name()).collect();
+    assert_eq!(kinds, ["conv2d", "activation", "maxpool", "flatten", "dense", "activation", "dropout", "dense"]);
+    for text in ["kind = \"cnn\"\nhidden = [16]\n", "hidden = [16]\n"] {
+        let spec: ModelSpec = toml::from_str(text).unwrap();
+        let planned = plan(&spec, &ModelInput::classify(&[1, 8, 8], 10)).unwrap();
+        let names: Vec<&str> = planned.iter().filter(|p| !p.params.is_empty()).map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["fc1", "fc2"], "{text}");
+    }
+}
+
+#[test]
+fn ambiguous_or_double_work_layers_are_refused() {
+    let image = ModelInput::classify(&[1, 28, 28], 10);
+    // the loss applies the softmax (or a single output's sigmoid) itself
+    let e = error_of(&model("{ type = \"flatten\" }, { type = \"dense\", activation = \"sigmoid\" }"), &image);
+    assert!(e.contains("`model.layers[1].activation`") && e.contains("logits"), "{e}");
+    // images run channels-last: "the last axis" of a layer norm would be ambiguous
+    let e = error_of(&model("{ type = \"conv2d\", channels = 4 }, { type = \"layernorm\" }, { type = \"flatten\" }, { type = \"dense\" }"), &image);
+    assert!(e.contains("`model.layers[1]`") && e.contains("add a flatten"), "{e}");
+    // a task that does not fit the data is named
+    let mut p = Preset::builtin("char_lm_fortunes").unwrap();
+    p.task = Task::Classify;
+    let e = p.validate("lm.toml").unwrap_err().to_string();
+    assert!(e.contains("`task`") && e.contains("language_model"), "{e}");
+    let mut p = Preset::builtin("iris_mlp").unwrap();
+    p.task = Task::LanguageModel;
+    let e = p.validate("iris.toml").unwrap_err().to_string();
+    assert!(e.contains("`task`") && e.contains("fortunes-text"), "{e}");
+}

@@ -84,7 +84,8 @@ fn an_imdb_folder_loads_with_the_vocabulary_of_its_training_part() {
     assert!(rows(test, info).iter().all(|t| t.ends_with("<unk>")));
     // the tokenizer the GUI uses cuts text as the training did
     assert_eq!(info.decode(&info.encode("A GREAT film!<br />")), "a great film !");
-    assert_eq!(info.encode("Don't").first(), info.tokens.iter().position(|t| t == "don't").map(|p| p as u32).as_ref());
+    // padded at the front, so the last state of a recurrent layer follows the last word
+    assert_eq!(info.encode("Don't").last(), info.tokens.iter().position(|t| t == "don't").map(|p| p as u32).as_ref());
     assert_eq!(info.encode("").len(), 12);
 }
 
@@ -190,10 +191,18 @@ fn presets_for_text_sets_are_checked() {
         edit(&mut p);
         p.validate("t.toml").err().map(|e| e.to_string())
     };
-    let e = check(&|p| p.data.set = "text-folder".into()).unwrap();
+    // without a path a preset is sound (the GUI waits for the folder; loading asks for it)
+    assert_eq!(check(&|p| p.data.set = "text-folder".into()), None);
+    let e = gradlab::data::load(&gradlab::data::DataSpec { set: "text-folder".into(), ..Default::default() }, 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`data.path`") && e.contains("train/"), "{e}");
-    let e = check(&|p| p.data.set = "text-file".into()).unwrap();
-    assert!(e.contains("`data.path`"), "{e}");
+    let e = check(&|p| {
+        p.data.set = "text-folder".into();
+        p.data.path = Some(std::env::temp_dir());
+    })
+    .unwrap();
+    assert!(e.contains("`data.path`") && e.contains("train/"), "{e}");
     let e = check(&|p| {
         p.data.set = "text-file".into();
         p.data.path = Some(std::env::temp_dir());

@@ -85,6 +85,24 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     if !(0.0..1.0).contains(&t.momentum) {
         return err("train.momentum", format!("{} must be in [0, 1)", t.momentum));
     }
+    if !(t.clip_grad_norm.is_finite() && t.clip_grad_norm >= 0.0) {
+        return err(
+            "train.clip_grad_norm",
+            format!("{} must be a norm of 0 or more (0: no clipping)", t.clip_grad_norm),
+        );
+    }
+    // a language model reads one long text; a classifier reads samples with classes
+    let stream = info.kind == crate::data::SetKind::TextStream;
+    if stream != (p.task == crate::task::Task::LanguageModel) {
+        return err(
+            "task",
+            if stream {
+                format!("`{}` is one long text for a language model; set task = \"language_model\"", p.data.set)
+            } else {
+                format!("a language model needs a text to model (`fortunes-text` or `text-file`), not `{}`", p.data.set)
+            },
+        );
+    }
     if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
         return err("train.weight_decay", format!("{} must be 0 or positive", t.weight_decay));
     }

@@ -158,14 +158,21 @@ fn channels_last_dense(spec: &ModelSpec, input: &ModelInput) -> Result<Option<(S
             LayerSpec::Flatten if channels_last => {
                 let &[c, h, w] = l.input.as_slice() else { return Ok(None) };
                 // the next dense layer reads the flattened values (dropout and activations
-                // between keep their order)
-                let dense = layers[i + 1..]
-                    .iter()
-                    .take_while(|n| {
-                        matches!(n.spec, LayerSpec::Dense(_) | LayerSpec::Dropout(_) | LayerSpec::Activation(_))
-                    })
-                    .find(|n| matches!(n.spec, LayerSpec::Dense(_)));
-                return Ok(dense.map(|d| (d.params[0].name.clone(), [c, h, w])));
+                // between keep their order); a layer with per-feature weights between would need
+                // them permuted too
+                for next in &layers[i + 1..] {
+                    match next.spec {
+                        LayerSpec::Dropout(_) | LayerSpec::Activation(_) => {}
+                        LayerSpec::Dense(_) => return Ok(Some((next.params[0].name.clone(), [c, h, w]))),
+                        ref other => {
+                            return Err(crate::Error::Other(format!(
+                                "export: a {} layer between a conv stack's flatten and its dense layer is not supported yet",
+                                other.type_name()
+                            )))
+                        }
+                    }
+                }
+                return Ok(None);
             }
             _ => {}
         }

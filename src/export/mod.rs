@@ -249,6 +249,8 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
         layers: layout::reference_layers(&preset.model, &input)?.into_iter().map(CardLayer::Reference).collect(),
         files,
     };
+    // everything that can fail before anything is written: no half-made export
+    let onnx_bytes = if format.onnx() { Some(onnx::to_onnx(&card, &reference)?) } else { None };
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     // a model file of an earlier export into this folder would be read with this card
     for (wanted, name) in [(format.safetensors(), "model.safetensors"), (format.onnx(), "model.onnx")] {
@@ -260,8 +262,7 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
     if format.safetensors() {
         write_weights(&reference, &out_dir.join("model.safetensors"))?;
     }
-    if format.onnx() {
-        let bytes = onnx::to_onnx(&card, &reference)?;
+    if let Some(bytes) = onnx_bytes {
         write_atomic(&out_dir.join("model.onnx"), &bytes)?;
     }
     write_atomic(&out_dir.join("config.json"), pretty(&card).as_bytes())?;

@@ -149,7 +149,8 @@ fn edit(
             if ui.add_enabled(i + 1 < count, egui::Button::new("v").small()).on_hover_text("Move down").clicked() {
                 swap = Some(i);
             }
-            if ui.small_button("x").on_hover_text("Remove this layer").clicked() {
+            let remove_button = ui.add_enabled(count > 1, egui::Button::new("x").small());
+            if remove_button.on_hover_text("Remove this layer").clicked() {
                 remove = Some(i);
             }
             let mut kind = layer.type_name();

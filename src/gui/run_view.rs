@@ -236,6 +236,9 @@ impl LiveRun {
             s.samples_per_s = samples_per_s;
             s.wall_time_s = elapsed_s;
         }
+        for s in &mut self.text_samples {
+            s.millis = 100.0;
+        }
         for m in &mut self.epoch_metrics {
             m.samples_per_s = samples_per_s;
             m.elapsed_s = elapsed_s * m.epoch as f64 / self.epochs.max(1) as f64;

@@ -160,16 +160,19 @@ impl SetupPanel {
                             });
                         }
                     }
-                    labelled(ui, "Preprocessing", |ui| {
-                        egui::ComboBox::from_id_salt("normalization")
-                            .selected_text(preset.data.normalization.title())
-                            .show_ui(ui, |ui| {
-                                for n in NormalizationKind::ALL {
-                                    ui.selectable_value(&mut preset.data.normalization, n, n.title());
-                                }
-                            })
-                            .response
-                    });
+                    // token ids are never normalised
+                    if !info.kind.is_text() {
+                        labelled(ui, "Preprocessing", |ui| {
+                            egui::ComboBox::from_id_salt("normalization")
+                                .selected_text(preset.data.normalization.title())
+                                .show_ui(ui, |ui| {
+                                    for n in NormalizationKind::ALL {
+                                        ui.selectable_value(&mut preset.data.normalization, n, n.title());
+                                    }
+                                })
+                                .response
+                        });
+                    }
                     labelled(ui, "Validation share", |ui| {
                         ui.add(Slider::new(&mut preset.data.validation_fraction, 0.05..=0.5))
                     });

@@ -24,10 +24,17 @@ impl Default for TextViewState {
     }
 }
 
+/// The training thread answers while a run trains or is paused, and after it ends with its
+/// final weights (until the next run starts).
+fn answers(phase: Phase) -> bool {
+    use crate::train::RunStatus;
+    matches!(phase, Phase::Running | Phase::Paused | Phase::Finished(RunStatus::Completed | RunStatus::Stopped))
+}
+
 /// The language model's sample panel.
 pub fn samples(ui: &mut Ui, run: &LiveRun, state: &mut TextViewState, actions: &mut Vec<Action>) {
     ui.strong("Samples");
-    let active = matches!(run.phase, Phase::Running | Phase::Paused);
+    let active = answers(run.phase);
     ui.horizontal(|ui| {
         let l = ui.label("Prompt");
         ui.add(egui::TextEdit::singleline(&mut state.prompt).desired_width(180.0)).labelled_by(l.id);
@@ -37,8 +44,7 @@ pub fn samples(ui: &mut Ui, run: &LiveRun, state: &mut TextViewState, actions: &
     ui.horizontal(|ui| {
         ui.add(egui::Slider::new(&mut state.temperature, 0.0..=2.0).text("Temperature"));
         let generate = ui.add_enabled(active, egui::Button::new("Generate"));
-        let generate = generate
-            .on_hover_text("Writes from the current weights at the next batch (while a run trains or is paused)");
+        let generate = generate.on_hover_text("Writes from the current weights (at the next batch while training)");
         if generate.clicked() {
             actions.push(Action::Generate {
                 prompt: state.prompt.clone(),
@@ -69,7 +75,7 @@ pub fn samples(ui: &mut Ui, run: &LiveRun, state: &mut TextViewState, actions: &
 /// The classifier's probabilities for typed text.
 pub fn probe(ui: &mut Ui, run: &LiveRun, state: &mut TextViewState, actions: &mut Vec<Action>) {
     ui.strong("Try it");
-    let active = matches!(run.phase, Phase::Running | Phase::Paused);
+    let active = answers(run.phase);
     let l = ui.label("Type a word or sentence");
     let edit =
         ui.add_enabled(active, egui::TextEdit::singleline(&mut state.probe).desired_width(260.0)).labelled_by(l.id);
@@ -77,7 +83,7 @@ pub fn probe(ui: &mut Ui, run: &LiveRun, state: &mut TextViewState, actions: &mu
         actions.push(Action::Probe(state.probe.clone()));
     }
     if !active {
-        ui.label(RichText::new("Answers while a run trains or is paused.").small().weak());
+        ui.label(RichText::new("Answers once a run has started.").small().weak());
     }
     let Some((text, probabilities)) = &run.probe else { return };
     ui.label(RichText::new(format!("for \"{text}\"")).small().weak());

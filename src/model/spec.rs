@@ -79,7 +79,7 @@ pub struct ModelSpec {
     pub layers: Vec<LayerSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ModelKind>,
-    /// `kind = "cnn"` without a `conv` list has one default block.
+    /// The `kind = "cnn"` form's blocks; a table without `conv` has none (as it always had).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<Vec<ConvSpec>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,11 +150,15 @@ impl ModelSpec {
             // a `[model]` table with neither: the older form's default, a CNN
             None if self.layers.is_empty() => ModelKind::Cnn,
             None => {
-                if self.conv.is_some() || !self.hidden.is_empty() {
+                if self.conv.is_some()
+                    || !self.hidden.is_empty()
+                    || self.activation != Activation::Relu
+                    || self.dropout != 0.0
+                {
                     return Err(Error::config(
                         "preset",
                         "model.layers",
-                        "conv and hidden belong to the `kind = \"mlp\" | \"cnn\"` form; with a layer list, write them as layers",
+                        "conv, hidden, activation and dropout belong to the `kind = \"mlp\" | \"cnn\"` form; with a layer list, write them as layers",
                     ));
                 }
                 let keyed = self.layers.iter().enumerate().map(|(i, l)| (format!("model.layers[{i}]"), l.clone()));
@@ -187,8 +191,7 @@ impl ModelSpec {
                         format!("a CNN needs image input (channels x height x width) but this data has {features} features; use an MLP"),
                     ));
                 }
-                let default_conv = vec![ConvSpec::default()];
-                for (i, c) in conv.as_ref().unwrap_or(&default_conv).iter().enumerate() {
+                for (i, c) in conv.as_deref().unwrap_or(&[]).iter().enumerate() {
                     let key = format!("model.conv[{i}]");
                     let conv = Conv2dSpec {
                         channels: c.channels,
@@ -340,6 +343,15 @@ pub fn plan_partial(spec: &ModelSpec, input: &ModelInput) -> (Vec<Planned>, Opti
 /// The last layer must give what the task predicts.
 fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
     let Some(last) = layers.last() else { return Ok(()) };
+    // the loss applies the softmax (or a single output's sigmoid) to the logits itself
+    let logits_note = "the output layer gives logits and the loss applies the softmax (or, for one output, the sigmoid) itself; leave the activation out";
+    match &last.spec {
+        LayerSpec::Dense(d) if d.activation.is_some() => {
+            return Err(layers::field_error(&last.key, "activation", logits_note))
+        }
+        LayerSpec::Activation(_) => return Err(layers::field_error(&last.key, "", logits_note)),
+        _ => {}
+    }
     let got = &last.output;
     let steps = input.shape.first().copied().unwrap_or(0);
     let (fits, wanted) = match input.target() {

@@ -15,7 +15,7 @@ use crate::task::Task;
 /// Tokens of the embedding view.
 pub const EMBEDDING_TOKENS: usize = 150;
 /// The longest text one request may generate.
-pub const MAX_GENERATE: usize = 2000;
+pub const MAX_GENERATE: usize = 1000;
 
 /// Text a language model wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

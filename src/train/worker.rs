@@ -154,10 +154,17 @@ impl EventSender {
 }
 
 fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &WorkerOptions) {
+    // a finished text run's session stays to answer the text views (samples, probes) until the
+    // next run starts
+    let mut last: Option<Session> = None;
+    let mut idle = Control::default();
     while let Ok(command) = commands.recv() {
         match command {
             Command::Start(request) => {
-                let outcome = catch_unwind(AssertUnwindSafe(|| run(*request, commands, &mut events, options)));
+                last = None;
+                idle = Control::default();
+                let outcome =
+                    catch_unwind(AssertUnwindSafe(|| run(*request, commands, &mut events, options, &mut last)));
                 let flow = match outcome {
                     Ok(Ok(flow)) => flow,
                     Ok(Err(RunError::Disconnected)) => Flow::Exit,
@@ -176,6 +183,14 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &
                 }
             }
             Command::Shutdown => return,
+            command @ (Command::Generate { .. } | Command::Probe(_)) => {
+                if let Some(session) = last.as_mut() {
+                    idle.apply(command, session);
+                    if idle.send_replies(&mut events).is_err() {
+                        return;
+                    }
+                }
+            }
             // Nothing runs: pause, resume, stop and learning rates have nothing to act on.
             _ => {}
         }
@@ -325,6 +340,7 @@ fn run(
     commands: &Receiver<Command>,
     events: &mut EventSender,
     options: &WorkerOptions,
+    last: &mut Option<Session>,
 ) -> Result<Flow, RunError> {
     let threads = resolve_threads(&request.preset, options.default_threads);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -332,7 +348,7 @@ fn run(
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-    pool.install(|| run_in_pool(request, commands, events, options, threads))
+    pool.install(|| run_in_pool(request, commands, events, options, threads, last))
 }
 
 fn run_in_pool(
@@ -341,6 +357,7 @@ fn run_in_pool(
     events: &mut EventSender,
     options: &WorkerOptions,
     threads: usize,
+    last: &mut Option<Session>,
 ) -> Result<Flow, RunError> {
     let started = Instant::now();
     let prepared = prepare(request, options)?;
@@ -448,8 +465,14 @@ fn run_in_pool(
             last_validation = Some(metrics.validation.clone());
             last_checkpoint = Instant::now();
             events.send(Event::Epoch(metrics))?;
-            for event in epoch_text_events(&session)? {
-                events.send(event)?;
+            // a view's sample failing is no reason to stop the training
+            match epoch_text_events(&session) {
+                Ok(text_events) => {
+                    for event in text_events {
+                        events.send(event)?;
+                    }
+                }
+                Err(e) => eprintln!("gradlab: the epoch's text sample failed: {e}"),
             }
         } else if checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every) {
             if let Some(r) = recorder.as_mut() {
@@ -498,6 +521,9 @@ fn run_in_pool(
     }
     result?;
     events.send(Event::Finished(summary))?;
+    if session.data.text.is_some() {
+        *last = Some(session);
+    }
     Ok(if control.exit { Flow::Exit } else { Flow::Continue })
 }
 

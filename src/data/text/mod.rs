@@ -239,7 +239,8 @@ mod tests {
             max_len: 4,
             lowercase: true,
         };
-        assert_eq!(chars.encode("BAx"), [3, 2, 1, 0]);
+        // padded at the front
+        assert_eq!(chars.encode("BAx"), [0, 3, 2, 1]);
         assert_eq!(chars.encode_all("abab ab"), [2, 3, 2, 3, 1, 2, 3]);
         assert_eq!(chars.decode(&[3, 2, 0]), "ba");
         // control characters (a fortune's backspaces and bells) are not text; line breaks are

@@ -113,6 +113,15 @@ impl AttentionSpec {
 }
 
 pub fn plan_layernorm(key: &str, name: &str, input: &[usize]) -> Result<(Vec<usize>, Vec<ParamSpec>)> {
+    // images run channels-last, so "the last axis" would mean channels here but width in the
+    // [c, h, w] a preset and PyTorch see: refused rather than ambiguous
+    let (1 | 2) = input.len() else {
+        return Err(field_error(
+            key,
+            "",
+            format!("layer norm takes features or a sequence, not a {input:?} image; add a flatten before it"),
+        ));
+    };
     let Some(&d) = input.last() else { return Err(field_error(key, "", "layer norm needs features")) };
     Ok((input.to_vec(), norm_params(name, d)))
 }
