@@ -33,13 +33,23 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
     match run.latest_epoch() {
         Some(m) => {
             let c = &m.validation.confusion;
-            ui.label(format!(
-                "Validation accuracy {:.1}% ({}/{}) after epoch {}",
-                100.0 * m.validation.accuracy,
-                c.correct(),
-                c.total(),
-                m.epoch
-            ));
+            if run.task == Task::LanguageModel {
+                // the loss is the mean cross-entropy per token: its exponential is the perplexity
+                ui.label(format!(
+                    "Validation perplexity {:.2}, next token right {:.1}% after epoch {}",
+                    m.validation.loss.exp(),
+                    100.0 * m.validation.accuracy,
+                    m.epoch
+                ));
+            } else {
+                ui.label(format!(
+                    "Validation accuracy {:.1}% ({}/{}) after epoch {}",
+                    100.0 * m.validation.accuracy,
+                    c.correct(),
+                    c.total(),
+                    m.epoch
+                ));
+            }
         }
         None => {
             ui.label("Waiting for the first epoch…");
