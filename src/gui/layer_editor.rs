@@ -81,7 +81,17 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
                 .response
                 .labelled_by(l.id);
         }
-        LayerSpec::Embedding(e) => number(ui, "dim", &mut e.dim, 1..=4096),
+        LayerSpec::Embedding(e) => {
+            number(ui, "dim", &mut e.dim, 1..=4096);
+            let mut auto = e.vocab.is_none();
+            let auto_box = ui.checkbox(&mut auto, RichText::new("data's vocabulary").small());
+            if auto_box.on_hover_text("one row per token of the data's vocabulary").changed() {
+                e.vocab = if auto { None } else { Some(10_002) };
+            }
+            if let Some(v) = &mut e.vocab {
+                number(ui, "rows", v, 1..=1_000_000);
+            }
+        }
         LayerSpec::Rnn(r) | LayerSpec::Lstm(r) | LayerSpec::Gru(r) => {
             number(ui, "hidden", &mut r.hidden, 1..=4096);
             number(ui, "layers", &mut r.layers, 1..=8);
@@ -95,6 +105,18 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
         LayerSpec::TransformerBlock(b) => {
             number(ui, "heads", &mut b.heads, 1..=64);
             ui.checkbox(&mut b.causal, RichText::new("causal").small());
+            let mut auto = b.ff.is_none();
+            if ui
+                .checkbox(&mut auto, RichText::new("MLP 4x").small())
+                .on_hover_text("the MLP's width: four times the layer's")
+                .changed()
+            {
+                b.ff = if auto { None } else { Some(256) };
+            }
+            if let Some(ff) = &mut b.ff {
+                number(ui, "MLP", ff, 1..=16_384);
+            }
+            ui.add(egui::Slider::new(&mut b.dropout, 0.0..=0.9).text("dropout"));
         }
         LayerSpec::Flatten | LayerSpec::Position(_) | LayerSpec::Layernorm(_) | LayerSpec::GlobalMean => {}
     }
