@@ -13,7 +13,7 @@
 use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Split;
+use crate::data::{Batch, Split};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -49,21 +49,8 @@ impl Task {
         let n = indices.len();
         match self {
             Task::Classify => {
-                let f = split.feature_len();
-                let mut features = Vec::with_capacity(n * f);
-                let mut labels = Vec::with_capacity(n);
-                for &i in indices {
-                    features.extend_from_slice(split.sample(i));
-                    labels.push(split.labels[i]);
-                }
-                let mut shape = vec![n];
-                shape.extend_from_slice(input_shape);
-                Ok(TaskBatch {
-                    inputs: Tensor::from_vec(features, shape, device)?,
-                    targets: Tensor::from_vec(labels, n, device)?,
-                    samples: n,
-                    predictions: n,
-                })
+                let batch = Batch::gather(split, indices, input_shape, device)?;
+                Ok(TaskBatch { inputs: batch.inputs, targets: batch.labels, samples: n, predictions: n })
             }
             Task::LanguageModel => {
                 let len = input_shape.first().copied().unwrap_or(0);

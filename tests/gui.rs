@@ -3,6 +3,8 @@
 //! files, the runs list and comparison, export. Snapshots of the app go to screenshots/.
 #![cfg(feature = "gui")]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -372,14 +374,8 @@ fn a_stopped_run_resumes_and_a_fork_starts_from_its_checkpoint() {
     assert_eq!(h.state().run.epoch_metrics.iter().map(|m| m.epoch).collect::<Vec<_>>(), [201, 202]);
 }
 
-/// Debian's fortunes: CI installs them (`.ci/run`); elsewhere the text views' tests skip.
 fn fortunes_installed() -> bool {
-    if Path::new("/usr/share/games/fortunes").exists() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "fortunes is not installed under CI; .ci/run installs it");
-    eprintln!("note: skipped, fortunes is not installed");
-    false
+    common::installed("fortunes", "/usr/share/games/fortunes")
 }
 
 #[test]

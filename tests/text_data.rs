@@ -1,6 +1,8 @@
 //! Text data: IMDB-layout folders written here (including an empty, a binary and a non-UTF-8
 //! file), language models over a text file, and the real Debian sets (word lists, fortunes).
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -292,16 +294,7 @@ fn a_language_model_splits_its_text_by_position() {
     assert!(e.contains("story.txt") && e.contains("not UTF-8"), "{e}");
 }
 
-/// The real Debian sets: skipped with a note where the package is missing, but CI installs them
-/// (`.ci/run`), so there a missing one fails.
-fn installed(what: &str, path: &str) -> bool {
-    if Path::new(path).exists() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{what} is not installed under CI; .ci/run installs it");
-    eprintln!("note: skipped, {what} is not installed ({path})");
-    false
-}
+use common::installed;
 
 fn timed(spec: &DataSpec) -> Dataset {
     let start = Instant::now();

@@ -2,6 +2,8 @@
 //! folder written here) to stated figures, cut down to fit a test; language models write text
 //! each epoch, classifiers answer typed text, and the embedding map arrives.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,15 +57,7 @@ fn train_asking(preset: Preset, ask: Option<Command>, after: usize) -> Outcome {
     }
 }
 
-/// Debian's packages: CI installs them (`.ci/run`); elsewhere a missing one skips with a note.
-fn installed(what: &str, path: &str) -> bool {
-    if Path::new(path).exists() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{what} is not installed under CI; .ci/run installs it");
-    eprintln!("note: skipped, {what} is not installed ({path})");
-    false
-}
+use common::installed;
 
 fn best(o: &Outcome) -> f64 {
     o.epochs.iter().map(|m| m.validation.accuracy).fold(0.0, f64::max)

@@ -36,20 +36,4 @@ impl Batch {
             size: indices.len(),
         })
     }
-
-    /// Consecutive batches of a split in its stored order (for evaluation).
-    pub fn sequential<'a>(
-        split: &'a Split,
-        batch_size: usize,
-        input_shape: &[usize],
-        device: &Device,
-    ) -> impl Iterator<Item = Result<Self>> + 'a {
-        let device = device.clone();
-        let input_shape = input_shape.to_vec();
-        (0..split.len()).step_by(batch_size.max(1)).map(move |start| {
-            let end = (start + batch_size).min(split.len());
-            let idx: Vec<usize> = (start..end).collect();
-            Self::gather(split, &idx, &input_shape, &device)
-        })
-    }
 }

@@ -40,21 +40,30 @@ fn number(ui: &mut Ui, label: &str, value: &mut usize, range: std::ops::RangeInc
     ui.add(DragValue::new(value).range(range)).labelled_by(l.id);
 }
 
+/// A setting a preset may leave out (`None`: the layer works it out): a checkbox for that,
+/// and the number when given. `auto` is the checkbox's text and hover, `given` the number's
+/// label, range and first value.
+fn optional_number(
+    ui: &mut Ui,
+    auto: (&str, &str),
+    given: (&str, std::ops::RangeInclusive<usize>, usize),
+    value: &mut Option<usize>,
+) {
+    let mut is_auto = value.is_none();
+    if ui.checkbox(&mut is_auto, RichText::new(auto.0).small()).on_hover_text(auto.1).changed() {
+        *value = if is_auto { None } else { Some(given.2) };
+    }
+    if let Some(v) = value {
+        number(ui, given.0, v, given.1);
+    }
+}
+
 /// The settings of one layer, in one row.
 fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
     match layer {
         LayerSpec::Dense(d) => {
-            let mut auto = d.units.is_none();
-            if ui
-                .checkbox(&mut auto, RichText::new("per class").small())
-                .on_hover_text("one unit per class (the output layer)")
-                .changed()
-            {
-                d.units = if auto { None } else { Some(64) };
-            }
-            if let Some(u) = &mut d.units {
-                number(ui, "units", u, 1..=65_536);
-            }
+            let auto = ("per class", "one unit per class (the output layer)");
+            optional_number(ui, auto, ("units", 1..=65_536, 64), &mut d.units);
             optional_activation(ui, ("dense_act", i), &mut d.activation);
         }
         LayerSpec::Conv2d(c) => {
@@ -83,14 +92,8 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
         }
         LayerSpec::Embedding(e) => {
             number(ui, "dim", &mut e.dim, 1..=4096);
-            let mut auto = e.vocab.is_none();
-            let auto_box = ui.checkbox(&mut auto, RichText::new("data's vocabulary").small());
-            if auto_box.on_hover_text("one row per token of the data's vocabulary").changed() {
-                e.vocab = if auto { None } else { Some(10_002) };
-            }
-            if let Some(v) = &mut e.vocab {
-                number(ui, "rows", v, 1..=1_000_000);
-            }
+            let auto = ("data's vocabulary", "one row per token of the data's vocabulary");
+            optional_number(ui, auto, ("rows", 1..=1_000_000, 10_002), &mut e.vocab);
         }
         LayerSpec::Rnn(r) | LayerSpec::Lstm(r) | LayerSpec::Gru(r) => {
             number(ui, "hidden", &mut r.hidden, 1..=4096);
@@ -105,17 +108,8 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
         LayerSpec::TransformerBlock(b) => {
             number(ui, "heads", &mut b.heads, 1..=64);
             ui.checkbox(&mut b.causal, RichText::new("causal").small());
-            let mut auto = b.ff.is_none();
-            if ui
-                .checkbox(&mut auto, RichText::new("MLP 4x").small())
-                .on_hover_text("the MLP's width: four times the layer's")
-                .changed()
-            {
-                b.ff = if auto { None } else { Some(256) };
-            }
-            if let Some(ff) = &mut b.ff {
-                number(ui, "MLP", ff, 1..=16_384);
-            }
+            let auto = ("MLP 4x", "the MLP's width: four times the layer's");
+            optional_number(ui, auto, ("MLP", 1..=16_384, 256), &mut b.ff);
             ui.add(egui::Slider::new(&mut b.dropout, 0.0..=0.9).text("dropout"));
         }
         LayerSpec::Flatten | LayerSpec::Position(_) | LayerSpec::Layernorm(_) | LayerSpec::GlobalMean => {}

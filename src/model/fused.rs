@@ -16,10 +16,10 @@ use super::kernels::{
 use super::ops::{col2im, im2col_into, ConvGeometry};
 use super::spec::Activation;
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+/// A custom op's f32 input as a slice; `what` names it in the error.
+pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
-    let (a, b) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: input must be contiguous")))?;
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
     Ok(&data[a..b])
 }
 

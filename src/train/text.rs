@@ -6,6 +6,10 @@
 use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+use std::time::Instant;
+
+use super::event::Event;
+use super::session::Session;
 use crate::data::TextInfo;
 use crate::error::Result;
 use crate::model::{Mode, Network};
@@ -162,6 +166,49 @@ fn pca2(vectors: &[Vec<f32>], dim: usize) -> Vec<[f32; 2]> {
             [project(&components[0]), project(&components[1])]
         })
         .collect()
+}
+
+/// The prompt of the sample written at each epoch's end.
+pub const EPOCH_PROMPT: &str = "The ";
+/// Its length in tokens, and its temperature.
+const EPOCH_SAMPLE: (usize, f64) = (240, 0.8);
+
+/// Text the session's language model writes now, `None` for other models.
+pub(super) fn sample_now(
+    session: &Session,
+    prompt: &str,
+    length: usize,
+    temperature: f64,
+    mut rng: Rng,
+) -> Result<Option<TextSample>> {
+    let Some(info) = session.data.text.as_ref().filter(|_| session.preset.task == Task::LanguageModel) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let written = generate(&session.net, info, prompt, length, temperature, &mut rng, &session.device)?;
+    Ok(Some(TextSample {
+        epoch: session.epoch,
+        prompt: prompt.to_string(),
+        text: written,
+        temperature,
+        millis: started.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+/// What a text model shows after an epoch: a sample of its writing, its embedding map.
+pub(super) fn epoch_events(session: &Session) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    let rng = Rng::derive(session.preset.seed, "text-sample", session.epoch as u64);
+    let (length, temperature) = EPOCH_SAMPLE;
+    if let Some(sample) = sample_now(session, EPOCH_PROMPT, length, temperature, rng)? {
+        out.push(Event::TextSample(sample));
+    }
+    if let Some(info) = session.data.text.as_ref() {
+        if let Some(map) = embedding_map(&session.net, info, session.epoch)? {
+            out.push(Event::Embedding(map));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

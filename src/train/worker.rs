@@ -261,7 +261,7 @@ impl Control {
                 // each request draws from its own stream, so asking never changes the training
                 let rng = Rng::derive(session.preset.seed, "text-sample-request", self.requests);
                 self.requests += 1;
-                match text_sample(session, &prompt, length, temperature, rng) {
+                match text::sample_now(session, &prompt, length, temperature, rng) {
                     Ok(Some(sample)) => self.replies.push(Event::TextSample(sample)),
                     Ok(None) => {}
                     Err(e) => eprintln!("gradlab: a text sample failed: {e}"),
@@ -285,49 +285,6 @@ impl Control {
         }
         Ok(())
     }
-}
-
-/// The prompt of the sample written at each epoch's end.
-pub const EPOCH_PROMPT: &str = "The ";
-/// Its length in tokens, and its temperature.
-const EPOCH_SAMPLE: (usize, f64) = (240, 0.8);
-
-/// Text the session's language model writes now, `None` for other models.
-fn text_sample(
-    session: &Session,
-    prompt: &str,
-    length: usize,
-    temperature: f64,
-    mut rng: Rng,
-) -> crate::error::Result<Option<text::TextSample>> {
-    let Some(info) = session.data.text.as_ref().filter(|_| session.preset.task == Task::LanguageModel) else {
-        return Ok(None);
-    };
-    let started = Instant::now();
-    let written = text::generate(&session.net, info, prompt, length, temperature, &mut rng, &session.device)?;
-    Ok(Some(text::TextSample {
-        epoch: session.epoch,
-        prompt: prompt.to_string(),
-        text: written,
-        temperature,
-        millis: started.elapsed().as_secs_f64() * 1e3,
-    }))
-}
-
-/// What a text model shows after an epoch: a sample of its writing, its embedding map.
-fn epoch_text_events(session: &Session) -> crate::error::Result<Vec<Event>> {
-    let mut out = Vec::new();
-    let rng = Rng::derive(session.preset.seed, "text-sample", session.epoch as u64);
-    let (length, temperature) = EPOCH_SAMPLE;
-    if let Some(sample) = text_sample(session, EPOCH_PROMPT, length, temperature, rng)? {
-        out.push(Event::TextSample(sample));
-    }
-    if let Some(info) = session.data.text.as_ref() {
-        if let Some(map) = text::embedding_map(&session.net, info, session.epoch)? {
-            out.push(Event::Embedding(map));
-        }
-    }
-    Ok(out)
 }
 
 pub fn resolve_threads(preset: &Preset, default_threads: usize) -> usize {
@@ -466,7 +423,7 @@ fn run_in_pool(
             last_checkpoint = Instant::now();
             events.send(Event::Epoch(metrics))?;
             // a view's sample failing is no reason to stop the training
-            match epoch_text_events(&session) {
+            match text::epoch_events(&session) {
                 Ok(text_events) => {
                     for event in text_events {
                         events.send(event)?;

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::projection;
 use super::step::{self, saved_per_unit, ForwardIn};
 use super::Cell;
+use crate::model::fused::contiguous;
 use crate::model::kernels::{column_sums, matmul, matmul_serial, View};
 
 /// Batch rows per task. Fixed, so that the blocks (and any blocking GEMM does inside them) are
@@ -39,21 +40,13 @@ pub(super) fn sequence(
     x.apply_op3(&w_ih.contiguous()?, &pack, Recurrence::new(cell, reverse))
 }
 
-pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    let (a, b) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("recurrent layer: {what} must be contiguous")))?;
-    Ok(&data[a..b])
-}
-
 /// Runs `f` on a CPU tensor's values in row-major order, borrowed where they lie contiguous
 /// (gradients usually do), copied otherwise.
 pub(super) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
-        Storage::Cpu(cpu) => Ok(f(contiguous(cpu, layout, "a tensor")?)),
+        Storage::Cpu(cpu) => Ok(f(contiguous(cpu, layout, "a recurrent layer's tensor")?)),
         _ => candle_core::bail!("recurrent layer: the CPU op got a tensor on another device"),
     }
 }
@@ -193,8 +186,11 @@ impl CustomOp3 for Recurrence {
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(self.cell, xl.shape(), wl.shape(), bl.shape())?;
-        let (x, w_ih, pack) =
-            (contiguous(xs, xl, "x")?, contiguous(ws, wl, "w_ih")?, contiguous(bs, bl, "[w_hh | b_ih | b_hh]")?);
+        let (x, w_ih, pack) = (
+            contiguous(xs, xl, "recurrent x")?,
+            contiguous(ws, wl, "recurrent w_ih")?,
+            contiguous(bs, bl, "recurrent [w_hh | b_ih | b_hh]")?,
+        );
         let Dims { batch, time, input, hidden, gh } = d;
         let xproj = projection::forward(x, w_ih, &d.pack_column(pack, hidden), batch * time, input);
         let b_hh = d.pack_column(pack, hidden + 1);
