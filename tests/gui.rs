@@ -429,3 +429,32 @@ fn a_text_classifier_answers_typed_text_and_maps_its_embedding() {
     h.run();
     h.snapshot("text_rnn_probe");
 }
+
+#[test]
+fn a_run_starts_from_a_shipped_model_with_a_frozen_layer() {
+    let mut preset = Preset::builtin("transfer_mnist_to_fashion").unwrap();
+    preset.transfer = None;
+    preset.data.set = "mnist-5k".into();
+    preset.data.limit = 300;
+    preset.train.epochs = 1;
+    let mut h = harness(preset);
+    settle(&mut h);
+    assert!(h.query_by_label("frozen").is_none(), "random weights: nothing to freeze");
+    h.get_by_label("Start from").click();
+    h.run();
+    h.get_by_label("pretrained:mnist-cnn").click();
+    settle(&mut h);
+    assert_eq!(h.state().preset.transfer.as_ref().map(|t| t.from.as_str()), Some("pretrained:mnist-cnn"));
+    // one "frozen" box per layer with weights: conv1, conv2, fc1, fc2
+    assert_eq!(h.get_all_by_label("frozen").count(), 4);
+    h.get_all_by_label("frozen").next().unwrap().click();
+    settle(&mut h);
+    assert_eq!(h.state().preset.transfer.as_ref().unwrap().freeze, ["conv1"]);
+    run_to_completion(&mut h);
+    let layers = &h.state().run.layers;
+    assert!(layers.iter().any(|l| l.starts_with("conv1:") && l.ends_with("(frozen)")), "{layers:?}");
+    assert!(!layers.iter().any(|l| l.starts_with("conv2:") && l.ends_with("(frozen)")), "{layers:?}");
+    h.state_mut().run.fix_timings_for_snapshot(2000.0, 1.0);
+    h.run();
+    h.snapshot("transfer_frozen_layer");
+}

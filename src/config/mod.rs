@@ -154,6 +154,9 @@ pub struct Preset {
     pub data: DataSpec,
     pub model: ModelSpec,
     pub train: TrainSpec,
+    /// Start from another model's weights (transfer learning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<crate::train::transfer::TransferSpec>,
 }
 
 impl Default for Preset {
@@ -167,6 +170,7 @@ impl Default for Preset {
             data: DataSpec::default(),
             model: ModelSpec::default(),
             train: TrainSpec::default(),
+            transfer: None,
         }
     }
 }
@@ -194,6 +198,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("imdb_lstm", include_str!("../../presets/imdb_lstm.toml")),
     ("char_lm_fortunes", include_str!("../../presets/char_lm_fortunes.toml")),
     ("tiny_transformer_fortunes", include_str!("../../presets/tiny_transformer_fortunes.toml")),
+    ("transfer_mnist_to_fashion", include_str!("../../presets/transfer_mnist_to_fashion.toml")),
 ];
 
 impl Preset {

@@ -145,6 +145,14 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
             other => other,
         })?;
+        if let Some(t) = &p.transfer {
+            crate::train::transfer::validate(t, &p.model, &input, origin)?;
+            if let Some(path) = crate::train::transfer::source_path(t) {
+                if !path.exists() {
+                    return err("transfer.from", format!("`{}` does not exist", path.display()));
+                }
+            }
+        }
     }
     Ok(())
 }

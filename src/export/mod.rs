@@ -324,17 +324,32 @@ fn planned_params(card: &ModelCard) -> Result<Option<usize>> {
     }))
 }
 
-pub fn load_model(dir: &Path) -> Result<LoadedModel> {
-    let config = dir.join("config.json");
-    let text = crate::record::read_text_capped(&config, MAX_CARD_BYTES)?;
+fn parse_card(config: &Path, text: &str) -> Result<ModelCard> {
     let card: ModelCard =
-        serde_json::from_str(&text).map_err(|e| Error::format(&config, format!("not a Gradlab model card: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::format(config, format!("not a Gradlab model card: {e}")))?;
     if card.format != FORMAT || card.format_version > FORMAT_VERSION {
         return Err(Error::format(
-            &config,
+            config,
             format!("format `{}` version {} is not one this Gradlab reads", card.format, card.format_version),
         ));
     }
+    Ok(card)
+}
+
+/// An export held in memory (a model shipped inside the binary); `place` names it in messages.
+pub fn load_model_from(place: &Path, card_text: &str, weights: &[u8]) -> Result<LoadedModel> {
+    let config = place.join("config.json");
+    let card = parse_card(&config, card_text)?;
+    let file = place.join("model.safetensors");
+    let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
+        .map_err(|e| Error::format(&file, format!("cannot read the weights: {e}")))?;
+    build_model(&config, &file, card, tensors)
+}
+
+pub fn load_model(dir: &Path) -> Result<LoadedModel> {
+    let config = dir.join("config.json");
+    let text = crate::record::read_text_capped(&config, MAX_CARD_BYTES)?;
+    let card = parse_card(&config, &text)?;
     let weights = dir.join("model.safetensors");
     let listed = |f: &str| card.files.iter().any(|g| g == f);
     if !card.files.is_empty() && !listed("model.safetensors") && listed("model.onnx") {
@@ -345,18 +360,29 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
     }
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| Error::format(&weights, format!("cannot read the weights: {e}")))?;
+    build_model(&config, &weights, card, tensors)
+}
+
+/// The network a card describes with the weights given, after the checks that keep a hostile
+/// card from allocating a network from its numbers.
+fn build_model(
+    config: &Path,
+    weights: &Path,
+    card: ModelCard,
+    tensors: std::collections::HashMap<String, Tensor>,
+) -> Result<LoadedModel> {
     if card.class_names.is_empty() {
-        return Err(Error::format(&config, "`class_names` is empty; a classifier needs at least one class"));
+        return Err(Error::format(config, "`class_names` is empty; a classifier needs at least one class"));
     }
     let features = card.input_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
-    card.normalization.check(features).map_err(|e| Error::format(&config, e))?;
+    card.normalization.check(features).map_err(|e| Error::format(config, e))?;
     // the weights come from the file: a card describing more parameters than the file holds
     // is refused before the network is allocated from its numbers
     let held: usize = tensors.values().map(Tensor::elem_count).sum();
-    let planned = planned_params(&card).map_err(|e| Error::format(&config, e.to_string()))?;
+    let planned = planned_params(&card).map_err(|e| Error::format(config, e.to_string()))?;
     if planned.is_none_or(|p| p > held) {
         return Err(Error::format(
-            &config,
+            config,
             format!(
                 "describes a model of {} parameters but {} holds {held}",
                 planned.map_or_else(|| "too many".to_string(), |p| p.to_string()),
@@ -369,17 +395,17 @@ pub fn load_model(dir: &Path) -> Result<LoadedModel> {
         // version 1: saved as trained
         None if card.format_version < 2 => tensors,
         Some(layout::PYTORCH) => layout::convert(&tensors, &card.model, &input, layout::Direction::FromReference)
-            .map_err(|e| Error::format(&weights, e.to_string()))?,
+            .map_err(|e| Error::format(weights, e.to_string()))?,
         other => {
             return Err(Error::format(
-                &config,
+                config,
                 format!("weight layout {other:?} is not one this Gradlab reads (expected `pytorch`)"),
             ))
         }
     };
-    let network = Network::new(&card.model, &input, card.seed, &Device::Cpu)
-        .map_err(|e| Error::format(&config, e.to_string()))?;
-    network.load_params(&tensors).map_err(|e| Error::format(&weights, e.to_string()))?;
+    let network =
+        Network::new(&card.model, &input, card.seed, &Device::Cpu).map_err(|e| Error::format(config, e.to_string()))?;
+    network.load_params(&tensors).map_err(|e| Error::format(weights, e.to_string()))?;
     Ok(LoadedModel { card, network })
 }
 

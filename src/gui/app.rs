@@ -228,6 +228,20 @@ impl GradlabApp {
                     None => return,
                 }
             }
+            Action::PickTransferSource => {
+                // a look at the folder only; the training thread reads the weights at Start
+                if let Some(dir) = self.dialogs.pick_folder("Exported model or run folder to start from") {
+                    if dir.join("config.json").is_file() || dir.join("checkpoints").is_dir() {
+                        super::transfer_panel::start_from(&mut self.preset, dir.display().to_string());
+                    } else {
+                        self.error(format!(
+                            "{} is neither an exported model (config.json) nor a run folder (checkpoints/)",
+                            dir.display()
+                        ));
+                    }
+                }
+                return;
+            }
             Action::PickDataPath => {
                 // only a listing or a look at the path: the files are read on the preview and
                 // training threads

@@ -133,7 +133,8 @@ pub fn ui(ui: &mut Ui, preset: &mut Preset, input: Option<&ModelInput>) -> Optio
         None => (vec![], None),
     };
     let before = model.clone();
-    let error = edit(ui, &mut model, &planned, error);
+    let freeze = preset.transfer.as_mut().map(|t| &mut t.freeze);
+    let error = edit(ui, &mut model, &planned, error, freeze);
     if model != before {
         preset.model = model;
     }
@@ -145,6 +146,7 @@ fn edit(
     model: &mut ModelSpec,
     planned: &[crate::model::Planned],
     error: Option<crate::Error>,
+    mut freeze: Option<&mut Vec<String>>,
 ) -> Option<String> {
     // the layer the error names: `model.layers[3].kernel` -> 3
     let bad = error.as_ref().and_then(|e| match e {
@@ -196,6 +198,17 @@ fn edit(
                         format!("out {}", shape_text(&p.output))
                     };
                     ui.label(RichText::new(text).small());
+                    // transfer learning: layers with weights can keep the loaded ones
+                    if let (Some(freeze), false) = (freeze.as_deref_mut(), p.name.is_empty()) {
+                        let mut frozen = freeze.contains(&p.name);
+                        let hover = format!("Keep {}'s loaded weights while training", p.name);
+                        if ui.checkbox(&mut frozen, RichText::new("frozen").small()).on_hover_text(hover).changed() {
+                            freeze.retain(|f| *f != p.name);
+                            if frozen {
+                                freeze.push(p.name.clone());
+                            }
+                        }
+                    }
                 }
                 _ => {}
             }

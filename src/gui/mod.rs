@@ -16,6 +16,7 @@ mod runs_panel;
 mod setup_panel;
 mod status_bar;
 mod text_views;
+mod transfer_panel;
 
 pub use app::{AppOptions, GradlabApp, Notice, View};
 pub use compare::flatten_preset;

@@ -34,6 +34,8 @@ pub enum Action {
     SavePreset,
     /// The folder (IDX files, a text folder) or file (a text to model) the data set reads.
     PickDataPath,
+    /// The exported model or run folder a transfer-learning run starts from.
+    PickTransferSource,
     CancelFork,
     RefreshRuns,
     RenameRun(PathBuf, String),
@@ -185,6 +187,7 @@ impl SetupPanel {
             let known =
                 preview.info(&preset.data, preset.seed).map(|p| (p.input_shape.clone(), p.class_names.len(), p.vocab));
             let input = super::layer_editor::model_input(preset, known);
+            super::transfer_panel::ui(ui, preset, actions);
             self.model_error = super::layer_editor::ui(ui, preset, input.as_ref());
 
             ui.separator();

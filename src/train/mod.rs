@@ -6,6 +6,7 @@ mod metrics;
 pub mod optim;
 mod session;
 pub mod text;
+pub mod transfer;
 mod worker;
 
 pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};

@@ -29,6 +29,9 @@ pub struct Optimizer {
     /// Number of updates done so far (Adam's bias correction needs it).
     pub steps: u64,
     pub state: Vec<ParamState>,
+    /// Parameters that never change (transfer learning's frozen layers), by position; empty or
+    /// shorter than the parameters: the rest train.
+    pub frozen: Vec<bool>,
 }
 
 /// One update rule with its hyper-parameters for this step.
@@ -131,7 +134,7 @@ impl InplaceOp2 for InPlace<'_> {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64, params: usize) -> Self {
-        Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params] }
+        Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params], frozen: Vec::new() }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`.
@@ -153,7 +156,10 @@ impl Optimizer {
         let mut scale = 1.0f64;
         if let Some(max_norm) = max_norm {
             let mut sum = 0.0f64;
-            for (_, var) in params {
+            for (i, (_, var)) in params.iter().enumerate() {
+                if self.is_frozen(i) {
+                    continue;
+                }
                 if let Some(g) = grads.get(var) {
                     sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
                 }
@@ -171,7 +177,11 @@ impl Optimizer {
             m_scale: (1.0 / (1.0 - BETA1.powi(t))) as f32,
             v_scale: (1.0 / (1.0 - BETA2.powi(t))) as f32,
         };
-        for ((_, var), state) in params.iter().zip(self.state.iter_mut()) {
+        let frozen = &self.frozen;
+        for (i, ((_, var), state)) in params.iter().zip(self.state.iter_mut()).enumerate() {
+            if frozen.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let Some(grad) = grads.get(var) else { continue };
             let grad = if scale < 1.0 { (grad * scale)? } else { grad.contiguous()? };
             if var.device().is_cpu() {
@@ -185,6 +195,10 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+
+    fn is_frozen(&self, i: usize) -> bool {
+        self.frozen.get(i).copied().unwrap_or(false)
     }
 }
 

@@ -82,7 +82,8 @@ impl Session {
     pub fn new(preset: Preset, data: Dataset, device: Device) -> Result<Self> {
         let net = Network::new(&preset.model, &data.model_input(preset.task), preset.seed, &device)?;
         let t = &preset.train;
-        let optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
+        let mut optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
+        optimizer.frozen = super::transfer::frozen_params(preset.transfer.as_ref(), net.params());
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
         Ok(Self {
             base_learning_rate: t.learning_rate,

@@ -332,7 +332,7 @@ fn run_in_pool(
         train_samples: session.data.train.len(),
         validation_samples: session.data.validation.len(),
         params: session.net.param_count(),
-        layers: session.net.layers().iter().map(|l| l.description.clone()).collect(),
+        layers: session.net.layers().iter().map(|l| frozen_mark(&session.preset, &l.description)).collect(),
         batches_per_epoch: session.batches_per_epoch,
         epochs: session.preset.train.epochs,
         first_epoch: session.epoch + 1,
@@ -515,7 +515,14 @@ fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
                 Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
                 None => None,
             };
-            let session = set_up(new_session(request.preset), recorder)?;
+            let start = |session: Result<Session>| -> Result<Session> {
+                let mut session = session?;
+                if let Some(t) = session.preset.transfer.clone() {
+                    super::transfer::apply(&t, &mut session)?;
+                }
+                Ok(session)
+            };
+            let session = set_up(start(new_session(request.preset)), recorder)?;
             Ok(Prepared { session: session.0, recorder: session.1, progress: Progress::default() })
         }
         RunOrigin::Resume(run_dir) => {
@@ -653,4 +660,15 @@ fn set_up(session: Result<Session>, recorder: Option<RunRecorder>) -> Result<(Se
 
 fn global_step(session: &Session) -> usize {
     session.epoch * session.batches_per_epoch + session.batch
+}
+
+/// A layer's description, marked when transfer learning freezes it.
+fn frozen_mark(preset: &Preset, description: &str) -> String {
+    let frozen =
+        preset.transfer.as_ref().is_some_and(|t| t.freeze.iter().any(|f| description.starts_with(&format!("{f}:"))));
+    if frozen {
+        format!("{description} (frozen)")
+    } else {
+        description.to_string()
+    }
 }
