@@ -3,6 +3,7 @@
 
 mod fused;
 mod kernels;
+pub mod channels;
 pub mod layers;
 mod network;
 pub mod ops;
