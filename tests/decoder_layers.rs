@@ -166,12 +166,78 @@ fn conv_transpose_loop(
 /// ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), weight vals(54, 2) * 0.5,
 /// bias [0.1, -0.2, 0.3], on vals(12, 3) as [1, 2, 2, 3]: output [1, 3, 4, 6].
 const CT_PYTORCH: [f32; 72] = [
-    -1.0875, 0.56875, -0.3375, 0.475, 0.4125, 0.1625, -0.30625, 0.19375, -1.99375, -0.525, 1.63125, 0.69375, 1.1625,
-    0.2875, 1.9125, -0.86875, -1.5875, 0.9125, -1.0875, 0.6625, -1.8375, -0.8375, 1.6625, 0.44375, 0.58125, 0.2375,
-    0.01875, -0.8875, -0.54375, -0.2625, -0.60625, 0.45625, 1.45625, -0.73125, -1.79375, 0.45625, -1.10625, -3.1375,
-    -1.66875, 2.1125, 0.95625, -0.2625, 1.425, 1.4875, 2.55, -1.04375, -2.7, -0.2, 0.925, -0.35625, 0.64375, 0.675,
-    0.3625, 0.64375, -0.10625, -2.2, -0.66875, 1.9875, 0.89375, -0.04374999, 0.08125001, 2.7375, -0.2, -0.48125,
-    1.1125, -0.10625, -0.04374999, -1.1375, -0.23125, 2.7375, 0.64375, -0.575,
+    -1.0875,
+    0.56875,
+    -0.3375,
+    0.475,
+    0.4125,
+    0.1625,
+    -0.30625,
+    0.19375,
+    -1.99375,
+    -0.525,
+    1.63125,
+    0.69375,
+    1.1625,
+    0.2875,
+    1.9125,
+    -0.86875,
+    -1.5875,
+    0.9125,
+    -1.0875,
+    0.6625,
+    -1.8375,
+    -0.8375,
+    1.6625,
+    0.44375,
+    0.58125,
+    0.2375,
+    0.01875,
+    -0.8875,
+    -0.54375,
+    -0.2625,
+    -0.60625,
+    0.45625,
+    1.45625,
+    -0.73125,
+    -1.79375,
+    0.45625,
+    -1.10625,
+    -3.1375,
+    -1.66875,
+    2.1125,
+    0.95625,
+    -0.2625,
+    1.425,
+    1.4875,
+    2.55,
+    -1.04375,
+    -2.7,
+    -0.2,
+    0.925,
+    -0.35625,
+    0.64375,
+    0.675,
+    0.3625,
+    0.64375,
+    -0.10625,
+    -2.2,
+    -0.66875,
+    1.9875,
+    0.89375,
+    -0.04374999,
+    0.08125001,
+    2.7375,
+    -0.2,
+    -0.48125,
+    1.1125,
+    -0.10625,
+    -0.04374999,
+    -1.1375,
+    -0.23125,
+    2.7375,
+    0.64375,
+    -0.575,
 ];
 
 fn run_conv_transpose(spec: &ConvTranspose2dSpec, x_nchw: &Tensor, weight: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -183,7 +249,8 @@ fn run_conv_transpose(spec: &ConvTranspose2dSpec, x_nchw: &Tensor, weight: &[f32
 
 #[test]
 fn transposed_conv_matches_pytorch_and_its_definition_on_any_image() {
-    let spec = ConvTranspose2dSpec { channels: 3, kernel: 3, stride: 2, padding: 1, output_padding: 1, activation: None };
+    let spec =
+        ConvTranspose2dSpec { channels: 3, kernel: 3, stride: 2, padding: 1, output_padding: 1, activation: None };
     let weight: Vec<f32> = vals(54, 2).iter().map(|v| v * 0.5).collect();
     let ours = run_conv_transpose(&spec, &tensor(vals(12, 3), &[1, 2, 2, 3]), &weight, &[0.1, -0.2, 0.3]);
     assert_close(&ours, &CT_PYTORCH, "ConvTranspose2d 2x3 -> 4x6");
@@ -227,7 +294,11 @@ fn transposed_conv_matches_pytorch_and_its_definition_on_any_image() {
                             assert_eq!(y.len(), o * oh * ow);
                             expected.extend(y);
                         }
-                        assert_close(&ours, &expected, &format!("{h}x{w}, kernel {k}, stride {s}, padding {p}, output padding {op}"));
+                        assert_close(
+                            &ours,
+                            &expected,
+                            &format!("{h}x{w}, kernel {k}, stride {s}, padding {p}, output padding {op}"),
+                        );
                         cases += 1;
                     }
                 }
@@ -428,7 +499,9 @@ fn errors_name_the_field_and_what_fits() {
 fn the_optimizer_never_touches_the_running_statistics() {
     let stats = |weight_decay: f64| {
         let mut p = gradlab::Preset::builtin("iris_mlp").unwrap();
-        p.model = model("{ type = \"batchnorm\" }, { type = \"dense\", units = 8 }, { type = \"batchnorm\" }, { type = \"dense\" }");
+        p.model = model(
+            "{ type = \"batchnorm\" }, { type = \"dense\", units = 8 }, { type = \"batchnorm\" }, { type = \"dense\" }",
+        );
         p.train.optimizer = gradlab::config::OptimizerKind::AdamW;
         p.train.learning_rate = 0.5;
         p.train.weight_decay = weight_decay;
@@ -486,7 +559,9 @@ fn running_statistics_survive_a_checkpoint_and_threads_change_nothing() {
 
     let cut = dir.path().join("cut");
     let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut.clone())));
-    assert!(trainer.send(TrainCommand::Start(Box::new(RunRequest { preset: batch_norm_cnn(1), origin: RunOrigin::Fresh }))));
+    assert!(
+        trainer.send(TrainCommand::Start(Box::new(RunRequest { preset: batch_norm_cnn(1), origin: RunOrigin::Fresh })))
+    );
     loop {
         match trainer.recv_timeout(Duration::from_secs(300)).unwrap() {
             Event::Epoch(m) if m.epoch == 1 => assert!(trainer.send(TrainCommand::Stop)),
@@ -505,8 +580,14 @@ fn running_statistics_survive_a_checkpoint_and_threads_change_nothing() {
     assert_eq!(resumed.summary.unwrap().status, RunStatus::Completed);
     assert_eq!(common::epoch_figures(&run), figures);
     // the checkpoint holds the statistics under PyTorch's names
-    let ckpt = gradlab::record::read_checkpoint(&gradlab::export::find_checkpoint(&run, gradlab::export::Which::Last).unwrap()).unwrap();
+    let ckpt = gradlab::record::read_checkpoint(
+        &gradlab::export::find_checkpoint(&run, gradlab::export::Which::Last).unwrap(),
+    )
+    .unwrap();
     let tracked = flat(&ckpt.tensors["bn1.num_batches_tracked"]);
-    assert_eq!(tracked, [27.0], "3 epochs of 9 batches");
-    assert!(ckpt.tensors.contains_key("bn2.running_var") && !ckpt.tensors.keys().any(|k| k.starts_with("optimizer.") && k.contains("running")));
+    assert_eq!(tracked, [30.0], "3 epochs of 10 batches of 64 (600 training samples)");
+    assert!(
+        ckpt.tensors.contains_key("bn2.running_var")
+            && !ckpt.tensors.keys().any(|k| k.starts_with("optimizer.") && k.contains("running"))
+    );
 }

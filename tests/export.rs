@@ -363,8 +363,22 @@ fn decoder_layers_export_runs_in_tract_and_rebuilds_from_the_card() {
     assert_eq!(
         types,
         [
-            "Conv2d", "BatchNorm", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "BatchNorm", "Unflatten",
-            "ConvTranspose2d", "Upsample", "BatchNorm", "Dropout2d", "Flatten", "BatchNorm", "Linear"
+            "Conv2d",
+            "BatchNorm",
+            "ReLU",
+            "MaxPool2d",
+            "Flatten",
+            "Linear",
+            "ReLU",
+            "BatchNorm",
+            "Unflatten",
+            "ConvTranspose2d",
+            "Upsample",
+            "BatchNorm",
+            "Dropout2d",
+            "Flatten",
+            "BatchNorm",
+            "Linear"
         ]
     );
     let modules: Vec<&str> = card["layers"].as_array().unwrap().iter().filter_map(|l| l["module"].as_str()).collect();
@@ -373,7 +387,7 @@ fn decoder_layers_export_runs_in_tract_and_rebuilds_from_the_card() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let count = st.tensor("bn3.num_batches_tracked").unwrap();
     assert_eq!((count.dtype(), count.shape()), (safetensors::Dtype::I64, &[][..]));
-    // 540 training samples in batches of 128: 5 batches in the one epoch
+    // 600 training samples in batches of 128: 5 batches in the one epoch
     assert_eq!(i64::from_le_bytes(count.data().try_into().unwrap()), 5);
     assert_eq!(st.tensor("deconv1.weight").unwrap().shape(), [6, 4, 3, 3]);
     let var = st.tensor("bn1.running_var").unwrap();

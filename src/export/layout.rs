@@ -238,8 +238,8 @@ pub fn convert(
     let mut out = tensors.clone();
     for (name, [c, h, w]) in channels_last_dense(spec, input)? {
         let Some(weight) = tensors.get(&name) else { continue };
-    // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
-    // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes
+        // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
+        // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes
         let &[rows, cols] = weight.dims() else {
             return Err(crate::Error::Shape(format!("`{name}` is {:?}; a dense weight is a matrix", weight.dims())));
         };

@@ -186,7 +186,15 @@ impl Builder<'_> {
                 let inputs = [weight.as_str(), bias.as_str(), running_mean.as_str(), running_var.as_str()];
                 self.node("BatchNormalization", &inputs, attrs);
             }
-            RefLayer::ConvTranspose2d { kernel_size: k, stride: s, padding: p, output_padding: op, weight, bias, .. } => {
+            RefLayer::ConvTranspose2d {
+                kernel_size: k,
+                stride: s,
+                padding: p,
+                output_padding: op,
+                weight,
+                bias,
+                ..
+            } => {
                 self.weight(weight)?;
                 self.weight(bias)?;
                 let attrs = vec![

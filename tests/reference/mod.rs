@@ -244,7 +244,12 @@ impl ReferenceModel {
                 }
                 "Unflatten" => {
                     assert_eq!(usize_of(layer, "dim"), 1);
-                    shape = layer["unflattened_size"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+                    shape = layer["unflattened_size"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_u64().unwrap() as usize)
+                        .collect();
                     assert_eq!(shape.iter().product::<usize>(), x.len());
                 }
                 other => panic!("unknown layer type {other}"),

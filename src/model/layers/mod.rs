@@ -28,8 +28,8 @@ pub use attention::{AttentionSpec, LayerNormSpec, TransformerBlockSpec};
 pub use conv::{Conv2dSpec, PoolSpec};
 pub use dense::DenseSpec;
 pub use embedding::{EmbeddingSpec, PositionSpec};
-pub use recurrent::RecurrentSpec;
 pub use norm::{BatchNormSpec, Dropout2dSpec};
+pub use recurrent::RecurrentSpec;
 pub use shape::{ActivationSpec, DropoutSpec};
 pub use upsample::{ConvTranspose2dSpec, ReshapeSpec, UpsampleSpec};
 

@@ -38,7 +38,13 @@ impl Default for ConvTranspose2dSpec {
 
 /// PyTorch's output size: `(size - 1) * stride - 2 * padding + kernel + output_padding`, or
 /// `None` when it is not positive or overflows.
-pub fn transposed_size(size: usize, kernel: usize, stride: usize, padding: usize, output_padding: usize) -> Option<usize> {
+pub fn transposed_size(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Option<usize> {
     let grown = size.checked_sub(1)?.checked_mul(stride)?.checked_add(kernel)?.checked_add(output_padding)?;
     grown.checked_sub(padding.checked_mul(2)?).filter(|&n| n > 0)
 }
@@ -101,7 +107,12 @@ impl ConvTranspose2dSpec {
         checked(key, "channels", vec![self.channels, oh, ow], "the layer's output")?;
         // each input pixel's contribution to every kernel position, before they are placed
         checked(key, "kernel", vec![h, w, k, k, self.channels], "the layer's contributions")?;
-        checked(key, "stride", vec![(h - 1) * self.stride + k, (w - 1) * self.stride + k, self.channels], "the layer's output")?;
+        checked(
+            key,
+            "stride",
+            vec![(h - 1) * self.stride + k, (w - 1) * self.stride + k, self.channels],
+            "the layer's output",
+        )?;
         // PyTorch's ConvTranspose2d: the weight is [in, out, kh, kw] and its fan-in is out * kh * kw
         let fan_in = self.channels * k * k;
         let params = vec![
@@ -217,7 +228,9 @@ impl UpsampleSpec {
             return Err(field_error(
                 key,
                 "",
-                format!("upsampling needs an image (channels x height x width), not {input:?}; put a reshape before it"),
+                format!(
+                    "upsampling needs an image (channels x height x width), not {input:?}; put a reshape before it"
+                ),
             ));
         };
         if self.scale == 0 {
@@ -279,7 +292,10 @@ impl ReshapeSpec {
             return Err(field_error(
                 key,
                 "shape",
-                format!("{:?} is not a shape of 1 to 3 sizes of at least 1, such as [channels, height, width]", self.shape),
+                format!(
+                    "{:?} is not a shape of 1 to 3 sizes of at least 1, such as [channels, height, width]",
+                    self.shape
+                ),
             ));
         }
         match elements(&self.shape) {
