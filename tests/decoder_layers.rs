@@ -522,7 +522,8 @@ fn the_optimizer_never_touches_the_running_statistics() {
     assert_ne!(plain.3, decayed.3, "the weight decay does act on the trained weights");
 }
 
-/// A CNN with batch norm and 2-D dropout, trained 3 epochs on MNIST.
+/// A CNN with batch norm, 2-D dropout, a transposed conv and upsampling, trained 3 epochs on
+/// MNIST.
 fn batch_norm_cnn(threads: usize) -> gradlab::Preset {
     let mut p = gradlab::Preset::builtin("mnist_cnn").unwrap();
     p.title = "batch norm resume".into();
@@ -531,9 +532,10 @@ fn batch_norm_cnn(threads: usize) -> gradlab::Preset {
     p.train.batch_size = 64;
     p.train.threads = threads;
     p.model = model(
-        "{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"batchnorm\" },
+        "{ type = \"conv2d\", channels = 4, kernel = 3, stride = 2, padding = 1 }, { type = \"batchnorm\" },
          { type = \"activation\", activation = \"relu\" }, { type = \"maxpool\", size = 2 },
-         { type = \"dropout2d\", rate = 0.2 }, { type = \"flatten\" }, { type = \"dense\", units = 16 },
+         { type = \"dropout2d\", rate = 0.2 }, { type = \"conv_transpose2d\", channels = 4, kernel = 2, stride = 2 },
+         { type = \"upsample\", scale = 2 }, { type = \"flatten\" }, { type = \"dense\", units = 16 },
          { type = \"batchnorm\" }, { type = \"activation\", activation = \"relu\" }, { type = \"dense\" }",
     );
     p

@@ -429,3 +429,20 @@ fn a_text_classifier_answers_typed_text_and_maps_its_embedding() {
     h.run();
     h.snapshot("text_rnn_probe");
 }
+
+/// The editor offers batch norm with its settings, and counts its running statistics apart
+/// from the trained parameters (as Keras' summary does).
+#[test]
+fn editor_adds_batch_norm_and_counts_its_buffers_apart() {
+    let mut h = harness(Preset::builtin("iris_mlp").unwrap());
+    settle(&mut h);
+    assert!(h.query_by_label_contains("in buffers").is_none(), "an MLP has no buffers");
+    h.get_by_label("Add").click();
+    h.run();
+    h.get_by_label("batchnorm").click();
+    settle(&mut h);
+    let layers = &h.state().preset.model.layers;
+    assert!(layers.iter().any(|l| matches!(l, LayerSpec::Batchnorm(_))), "{layers:?}");
+    h.get_by_label_contains("in buffers");
+    assert!(h.get_all_by_label("momentum").count() >= 1 && h.get_all_by_label("eps").count() >= 1);
+}
