@@ -430,19 +430,20 @@ fn a_text_classifier_answers_typed_text_and_maps_its_embedding() {
     h.snapshot("text_rnn_probe");
 }
 
-/// The editor offers batch norm with its settings, and counts its running statistics apart
+/// The editor shows batch norm with its settings, and counts its running statistics apart
 /// from the trained parameters (as Keras' summary does).
 #[test]
-fn editor_adds_batch_norm_and_counts_its_buffers_apart() {
+fn editor_shows_batch_norm_and_counts_its_buffers_apart() {
     let mut h = harness(Preset::builtin("iris_mlp").unwrap());
     settle(&mut h);
     assert!(h.query_by_label_contains("in buffers").is_none(), "an MLP has no buffers");
-    h.get_by_label("Add").click();
-    h.run();
-    h.get_by_label("batchnorm").click();
+    h.state_mut().preset.model =
+        toml::from_str("layers = [{ type = \"dense\", units = 8 }, { type = \"batchnorm\" }, { type = \"dense\" }]")
+            .unwrap();
     settle(&mut h);
-    let layers = &h.state().preset.model.layers;
-    assert!(layers.iter().any(|l| matches!(l, LayerSpec::Batchnorm(_))), "{layers:?}");
-    h.get_by_label_contains("in buffers");
+    // 4 x 8 + 8, 2 x 8, 8 x 3 + 3 trained; two running statistics of 8 and the count
+    h.get_by_label_contains("Layers (83 trainable parameters, 17 in buffers)");
     assert!(h.get_all_by_label("momentum").count() >= 1 && h.get_all_by_label("eps").count() >= 1);
+    // the batch norm row: its trained weight and bias only
+    h.get_by_label_contains("out 8  (16 params)");
 }
