@@ -319,7 +319,8 @@ fn check_gradients(spec: &ModelSpec, input: &ModelInput, x: &Tensor, train: bool
         net.forward(x, &mut mode).unwrap()
     };
     let y = forward(&net);
-    let g = Tensor::randn(0f32, 1.0, y.shape(), &Device::Cpu).unwrap();
+    // a fixed weighting of the outputs: the check is the same at every run
+    let g = tensor(vals(y.elem_count(), 4).iter().map(|v| v * 0.5).collect(), y.dims());
     let loss = |net: &Network| f64::from((forward(net) * &g).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
     let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
     for ((name, var), trainable) in net.params().iter().zip(net.trainable()) {
@@ -333,7 +334,8 @@ fn check_gradients(spec: &ModelSpec, input: &ModelInput, x: &Tensor, train: bool
         let mut values = flat(var.as_tensor());
         let n = values.len();
         for k in [0, n / 3, n / 2, n - 1] {
-            let h = 1e-2f32;
+            // small: batch norm over a few samples is curved enough to fool a step of 1e-2
+            let h = 1e-3f32;
             let original = values[k];
             let mut at = |v: f32| {
                 values[k] = v;
