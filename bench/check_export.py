@@ -42,12 +42,30 @@ def torch_model(card, weights):
             m = nn.GELU(approximate=layer["approximate"])
         elif kind == "Dropout":
             m = nn.Dropout(layer["p"])
+        elif kind == "Dropout2d":
+            m = nn.Dropout2d(layer["p"])
+        elif kind == "BatchNorm":
+            module = getattr(nn, layer["module"])  # BatchNorm1d or BatchNorm2d
+            m = module(layer["num_features"], eps=layer["eps"], momentum=layer["momentum"])
+        elif kind == "ConvTranspose2d":
+            m = nn.ConvTranspose2d(layer["in_channels"], layer["out_channels"], layer["kernel_size"],
+                                   stride=layer["stride"], padding=layer["padding"],
+                                   output_padding=layer["output_padding"])
+        elif kind == "Upsample":
+            m = nn.Upsample(scale_factor=layer["scale_factor"], mode=layer["mode"])
+        elif kind == "Unflatten":
+            m = nn.Unflatten(layer["dim"], layer["unflattened_size"])
         else:
             raise SystemExit(f"unknown layer type {kind}")
         if "weight" in layer:
             with torch.no_grad():
                 m.weight.copy_(torch.from_numpy(weights[layer["weight"]]))
                 m.bias.copy_(torch.from_numpy(weights[layer["bias"]]))
+        if kind == "BatchNorm":
+            # the buffers as load_state_dict would take them (num_batches_tracked is int64)
+            state = {k: torch.from_numpy(weights[layer[k]]) for k in
+                     ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+            m.load_state_dict(state)
         modules.append(m)
     return nn.Sequential(*modules).eval()
 

@@ -334,3 +334,62 @@ fn cli_exports_onnx_on_request() {
     let out = gradlab().arg("export").arg(&run).arg(&model).args(["--format", "pt"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
+
+/// Batch norm (1-D and 2-D, running statistics after training), 2-D dropout, a reshape into a
+/// non-square image, a transposed conv, upsampling, and both kinds of flatten (into a dense
+/// layer, channels-last and permuted at export; into a batch norm, channel-major): tract runs the
+/// ONNX graph, the card rebuilds the model with plain loops, PyTorch's names and dtypes.
+#[test]
+fn decoder_layers_export_runs_in_tract_and_rebuilds_from_the_card() {
+    let mut p = brief(Preset::builtin("mnist_cnn").unwrap(), "export decoder layers");
+    p.model = toml::from_str(
+        "layers = [
+          { type = \"conv2d\", channels = 4, kernel = 3, stride = 2, padding = 1 }, { type = \"batchnorm\" },
+          { type = \"activation\", activation = \"relu\" }, { type = \"maxpool\", size = 2 },
+          { type = \"flatten\" }, { type = \"dense\", units = 36, activation = \"relu\" }, { type = \"batchnorm\" },
+          { type = \"reshape\", shape = [6, 2, 3] },
+          { type = \"conv_transpose2d\", channels = 4, kernel = 3, stride = 2, padding = 1, output_padding = 1 },
+          { type = \"upsample\", scale = 2 }, { type = \"batchnorm\", momentum = 0.3 }, { type = \"dropout2d\", rate = 0.1 },
+          { type = \"flatten\" }, { type = \"batchnorm\" }, { type = \"dense\" },
+        ]",
+    )
+    .unwrap();
+    let e = export_trained(p);
+    check_onnx("decoder layers", &e);
+    check_reference("decoder layers", &e);
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.model.join("config.json")).unwrap()).unwrap();
+    let types: Vec<&str> = card["layers"].as_array().unwrap().iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "Conv2d",
+            "BatchNorm",
+            "ReLU",
+            "MaxPool2d",
+            "Flatten",
+            "Linear",
+            "ReLU",
+            "BatchNorm",
+            "Unflatten",
+            "ConvTranspose2d",
+            "Upsample",
+            "BatchNorm",
+            "Dropout2d",
+            "Flatten",
+            "BatchNorm",
+            "Linear"
+        ]
+    );
+    let modules: Vec<&str> = card["layers"].as_array().unwrap().iter().filter_map(|l| l["module"].as_str()).collect();
+    assert_eq!(modules, ["BatchNorm2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm1d"]);
+    let bytes = std::fs::read(e.model.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let count = st.tensor("bn3.num_batches_tracked").unwrap();
+    assert_eq!((count.dtype(), count.shape()), (safetensors::Dtype::I64, &[][..]));
+    // 600 training samples in batches of 128: 5 batches in the one epoch
+    assert_eq!(i64::from_le_bytes(count.data().try_into().unwrap()), 5);
+    assert_eq!(st.tensor("deconv1.weight").unwrap().shape(), [6, 4, 3, 3]);
+    let var = st.tensor("bn1.running_var").unwrap();
+    assert!(var.data().chunks_exact(4).all(|b| f32::from_le_bytes(b.try_into().unwrap()) != 1.0), "trained statistics");
+}

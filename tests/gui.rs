@@ -458,3 +458,21 @@ fn a_run_starts_from_a_shipped_model_with_a_frozen_layer() {
     h.run();
     h.snapshot("transfer_frozen_layer");
 }
+
+/// The editor shows batch norm with its settings, and counts its running statistics apart
+/// from the trained parameters (as Keras' summary does).
+#[test]
+fn editor_shows_batch_norm_and_counts_its_buffers_apart() {
+    let mut h = harness(Preset::builtin("iris_mlp").unwrap());
+    settle(&mut h);
+    assert!(h.query_by_label_contains("in buffers").is_none(), "an MLP has no buffers");
+    h.state_mut().preset.model =
+        toml::from_str("layers = [{ type = \"dense\", units = 8 }, { type = \"batchnorm\" }, { type = \"dense\" }]")
+            .unwrap();
+    settle(&mut h);
+    // 4 x 8 + 8, 2 x 8, 8 x 3 + 3 trained; two running statistics of 8 and the count
+    h.get_by_label_contains("Layers (83 trainable parameters, 17 in buffers)");
+    assert!(h.get_all_by_label("momentum").count() >= 1 && h.get_all_by_label("eps").count() >= 1);
+    // the batch norm row: its trained weight and bias only
+    h.get_by_label_contains("out 8  (16 params)");
+}

@@ -212,6 +212,19 @@ fn layers(preset: &Preset, input: &ModelInput) -> Result<Layers> {
                         time * r.hidden as f64 * dirs * r.layers as f64 * (gates + 3.0)
                     }
                     LayerSpec::Attention(a) => 3.0 * a.heads as f64 * time * time + 8.0 * values,
+                    // centred values, their squares, the normalised values and the output
+                    LayerSpec::Batchnorm(_) => 4.0 * values,
+                    // the mask is per channel: the output
+                    LayerSpec::Dropout2d(_) | LayerSpec::Upsample(_) => values,
+                    LayerSpec::Reshape(_) => 0.0,
+                    LayerSpec::ConvTranspose2d(c) => {
+                        // every input pixel's contributions (kernel x kernel x channels), and
+                        // each kernel position's spread, padded copy and running sum (each about
+                        // the output's size)
+                        let k = (c.kernel * c.kernel) as f64;
+                        let pixels = layer.input.iter().skip(1).map(|&d| d as f64).product::<f64>();
+                        pixels * k * c.channels as f64 + 3.0 * k * values + values
+                    }
                     LayerSpec::TransformerBlock(b) => {
                         let d = layer.output.last().copied().unwrap_or(1) as f64;
                         let ff = b.ff.map_or(4.0 * d, |f| f as f64);

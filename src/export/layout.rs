@@ -117,6 +117,44 @@ pub enum RefLayer {
     },
     /// The mean over the time dimension of `[N, T, D]`.
     MeanOverTime,
+    /// `nn.BatchNorm1d` (features `[N, C]`) or `nn.BatchNorm2d` (`[N, C, H, W]`), `module` says
+    /// which; the running statistics and `num_batches_tracked` (int64) are its buffers.
+    BatchNorm {
+        module: String,
+        num_features: usize,
+        eps: f64,
+        momentum: f64,
+        weight: String,
+        bias: String,
+        running_mean: String,
+        running_var: String,
+        num_batches_tracked: String,
+    },
+    /// Zeroes whole channels while training; the identity at inference.
+    Dropout2d {
+        p: f64,
+    },
+    /// Weight `[in_channels, out_channels, k, k]`, as PyTorch holds it.
+    ConvTranspose2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        weight: String,
+        bias: String,
+    },
+    /// `nn.Upsample(scale_factor, mode = "nearest")`.
+    Upsample {
+        scale_factor: usize,
+        mode: String,
+    },
+    /// `nn.Unflatten(dim, unflattened_size)`.
+    Unflatten {
+        dim: usize,
+        unflattened_size: Vec<usize>,
+    },
 }
 
 impl RefLayer {
@@ -147,23 +185,26 @@ pub fn reference_layers(spec: &ModelSpec, input: &ModelInput) -> Result<Vec<RefL
     Ok(out)
 }
 
-/// The dense weight that reads a channels-last flatten, and the `[c, h, w]` it flattens: the
-/// network runs images channels-last from its first conv or pool layer on.
-fn channels_last_dense(spec: &ModelSpec, input: &ModelInput) -> Result<Option<(String, [usize; 3])>> {
+/// The dense weights that read a channels-last flatten, each with the `[c, h, w]` it flattens
+/// (`model::channels` says where the network runs images channels-last).
+fn channels_last_dense(spec: &ModelSpec, input: &ModelInput) -> Result<Vec<(String, [usize; 3])>> {
     let layers = plan(spec, input)?;
-    let mut channels_last = false;
-    for (i, l) in layers.iter().enumerate() {
+    let layouts = crate::model::channels::layouts(&layers);
+    let mut found = Vec::new();
+    'flattens: for (i, l) in layers.iter().enumerate() {
         match l.spec {
-            LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Avgpool(_) => channels_last = true,
-            LayerSpec::Flatten if channels_last => {
-                let &[c, h, w] = l.input.as_slice() else { return Ok(None) };
+            LayerSpec::Flatten if layouts[i].input_channels_last => {
+                let &[c, h, w] = l.input.as_slice() else { continue };
                 // the next dense layer reads the flattened values (dropout and activations
                 // between keep their order); a layer with per-feature weights between would need
                 // them permuted too
                 for next in &layers[i + 1..] {
                     match next.spec {
                         LayerSpec::Dropout(_) | LayerSpec::Activation(_) => {}
-                        LayerSpec::Dense(_) => return Ok(Some((next.params[0].name.clone(), [c, h, w]))),
+                        LayerSpec::Dense(_) => {
+                            found.push((next.params[0].name.clone(), [c, h, w]));
+                            continue 'flattens;
+                        }
                         ref other => {
                             return Err(crate::Error::Other(format!(
                                 "export: a {} layer between a conv stack's flatten and its dense layer is not supported yet",
@@ -172,12 +213,11 @@ fn channels_last_dense(spec: &ModelSpec, input: &ModelInput) -> Result<Option<(S
                         }
                     }
                 }
-                return Ok(None);
             }
             _ => {}
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Which way a weight goes between Gradlab's training layout and the reference layout.
@@ -196,24 +236,25 @@ pub fn convert(
     direction: Direction,
 ) -> Result<HashMap<String, Tensor>> {
     let mut out = tensors.clone();
-    let Some((name, [c, h, w])) = channels_last_dense(spec, input)? else { return Ok(out) };
-    let Some(weight) = tensors.get(&name) else { return Ok(out) };
-    // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
-    // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes
-    let &[rows, cols] = weight.dims() else {
-        return Err(crate::Error::Shape(format!("`{name}` is {:?}; a dense weight is a matrix", weight.dims())));
-    };
-    if cols != c * h * w {
-        return Err(crate::Error::Shape(format!(
-            "`{name}` has {cols} columns but the conv stack gives {c}x{h}x{w} = {} features",
-            c * h * w
-        )));
+    for (name, [c, h, w]) in channels_last_dense(spec, input)? {
+        let Some(weight) = tensors.get(&name) else { continue };
+        // checked here, not with candle's `dims2`: a candle error captures a backtrace (hundreds of MB
+        // with RUST_BACKTRACE set) and a hostile file must cost no more than its bytes
+        let &[rows, cols] = weight.dims() else {
+            return Err(crate::Error::Shape(format!("`{name}` is {:?}; a dense weight is a matrix", weight.dims())));
+        };
+        if cols != c * h * w {
+            return Err(crate::Error::Shape(format!(
+                "`{name}` has {cols} columns but the conv stack gives {c}x{h}x{w} = {} features",
+                c * h * w
+            )));
+        }
+        let permuted = match direction {
+            // columns (y, x, ch) -> (ch, y, x)
+            Direction::ToReference => weight.reshape((rows, h, w, c))?.permute((0, 3, 1, 2))?,
+            Direction::FromReference => weight.reshape((rows, c, h, w))?.permute((0, 2, 3, 1))?,
+        };
+        out.insert(name, permuted.contiguous()?.reshape((rows, cols))?);
     }
-    let permuted = match direction {
-        // columns (y, x, ch) -> (ch, y, x)
-        Direction::ToReference => weight.reshape((rows, h, w, c))?.permute((0, 3, 1, 2))?,
-        Direction::FromReference => weight.reshape((rows, c, h, w))?.permute((0, 2, 3, 1))?,
-    };
-    out.insert(name, permuted.contiguous()?.reshape((rows, cols))?);
     Ok(out)
 }

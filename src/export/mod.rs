@@ -251,6 +251,7 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
     };
     // everything that can fail before anything is written: no half-made export
     let onnx_bytes = if format.onnx() { Some(onnx::to_onnx(&card, &reference)?) } else { None };
+    let reference = counters_as_int64(reference, &card.layers)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     // a model file of an earlier export into this folder would be read with this card
     for (wanted, name) in [(format.safetensors(), "model.safetensors"), (format.onnx(), "model.onnx")] {
@@ -269,6 +270,21 @@ pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: Expor
     write_atomic(&out_dir.join("labels.json"), pretty(&card.class_names).as_bytes())?;
     write_atomic(&out_dir.join("preset.toml"), preset.to_toml().as_bytes())?;
     Ok(card)
+}
+
+/// Batch norm's `num_batches_tracked` is an int64 scalar in PyTorch's state_dict (the network
+/// counts in f32, exact far past any run's batch count), so `load_state_dict` takes the file as
+/// it is.
+fn counters_as_int64(mut tensors: HashMap<String, Tensor>, layers: &[CardLayer]) -> Result<HashMap<String, Tensor>> {
+    for layer in layers {
+        if let CardLayer::Reference(layout::RefLayer::BatchNorm { num_batches_tracked: name, .. }) = layer {
+            if let Some(t) = tensors.get(name) {
+                let count = t.to_dtype(candle_core::DType::I64)?;
+                tensors.insert(name.clone(), count);
+            }
+        }
+    }
+    Ok(tensors)
 }
 
 fn write_weights(tensors: &HashMap<String, Tensor>, weights: &Path) -> Result<()> {

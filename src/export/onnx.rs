@@ -42,6 +42,29 @@ fn int(name: &str, value: i64) -> AttributeProto {
     AttributeProto { name: name.into(), type_: AttributeType::INT.into(), i: value, ..Default::default() }
 }
 
+fn text(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::STRING.into(),
+        s: value.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), type_: AttributeType::FLOAT.into(), f: value, ..Default::default() }
+}
+
+fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![values.len() as i64],
+        data_type: DataType::INT64 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
     TensorProto {
         name: name.into(),
@@ -154,7 +177,56 @@ impl Builder<'_> {
                 self.weight(bias)?;
                 self.node("Gemm", &[weight.as_str(), bias.as_str()], vec![int("transB", 1)]);
             }
-            RefLayer::Dropout { .. } => {}
+            RefLayer::Dropout { .. } | RefLayer::Dropout2d { .. } => {}
+            RefLayer::BatchNorm { eps, momentum, weight, bias, running_mean, running_var, .. } => {
+                for name in [weight, bias, running_mean, running_var] {
+                    self.weight(name)?;
+                }
+                let attrs = vec![float("epsilon", *eps as f32), float("momentum", 1.0 - *momentum as f32)];
+                let inputs = [weight.as_str(), bias.as_str(), running_mean.as_str(), running_var.as_str()];
+                self.node("BatchNormalization", &inputs, attrs);
+            }
+            RefLayer::ConvTranspose2d {
+                kernel_size: k,
+                stride: s,
+                padding: p,
+                output_padding: op,
+                weight,
+                bias,
+                ..
+            } => {
+                self.weight(weight)?;
+                self.weight(bias)?;
+                let attrs = vec![
+                    ints("kernel_shape", &[*k, *k]),
+                    ints("strides", &[*s, *s]),
+                    ints("pads", &[*p, *p, *p, *p]),
+                    ints("output_padding", &[*op, *op]),
+                    ints("dilations", &[1, 1]),
+                    int("group", 1),
+                ];
+                self.node("ConvTranspose", &[weight.as_str(), bias.as_str()], attrs);
+            }
+            RefLayer::Upsample { scale_factor, .. } => {
+                // PyTorch's nearest: source index floor(i / scale)
+                let name = format!("upsample_scales_{}", self.graph.node.len());
+                let s = *scale_factor as f32;
+                self.graph.initializer.push(float_tensor(&name, &[4], &[1.0, 1.0, s, s]));
+                let attrs = vec![
+                    text("mode", "nearest"),
+                    text("coordinate_transformation_mode", "asymmetric"),
+                    text("nearest_mode", "floor"),
+                ];
+                self.node("Resize", &["", name.as_str()], attrs);
+            }
+            RefLayer::Unflatten { unflattened_size, .. } => {
+                let name = format!("unflatten_shape_{}", self.graph.node.len());
+                // 0: the batch dimension as it is
+                let mut shape = vec![0i64];
+                shape.extend(unflattened_size.iter().map(|&d| d as i64));
+                self.graph.initializer.push(int64_tensor(&name, &shape));
+                self.node("Reshape", &[name.as_str()], vec![]);
+            }
             RefLayer::AvgPool2d { kernel_size: k, stride: s } => {
                 self.node("AveragePool", &[], vec![ints("kernel_shape", &[*k, *k]), ints("strides", &[*s, *s])]);
             }

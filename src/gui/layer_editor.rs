@@ -112,6 +112,30 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
             optional_number(ui, auto, ("MLP", 1..=16_384, 256), &mut b.ff);
             ui.add(egui::Slider::new(&mut b.dropout, 0.0..=0.9).text("dropout"));
         }
+        LayerSpec::Batchnorm(b) => {
+            let l = ui.label(RichText::new("momentum").small());
+            ui.add(DragValue::new(&mut b.momentum).range(0.0..=1.0).speed(0.01)).labelled_by(l.id);
+            let l = ui.label(RichText::new("eps").small());
+            ui.add(DragValue::new(&mut b.eps).range(1e-12..=1.0).speed(1e-6).max_decimals(8)).labelled_by(l.id);
+        }
+        LayerSpec::Dropout2d(d) => {
+            ui.add(egui::Slider::new(&mut d.rate, 0.0..=0.9).text("rate"));
+        }
+        LayerSpec::ConvTranspose2d(c) => {
+            number(ui, "ch", &mut c.channels, 1..=1024);
+            number(ui, "k", &mut c.kernel, 1..=15);
+            number(ui, "stride", &mut c.stride, 1..=8);
+            number(ui, "pad", &mut c.padding, 0..=8);
+            number(ui, "out pad", &mut c.output_padding, 0..=7);
+            optional_activation(ui, ("deconv_act", i), &mut c.activation);
+        }
+        LayerSpec::Upsample(u) => number(ui, "scale", &mut u.scale, 1..=8),
+        LayerSpec::Reshape(r) => {
+            // [c, h, w] is what a decoder gives; a preset with another rank keeps its shape
+            for (dim, label) in r.shape.iter_mut().zip(["c", "h", "w"]) {
+                number(ui, label, dim, 1..=4096);
+            }
+        }
         LayerSpec::Flatten | LayerSpec::Position(_) | LayerSpec::Layernorm(_) | LayerSpec::GlobalMean => {}
     }
 }
@@ -156,7 +180,17 @@ fn edit(
     let layers = &mut model.layers;
     let (mut remove, mut swap) = (None, None);
     let total: usize = planned.iter().map(crate::model::Planned::param_count).fold(0, usize::saturating_add);
-    ui.label(format!("Layers ({} parameters)", super::setup_panel::group_thousands(total)));
+    let buffers: usize = planned.iter().map(crate::model::Planned::buffer_count).fold(0, usize::saturating_add);
+    if buffers > 0 {
+        // as Keras' summary: the running statistics are held but not trained
+        ui.label(format!(
+            "Layers ({} trainable parameters, {} in buffers)",
+            super::setup_panel::group_thousands(total),
+            super::setup_panel::group_thousands(buffers)
+        ));
+    } else {
+        ui.label(format!("Layers ({} parameters)", super::setup_panel::group_thousands(total)));
+    }
     let count = layers.len();
     for (i, layer) in layers.iter_mut().enumerate() {
         ui.horizontal(|ui| {

@@ -1,6 +1,7 @@
 //! Models: the spec a preset gives, the layer plan with its shape checks, the network with its
 //! seeded weights, and the custom CPU ops the CNN relies on.
 
+pub mod channels;
 mod fused;
 mod kernels;
 pub mod layers;

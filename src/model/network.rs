@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::channels::{layouts, ToChannelsFirst, ToChannelsLast};
 use super::fused;
 use super::layers::{Init, LayerSpec, ParamSpec, Planned, RunLayer};
 use super::ops::{conv2d_nhwc, max_pool_nhwc};
@@ -105,19 +106,6 @@ impl RunLayer for MaxPool {
     }
 }
 
-/// NCHW data to the channels-last layout the image layers run in (free for one channel).
-struct ToChannelsLast;
-
-impl RunLayer for ToChannelsLast {
-    fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
-        Ok(x.permute((0, 2, 3, 1))?.contiguous()?)
-    }
-
-    fn kind(&self) -> &'static str {
-        "layout"
-    }
-}
-
 /// A layer of the network as the GUI lists it.
 #[derive(Debug, Clone)]
 pub struct LayerInfo {
@@ -128,8 +116,11 @@ pub struct LayerInfo {
 
 pub struct Network {
     layers: Vec<Box<dyn RunLayer>>,
-    /// Trainable tensors with readable names (`conv1.weight`, `fc2.bias`), in layer order.
+    /// Tensors with readable names (`conv1.weight`, `fc2.bias`, `bn1.running_mean`), in layer
+    /// order: the weights and the buffers (checkpoints and exports hold both).
     params: Vec<(String, Var)>,
+    /// Whether each of `params` is trained (`false`: a buffer, which gets no gradient).
+    trainable: Vec<bool>,
     info: Vec<LayerInfo>,
 }
 
@@ -163,24 +154,31 @@ impl Network {
         let planned = plan(spec, input)?;
         let mut layers: Vec<Box<dyn RunLayer>> = Vec::new();
         let mut params = Vec::new();
+        let mut trainable = Vec::new();
         let mut info = Vec::new();
+        let layout = layouts(&planned);
         let mut channels_last = false;
         let mut i = 0;
         while i < planned.len() {
             let p = &planned[i];
             let mut tensors = Vec::with_capacity(p.params.len());
+            let mut vars = Vec::with_capacity(p.params.len());
             for spec in &p.params {
                 let var = init(spec, &mut rng, device)?;
                 tensors.push(var.as_tensor().clone());
+                vars.push(var.clone());
                 params.push((spec.name.clone(), var));
+                trainable.push(spec.trainable);
             }
             info.push(LayerInfo { description: p.describe(), output_shape: p.output.clone(), params: p.param_count() });
-            i += 1;
-            let image_layer = matches!(p.spec, LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Avgpool(_));
-            if image_layer && !channels_last {
-                layers.push(Box::new(ToChannelsLast));
-                channels_last = true;
+            if p.input.len() == 3 && layout[i].input_channels_last != channels_last {
+                if channels_last {
+                    layers.push(Box::new(ToChannelsFirst));
+                } else {
+                    layers.push(Box::new(ToChannelsLast));
+                }
             }
+            i += 1;
             let is_activation: fn(&LayerSpec) -> bool = |l| matches!(l, LayerSpec::Activation(_));
             let layer: Box<dyn RunLayer> = match &p.spec {
                 LayerSpec::Conv2d(c) => {
@@ -215,11 +213,18 @@ impl Network {
                     Box::new(Dense { weight: tensors[0].clone(), bias: tensors[1].clone(), act })
                 }
                 LayerSpec::Maxpool(m) => Box::new(MaxPool { size: m.size }),
+                LayerSpec::Batchnorm(b) => b.build(&vars)?,
                 other => other.build(p, &tensors)?,
             };
             layers.push(layer);
+            // the last layer this one absorbed (an activation, a pool) leaves the layout
+            channels_last = layout[i - 1].output_channels_last;
         }
-        Ok(Self { layers, params, info })
+        // a model that ends in an image (a decoder) gives it in the plan's [c, h, w]
+        if channels_last {
+            layers.push(Box::new(ToChannelsFirst));
+        }
+        Ok(Self { layers, params, trainable, info })
     }
 
     pub fn params(&self) -> &[(String, Var)] {
@@ -230,8 +235,19 @@ impl Network {
         &self.info
     }
 
+    /// Whether each of `params()` is trained; `false` for buffers (running statistics).
+    pub fn trainable(&self) -> &[bool] {
+        &self.trainable
+    }
+
+    /// Trained values (PyTorch's `sum(p.numel() for p in model.parameters())`).
     pub fn param_count(&self) -> usize {
-        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+        self.params.iter().zip(&self.trainable).filter(|(_, t)| **t).map(|((_, v), _)| v.elem_count()).sum()
+    }
+
+    /// Values of buffers: running statistics, saved with the weights but never trained.
+    pub fn buffer_count(&self) -> usize {
+        self.params.iter().zip(&self.trainable).filter(|(_, t)| !**t).map(|((_, v), _)| v.elem_count()).sum()
     }
 
     /// The model's output for inputs `[batch, input_shape...]`: logits `[batch, classes]`, or

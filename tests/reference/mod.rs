@@ -45,8 +45,14 @@ impl ReferenceModel {
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
-            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-            let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            // batch norm's count is int64 in PyTorch's state_dict; everything else f32
+            let data = if name.ends_with(".num_batches_tracked") {
+                assert_eq!(view.dtype(), safetensors::Dtype::I64, "{name}");
+                view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+            } else {
+                assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            };
             tensors.insert(name.to_string(), (view.shape().to_vec(), data));
         }
         let n = &card["normalization"];
@@ -168,7 +174,84 @@ impl ReferenceModel {
                         .collect();
                     shape = vec![o];
                 }
-                "Dropout" => {}
+                "Dropout" | "Dropout2d" => {}
+                "BatchNorm" => {
+                    // evaluation: the running statistics, per feature or per channel (NCHW)
+                    let module = layer["module"].as_str().unwrap();
+                    assert_eq!(module, if shape.len() == 3 { "BatchNorm2d" } else { "BatchNorm1d" });
+                    let (_, w) = self.tensor(layer, "weight");
+                    let (_, b) = self.tensor(layer, "bias");
+                    let (_, mean) = self.tensor(layer, "running_mean");
+                    let (_, var) = self.tensor(layer, "running_var");
+                    let (count_shape, _) = self.tensor(layer, "num_batches_tracked");
+                    assert!(count_shape.is_empty(), "num_batches_tracked is a scalar");
+                    let eps = layer["eps"].as_f64().unwrap();
+                    let c = usize_of(layer, "num_features");
+                    let per = x.len() / c;
+                    for (i, v) in x.iter_mut().enumerate() {
+                        let ch = i / per;
+                        let norm = (f64::from(*v) - f64::from(mean[ch])) / (f64::from(var[ch]) + eps).sqrt();
+                        *v = (norm * f64::from(w[ch]) + f64::from(b[ch])) as f32;
+                    }
+                }
+                "ConvTranspose2d" => {
+                    let (ws, w) = self.tensor(layer, "weight");
+                    let (_, b) = self.tensor(layer, "bias");
+                    let (k, s, p) =
+                        (usize_of(layer, "kernel_size"), usize_of(layer, "stride"), usize_of(layer, "padding"));
+                    let op = usize_of(layer, "output_padding");
+                    let (ci, h, wd) = (shape[0], shape[1], shape[2]);
+                    let co = usize_of(layer, "out_channels");
+                    assert_eq!(ws, &vec![ci, co, k, k], "ConvTranspose2d weight is [in, out, kh, kw]");
+                    let (oh, ow) = ((h - 1) * s + k + op - 2 * p, (wd - 1) * s + k + op - 2 * p);
+                    let mut y: Vec<f64> = (0..co * oh * ow).map(|i| f64::from(b[i / (oh * ow)])).collect();
+                    for c in 0..ci {
+                        for iy in 0..h {
+                            for ix in 0..wd {
+                                let xv = f64::from(x[(c * h + iy) * wd + ix]);
+                                for o in 0..co {
+                                    for ky in 0..k {
+                                        for kx in 0..k {
+                                            let (oy, ox) = (
+                                                (iy * s + ky) as isize - p as isize,
+                                                (ix * s + kx) as isize - p as isize,
+                                            );
+                                            if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                                                continue;
+                                            }
+                                            y[(o * oh + oy as usize) * ow + ox as usize] +=
+                                                f64::from(w[((c * co + o) * k + ky) * k + kx]) * xv;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    (x, shape) = (y.into_iter().map(|v| v as f32).collect(), vec![co, oh, ow]);
+                }
+                "Upsample" => {
+                    assert_eq!(layer["mode"], "nearest");
+                    let f = usize_of(layer, "scale_factor");
+                    let (c, h, w) = (shape[0], shape[1], shape[2]);
+                    let (oh, ow) = (h * f, w * f);
+                    let y = (0..c * oh * ow)
+                        .map(|i| {
+                            let (ch, oy, ox) = (i / (oh * ow), i / ow % oh, i % ow);
+                            x[(ch * h + oy / f) * w + ox / f]
+                        })
+                        .collect();
+                    (x, shape) = (y, vec![c, oh, ow]);
+                }
+                "Unflatten" => {
+                    assert_eq!(usize_of(layer, "dim"), 1);
+                    shape = layer["unflattened_size"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_u64().unwrap() as usize)
+                        .collect();
+                    assert_eq!(shape.iter().product::<usize>(), x.len());
+                }
                 other => panic!("unknown layer type {other}"),
             }
         }

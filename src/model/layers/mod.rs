@@ -11,8 +11,10 @@ pub mod attention;
 pub mod conv;
 pub mod dense;
 pub mod embedding;
+pub mod norm;
 pub mod recurrent;
 pub mod shape;
+pub mod upsample;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -26,8 +28,10 @@ pub use attention::{AttentionSpec, LayerNormSpec, TransformerBlockSpec};
 pub use conv::{Conv2dSpec, PoolSpec};
 pub use dense::DenseSpec;
 pub use embedding::{EmbeddingSpec, PositionSpec};
+pub use norm::{BatchNormSpec, Dropout2dSpec};
 pub use recurrent::RecurrentSpec;
 pub use shape::{ActivationSpec, DropoutSpec};
+pub use upsample::{ConvTranspose2dSpec, ReshapeSpec, UpsampleSpec};
 
 /// One entry of `[model] layers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +55,15 @@ pub enum LayerSpec {
     /// The mean over time of a sequence `[time, features]` -> `[features]`.
     GlobalMean,
     TransformerBlock(TransformerBlockSpec),
+    /// Batch normalisation per feature or per image channel, with running statistics.
+    Batchnorm(BatchNormSpec),
+    /// Dropout of whole image channels.
+    Dropout2d(Dropout2dSpec),
+    ConvTranspose2d(ConvTranspose2dSpec),
+    /// Nearest-neighbour upsampling of an image.
+    Upsample(UpsampleSpec),
+    /// Features to `[c, h, w]` (or any shape of as many values): a decoder's first image.
+    Reshape(ReshapeSpec),
 }
 
 /// The layer types in the order the GUI offers them, each with a fresh default.
@@ -72,6 +85,11 @@ pub fn catalogue() -> Vec<LayerSpec> {
         LayerSpec::Layernorm(LayerNormSpec::default()),
         LayerSpec::GlobalMean,
         LayerSpec::TransformerBlock(TransformerBlockSpec::default()),
+        LayerSpec::Batchnorm(BatchNormSpec::default()),
+        LayerSpec::Dropout2d(Dropout2dSpec::default()),
+        LayerSpec::Reshape(ReshapeSpec::default()),
+        LayerSpec::ConvTranspose2d(ConvTranspose2dSpec::default()),
+        LayerSpec::Upsample(UpsampleSpec::default()),
     ]
 }
 
@@ -83,18 +101,27 @@ pub enum Init {
     Constant(f32),
 }
 
-/// A trainable tensor of a layer: its full name (`conv1.weight`, `lstm1.weight_hh_l0`), shape and
+/// A tensor of a layer: its full name (`conv1.weight`, `lstm1.weight_hh_l0`), shape and
 /// initialisation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub init: Init,
+    /// `false` for a buffer (batch norm's running statistics): saved in checkpoints and exports
+    /// like a weight, but the layer updates it itself and it never takes part in a loss, so it
+    /// gets no gradient and the optimizer (weight decay included) never touches it.
+    pub trainable: bool,
 }
 
 impl ParamSpec {
     pub fn new(name: String, shape: Vec<usize>, init: Init) -> Self {
-        Self { name, shape, init }
+        Self { name, shape, init, trainable: true }
+    }
+
+    /// A buffer: state of a layer that is not trained (PyTorch's `register_buffer`).
+    pub fn buffer(name: String, shape: Vec<usize>, init: Init) -> Self {
+        Self { name, shape, init, trainable: false }
     }
 
     pub fn len(&self) -> usize {
@@ -156,8 +183,14 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// Trainable values (what PyTorch's `parameters()` counts).
     pub fn param_count(&self) -> usize {
-        self.params.iter().map(ParamSpec::len).sum()
+        self.params.iter().filter(|p| p.trainable).map(ParamSpec::len).sum()
+    }
+
+    /// Values of buffers (running statistics): saved, never trained.
+    pub fn buffer_count(&self) -> usize {
+        self.params.iter().filter(|p| !p.trainable).map(ParamSpec::len).sum()
     }
 
     pub fn output_len(&self) -> usize {
@@ -238,6 +271,11 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => "layernorm",
             LayerSpec::GlobalMean => "global_mean",
             LayerSpec::TransformerBlock(_) => "transformer_block",
+            LayerSpec::Batchnorm(_) => "batchnorm",
+            LayerSpec::Dropout2d(_) => "dropout2d",
+            LayerSpec::ConvTranspose2d(_) => "conv_transpose2d",
+            LayerSpec::Upsample(_) => "upsample",
+            LayerSpec::Reshape(_) => "reshape",
         }
     }
 
@@ -255,6 +293,8 @@ impl LayerSpec {
             LayerSpec::Attention(_) => Some("attention"),
             LayerSpec::Layernorm(_) => Some("norm"),
             LayerSpec::TransformerBlock(_) => Some("block"),
+            LayerSpec::Batchnorm(_) => Some("bn"),
+            LayerSpec::ConvTranspose2d(_) => Some("deconv"),
             _ => None,
         }
     }
@@ -276,6 +316,11 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => "layer norm".into(),
             LayerSpec::GlobalMean => "mean over time".into(),
             LayerSpec::TransformerBlock(s) => s.describe(),
+            LayerSpec::Batchnorm(s) => s.describe(),
+            LayerSpec::Dropout2d(s) => format!("dropout2d {}", s.rate),
+            LayerSpec::ConvTranspose2d(s) => s.describe(),
+            LayerSpec::Upsample(s) => format!("upsample x{}", s.scale),
+            LayerSpec::Reshape(s) => s.describe(),
         }
     }
 
@@ -304,13 +349,19 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::plan_layernorm(key, name, input),
             LayerSpec::GlobalMean => shape::global_mean(key, input).map(|o| (o, vec![])),
             LayerSpec::TransformerBlock(s) => s.plan(key, name, input),
+            LayerSpec::Batchnorm(s) => s.plan(key, name, input),
+            LayerSpec::Dropout2d(s) => s.plan(key, input).map(|o| (o, vec![])),
+            LayerSpec::ConvTranspose2d(s) => s.plan(key, name, input),
+            LayerSpec::Upsample(s) => s.plan(key, input).map(|o| (o, vec![])),
+            LayerSpec::Reshape(s) => s.plan(key, input).map(|o| (o, vec![])),
         }
     }
 
     /// The layer as it runs (the network builder fuses conv and dense layers itself).
     pub fn build(&self, p: &Planned, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
         match self {
-            LayerSpec::Dense(_) | LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) => {
+            // batch norm updates its running statistics in place: it is built from the variables
+            LayerSpec::Dense(_) | LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Batchnorm(_) => {
                 Err(Error::Other(format!("{} layers are built by the network", self.type_name())))
             }
             LayerSpec::Avgpool(s) => Ok(Box::new(conv::AvgPool { size: s.size })),
@@ -326,6 +377,10 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::build_layernorm(params),
             LayerSpec::GlobalMean => Ok(Box::new(shape::GlobalMean)),
             LayerSpec::TransformerBlock(s) => s.build(p, params),
+            LayerSpec::Dropout2d(s) => Ok(Box::new(norm::Dropout2d { rate: s.rate })),
+            LayerSpec::ConvTranspose2d(s) => s.build(params),
+            LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale })),
+            LayerSpec::Reshape(s) => Ok(Box::new(upsample::Reshape { shape: s.shape.clone() })),
         }
     }
 
@@ -345,6 +400,11 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::reference_layernorm(p),
             LayerSpec::GlobalMean => vec![RefLayer::MeanOverTime],
             LayerSpec::TransformerBlock(s) => s.reference(p),
+            LayerSpec::Batchnorm(s) => s.reference(p),
+            LayerSpec::Dropout2d(s) => vec![RefLayer::Dropout2d { p: s.rate }],
+            LayerSpec::ConvTranspose2d(s) => s.reference(p),
+            LayerSpec::Upsample(s) => vec![RefLayer::Upsample { scale_factor: s.scale, mode: "nearest".into() }],
+            LayerSpec::Reshape(s) => vec![RefLayer::Unflatten { dim: 1, unflattened_size: s.shape.clone() }],
         })
     }
 }
