@@ -429,3 +429,26 @@ fn a_text_classifier_answers_typed_text_and_maps_its_embedding() {
     h.run();
     h.snapshot("text_rnn_probe");
 }
+
+#[test]
+fn turning_on_a_transform_shows_the_augmented_grid() {
+    let mut h = harness(Preset::builtin("mnist_cnn").unwrap());
+    settle(&mut h);
+    assert!(h.state().preset.augment.is_off());
+    h.get_by_label("Flip left-right").scroll_to_me();
+    h.run();
+    h.get_by_label("Flip left-right").click();
+    h.run();
+    assert!(h.state().preset.augment.flip, "the checkbox edits the preset");
+    h.state_mut().preset.augment.shift = 3;
+    step_until(&mut h, "the augmented grid", Duration::from_secs(60), GradlabApp::augment_preview_ready);
+    h.run();
+    h.get_by_label_contains("Sample 1 (");
+    h.get_by_label("Sample 4 augmented, epoch 4");
+    h.get_by_label("Turn augmentation off").scroll_to_me();
+    h.run();
+    h.snapshot("augmentation_preview");
+    h.get_by_label("Turn augmentation off").click();
+    h.run();
+    assert!(h.state().preset.augment.is_off());
+}

@@ -154,6 +154,9 @@ pub struct Preset {
     pub data: DataSpec,
     pub model: ModelSpec,
     pub train: TrainSpec,
+    /// Random transforms of the training images (`[augment]`); all off when left out.
+    #[serde(skip_serializing_if = "crate::data::AugmentSpec::is_off")]
+    pub augment: crate::data::AugmentSpec,
 }
 
 impl Default for Preset {
@@ -167,6 +170,7 @@ impl Default for Preset {
             data: DataSpec::default(),
             model: ModelSpec::default(),
             train: TrainSpec::default(),
+            augment: crate::data::AugmentSpec::default(),
         }
     }
 }
@@ -179,6 +183,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("mnist_cnn", include_str!("../../presets/mnist_cnn.toml")),
     ("mnist_mlp", include_str!("../../presets/mnist_mlp.toml")),
     ("fashion_mnist_cnn", include_str!("../../presets/fashion_mnist_cnn.toml")),
+    ("fashion_mnist_cnn_augmented", include_str!("../../presets/fashion_mnist_cnn_augmented.toml")),
     ("fashion_mnist_mlp", include_str!("../../presets/fashion_mnist_mlp.toml")),
     ("digits_mlp", include_str!("../../presets/digits_mlp.toml")),
     ("iris_mlp", include_str!("../../presets/iris_mlp.toml")),
