@@ -438,9 +438,13 @@ fn turning_on_a_transform_shows_the_augmented_grid() {
     h.get_by_label("Flip left-right").scroll_to_me();
     h.run();
     h.get_by_label("Flip left-right").click();
-    h.run();
+    // the grid is drawn on its thread meanwhile, under a spinner
+    h.step();
     assert!(h.state().preset.augment.flip, "the checkbox edits the preset");
-    h.state_mut().preset.augment.shift = 3;
+    {
+        let a = &mut h.state_mut().preset.augment;
+        (a.shift, a.rotate, a.cutout) = (3, 15.0, 8);
+    }
     step_until(&mut h, "the augmented grid", Duration::from_secs(60), GradlabApp::augment_preview_ready);
     h.run();
     h.get_by_label_contains("Sample 1 (");
