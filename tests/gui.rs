@@ -435,6 +435,12 @@ fn turning_on_a_transform_shows_the_augmented_grid() {
     let mut h = harness(Preset::builtin("mnist_cnn").unwrap());
     settle(&mut h);
     assert!(h.state().preset.augment.is_off());
+    // closed while augmentation is off
+    assert!(h.query_by_label("Flip left-right").is_none());
+    h.get_by_label("Augmentation").scroll_to_me();
+    h.run();
+    h.get_by_label("Augmentation").click();
+    h.run();
     h.get_by_label("Flip left-right").scroll_to_me();
     h.run();
     h.get_by_label("Flip left-right").click();

@@ -13,15 +13,22 @@ fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
     ui.end_row();
 }
 
-/// Draws the section for image sets; `side` is the image's smaller side when known (it bounds
+/// Draws the section for image sets (nothing for others); `side` is the image's smaller side when known (it bounds
 /// shift and cutout), `classes` names the labels under the grid's images.
 pub fn ui(ui: &mut Ui, preset: &mut Preset, side: Option<usize>, classes: &[String], grid: &mut AugmentPreview) {
-    ui.separator();
-    ui.heading("Augmentation");
+    // augmentation transforms images: other sets show no section
     if set_info(&preset.data.set).is_none_or(|s| s.kind != SetKind::Image) {
-        ui.label(egui::RichText::new("Augmentation transforms images; this data set has none.").small().weak());
         return;
     }
+    ui.separator();
+    // closed while every transform is off, so the section costs one line until it is wanted
+    egui::CollapsingHeader::new(egui::RichText::new("Augmentation").heading())
+        .id_salt("augmentation")
+        .default_open(!preset.augment.is_off())
+        .show(ui, |ui| controls(ui, preset, side, classes, grid));
+}
+
+fn controls(ui: &mut Ui, preset: &mut Preset, side: Option<usize>, classes: &[String], grid: &mut AugmentPreview) {
     ui.label(
         egui::RichText::new(
             "Random changes to each training image, new every epoch; evaluation sees the images as they are.",
