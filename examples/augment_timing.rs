@@ -57,6 +57,25 @@ fn main() -> gradlab::Result<()> {
             "{name}: augmenting a batch of {bs} (all 7 transforms): {:.2} ms",
             started.elapsed().as_secs_f64() * 50.0
         );
+        let full = augment();
+        let alone = [
+            ("flip", AugmentSpec { flip: true, ..AugmentSpec::default() }),
+            ("rotate", AugmentSpec { rotate: full.rotate, ..AugmentSpec::default() }),
+            ("shift", AugmentSpec { shift: full.shift, ..AugmentSpec::default() }),
+            ("noise", AugmentSpec { noise: full.noise, ..AugmentSpec::default() }),
+            ("brightness", AugmentSpec { brightness: full.brightness, ..AugmentSpec::default() }),
+            ("contrast", AugmentSpec { contrast: full.contrast, ..AugmentSpec::default() }),
+            ("cutout", AugmentSpec { cutout: full.cutout, ..AugmentSpec::default() }),
+        ];
+        for (what, spec) in alone {
+            let one = Augmenter::new(&spec, data.kind, &data.id, &data.input_shape, &data.normalization, 1)?
+                .expect("a transform is on");
+            let started = Instant::now();
+            for i in 0..20 {
+                one.apply_batch(&mut values, i, 0, data.train.len())?;
+            }
+            println!("  {what} alone: {:.2} ms", started.elapsed().as_secs_f64() * 50.0);
+        }
         for (augmented, threaded) in [(false, false), (false, true), (true, false), (true, true)] {
             let mut p = preset.clone();
             p.augment = if augmented { augment() } else { AugmentSpec::default() };
