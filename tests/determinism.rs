@@ -132,3 +132,13 @@ fn cnn_trains_to_the_same_bits_at_any_thread_count() {
 fn mlp_trains_to_the_same_bits_at_any_thread_count() {
     check_thread_counts(MLP);
 }
+
+/// The CNN trained on augmented images: every transform draws from the sample's own stream,
+/// on the data thread, so the bits still do not depend on the threads.
+#[test]
+fn augmented_cnn_trains_to_the_same_bits_at_any_thread_count() {
+    let toml = format!(
+        "{CNN}[augment]\nflip = true\nrotate = 12.0\nshift = 2\nnoise = 0.1\nbrightness = 0.3\ncontrast = 0.3\ncutout = 5\n"
+    );
+    check_thread_counts(&toml);
+}

@@ -476,3 +476,36 @@ fn editor_shows_batch_norm_and_counts_its_buffers_apart() {
     // the batch norm row: its trained weight and bias only
     h.get_by_label_contains("out 8  (16 params)");
 }
+
+#[test]
+fn turning_on_a_transform_shows_the_augmented_grid() {
+    let mut h = harness(Preset::builtin("mnist_cnn").unwrap());
+    settle(&mut h);
+    assert!(h.state().preset.augment.is_off());
+    // closed while augmentation is off
+    assert!(h.query_by_label("Flip left-right").is_none());
+    h.get_by_label("Augmentation").scroll_to_me();
+    h.run();
+    h.get_by_label("Augmentation").click();
+    h.run();
+    h.get_by_label("Flip left-right").scroll_to_me();
+    h.run();
+    h.get_by_label("Flip left-right").click();
+    // the grid is drawn on its thread meanwhile, under a spinner
+    h.step();
+    assert!(h.state().preset.augment.flip, "the checkbox edits the preset");
+    {
+        let a = &mut h.state_mut().preset.augment;
+        (a.shift, a.rotate, a.cutout) = (3, 15.0, 8);
+    }
+    step_until(&mut h, "the augmented grid", Duration::from_secs(60), GradlabApp::augment_preview_ready);
+    h.run();
+    h.get_by_label_contains("Sample 1 (");
+    h.get_by_label("Sample 4 augmented, epoch 4");
+    h.get_by_label("Turn augmentation off").scroll_to_me();
+    h.run();
+    h.snapshot("augmentation_preview");
+    h.get_by_label("Turn augmentation off").click();
+    h.run();
+    assert!(h.state().preset.augment.is_off());
+}

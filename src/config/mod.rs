@@ -157,6 +157,9 @@ pub struct Preset {
     /// Start from another model's weights (transfer learning).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<crate::train::transfer::TransferSpec>,
+    /// Random transforms of the training images (`[augment]`); all off when left out.
+    #[serde(skip_serializing_if = "crate::data::AugmentSpec::is_off")]
+    pub augment: crate::data::AugmentSpec,
 }
 
 impl Default for Preset {
@@ -171,6 +174,7 @@ impl Default for Preset {
             model: ModelSpec::default(),
             train: TrainSpec::default(),
             transfer: None,
+            augment: crate::data::AugmentSpec::default(),
         }
     }
 }
@@ -183,6 +187,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("mnist_cnn", include_str!("../../presets/mnist_cnn.toml")),
     ("mnist_mlp", include_str!("../../presets/mnist_mlp.toml")),
     ("fashion_mnist_cnn", include_str!("../../presets/fashion_mnist_cnn.toml")),
+    ("fashion_mnist_cnn_augmented", include_str!("../../presets/fashion_mnist_cnn_augmented.toml")),
     ("fashion_mnist_mlp", include_str!("../../presets/fashion_mnist_mlp.toml")),
     ("digits_mlp", include_str!("../../presets/digits_mlp.toml")),
     ("iris_mlp", include_str!("../../presets/iris_mlp.toml")),

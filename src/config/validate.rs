@@ -72,6 +72,8 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     text_data(p, info.id, info.kind.is_text()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
+    let shape = input_shape_hint(p).map(|(shape, _)| shape);
+    p.augment.check(info.kind, &p.data.set, shape.as_deref()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
     let t = &p.train;
     if t.batch_size == 0 {
         return err("train.batch_size", "must be at least 1".into());

@@ -3,6 +3,7 @@
 //! Every set ends up as a [`Dataset`]: normalised features in memory, split into train,
 //! validation and (where the set has one) test.
 
+pub mod augment;
 pub mod batch;
 pub mod csv;
 mod embedded;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
+pub use augment::{AugmentSpec, Augmenter};
 pub use batch::{epoch_order, Batch};
 pub use holdout::SplitInfo;
 pub use text::{TextInfo, TokenLevel};

@@ -163,6 +163,11 @@ impl GradlabApp {
         self.preview.info(&self.preset.data, self.preset.seed).is_some()
     }
 
+    /// Whether the augmentation preview of the current preset is on screen.
+    pub fn augment_preview_ready(&self) -> bool {
+        self.preview.augmented.ready(&self.preset.data, self.preset.seed, &self.preset.augment)
+    }
+
     pub fn dropped_steps(&self) -> u64 {
         self.trainer.dropped_steps()
     }

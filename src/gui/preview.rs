@@ -90,6 +90,8 @@ pub struct PreviewLoader {
     requests: Sender<(String, DataSpec, u64)>,
     results: Receiver<(String, Result<PreviewData, String>)>,
     entries: HashMap<String, Entry>,
+    /// The augmented grid, on its own thread beside this one.
+    pub augmented: super::augment_preview::AugmentPreview,
 }
 
 impl PreviewLoader {
@@ -102,6 +104,7 @@ impl PreviewLoader {
         waker: Option<Waker>,
         build: impl Fn(&DataSpec, u64) -> Result<PreviewData, String> + Send + 'static,
     ) -> Self {
+        let augmented = super::augment_preview::AugmentPreview::spawn(waker.clone());
         let (req_tx, req_rx) = bounded::<(String, DataSpec, u64)>(8);
         let (res_tx, res_rx) = bounded(8);
         std::thread::Builder::new()
@@ -118,11 +121,12 @@ impl PreviewLoader {
                 }
             })
             .expect("spawning the preview thread");
-        Self { requests: req_tx, results: res_rx, entries: HashMap::new() }
+        Self { requests: req_tx, results: res_rx, entries: HashMap::new(), augmented }
     }
 
     /// Takes finished previews (call once per frame; never blocks).
     pub fn poll(&mut self, ctx: &egui::Context) {
+        self.augmented.poll(ctx);
         while let Ok((key, result)) = self.results.try_recv() {
             let entry = match result {
                 Ok(data) => {

@@ -181,6 +181,11 @@ impl SetupPanel {
                 });
             }
             preview.ui(ui, &preset.data, preset.seed);
+            let (side, classes) = preview
+                .info(&preset.data, preset.seed)
+                .map(|p| (p.input_shape.get(1..3).map(|s| s[0].min(s[1])), p.class_names.clone()))
+                .unwrap_or_default();
+            super::augment_panel::ui(ui, preset, side, &classes, &mut preview.augmented);
 
             ui.separator();
             ui.heading("Model");
@@ -320,6 +325,10 @@ fn on_data_set_changed(preset: &mut Preset) {
     };
     let reads_tokens = model.layers.iter().any(|l| matches!(l, LayerSpec::Embedding(_)));
     let image = info.kind == SetKind::Image;
+    if !image {
+        // augmentation transforms images only
+        preset.augment = crate::data::AugmentSpec::default();
+    }
     let task = if info.kind == SetKind::TextStream { Task::LanguageModel } else { Task::Classify };
     if (reads_images && !image) || reads_tokens != info.kind.is_text() || task != preset.task {
         preset.model = super::layer_editor::default_model_for(info.kind);

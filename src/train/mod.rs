@@ -4,6 +4,7 @@
 mod event;
 mod metrics;
 pub mod optim;
+mod prefetch;
 mod session;
 pub mod text;
 pub mod transfer;
@@ -11,5 +12,6 @@ mod worker;
 
 pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};
 pub use metrics::Confusion;
+pub use prefetch::{BatchSource, AHEAD as BATCHES_AHEAD};
 pub use session::{device_for, evaluate, EpochProgress, Session, StepMetrics};
 pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions, STEP_WAKE_INTERVAL};

@@ -1,6 +1,7 @@
 //! One training run in memory: data, network, optimizer and position. The worker and the
 //! benchmarks drive it batch by batch; it knows nothing of channels or files.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -8,8 +9,9 @@ use candle_core::Device;
 use super::event::{EpochMetrics, Evaluation};
 use super::metrics::Confusion;
 use super::optim::Optimizer;
+use super::prefetch::BatchSource;
 use crate::config::Preset;
-use crate::data::{epoch_order, Dataset, Split};
+use crate::data::{Augmenter, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Mode, ModelInput, Network};
 use crate::rng::Rng;
@@ -53,7 +55,8 @@ pub struct EpochProgress {
 
 pub struct Session {
     pub preset: Preset,
-    pub data: Dataset,
+    /// Shared with the data thread, which cuts the training batches from it.
+    pub data: Arc<Dataset>,
     pub net: Network,
     pub optimizer: Optimizer,
     pub device: Device,
@@ -65,7 +68,8 @@ pub struct Session {
     pub batches_per_epoch: usize,
     /// Overrides the preset's base learning rate (set from the GUI while training).
     pub base_learning_rate: f64,
-    order: Vec<usize>,
+    /// Training batches in the epoch's order, augmented, prepared on the "gradlab-data" thread.
+    pub batches: BatchSource,
     progress: EpochProgress,
 }
 
@@ -85,10 +89,15 @@ impl Session {
         let mut optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
         optimizer.frozen = super::transfer::frozen_params(preset.transfer.as_ref(), net.params());
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
+        let augmenter =
+            Augmenter::new(&preset.augment, data.kind, &data.id, &data.input_shape, &data.normalization, preset.seed)?;
+        let data = Arc::new(data);
+        let batches =
+            BatchSource::new(Arc::clone(&data), preset.task, device.clone(), t.batch_size, preset.seed, augmenter);
         Ok(Self {
             base_learning_rate: t.learning_rate,
             rng: Rng::derive(preset.seed, "dropout", 0),
-            order: epoch_order(data.train.len(), preset.seed, 0),
+            batches,
             preset,
             data,
             net,
@@ -106,7 +115,8 @@ impl Session {
     pub fn seek(&mut self, state: &crate::record::CheckpointState) {
         self.epoch = state.epoch;
         self.batch = state.batch.min(self.batches_per_epoch);
-        self.order = epoch_order(self.data.train.len(), self.preset.seed, self.epoch);
+        // batches prepared for the old position must never be trained at the new one
+        self.batches.stop();
         self.rng = state.rng.clone();
         self.base_learning_rate = state.base_learning_rate;
         self.progress = if self.batch > 0 { state.epoch_progress.clone() } else { EpochProgress::default() };
@@ -130,11 +140,8 @@ impl Session {
     /// Trains the next batch and advances the position.
     pub fn train_batch(&mut self) -> Result<StepMetrics> {
         let started = Instant::now();
-        let bs = self.preset.train.batch_size;
-        let start = self.batch * bs;
-        let end = start.saturating_add(bs).min(self.order.len());
         let task = self.preset.task;
-        let batch = task.gather(&self.data.train, &self.order[start..end], &self.data.input_shape, &self.device)?;
+        let batch = self.batches.take(self.epoch, self.batch)?;
         let lr = self.learning_rate();
         let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
         let loss = task.loss(&logits, &batch.targets)?;
@@ -185,7 +192,9 @@ impl Session {
         };
         self.epoch += 1;
         self.batch = 0;
-        self.order = epoch_order(self.data.train.len(), self.preset.seed, self.epoch);
+        if self.finished() {
+            self.batches.stop();
+        }
         self.progress = EpochProgress::default();
         Ok(metrics)
     }
