@@ -71,7 +71,7 @@ pub struct BenchReport {
 }
 
 /// Every benchmark model, in the order of the table.
-pub const ALL_MODELS: [&str; 7] = ["mlp", "cnn", "rnn", "lstm", "gru", "char-lstm", "transformer"];
+pub const ALL_MODELS: [&str; 8] = ["mlp", "cnn", "cifar", "rnn", "lstm", "gru", "char-lstm", "transformer"];
 
 /// A benchmark model as its preset: the Fashion-MNIST MLP and CNN, and the text presets (the
 /// IMDB LSTM reads fortune words here, 100 per sample, with a head per category, as no IMDB is
@@ -80,6 +80,7 @@ pub fn model_preset(name: &str) -> Result<Preset> {
     let builtin = match name {
         "mlp" => "fashion_mnist_mlp",
         "cnn" => "fashion_mnist_cnn",
+        "cifar" => "cifar10_cnn",
         "rnn" => "text_rnn",
         "lstm" => "imdb_lstm",
         "gru" => "word_language_gru",
@@ -226,12 +227,29 @@ fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<Mo
 }
 
 fn is_text(name: &str) -> bool {
-    !matches!(name, "mlp" | "cnn")
+    !matches!(name, "mlp" | "cnn" | "cifar")
+}
+
+/// Records in the CIFAR fixture the benchmark trains on (per batch file; 6 files).
+const CIFAR_RECORDS: usize = 2_000;
+
+/// CIFAR-10's binary format written with random-looking images (no CIFAR is installed here;
+/// the speed does not depend on what the pixels show), read back through the real loader.
+fn cifar_data() -> Result<data::Dataset> {
+    let dir = std::env::temp_dir().join(format!("gradlab-bench-cifar-{}", std::process::id()));
+    data::cifar::write_fixture(&dir, CIFAR_RECORDS, 42)?;
+    let spec = DataSpec { set: "cifar10".into(), path: Some(dir.clone()), ..DataSpec::default() };
+    let loaded = data::load(&spec, 42);
+    let _ = std::fs::remove_dir_all(&dir);
+    loaded
 }
 
 /// The data a benchmark model trains on: Fashion-MNIST (or MNIST 5k) for the image models, the
 /// preset's own text set for the text models.
 fn model_data(name: &str, images: &mut Option<data::Dataset>) -> Result<data::Dataset> {
+    if name == "cifar" {
+        return cifar_data();
+    }
     if !is_text(name) {
         if images.is_none() {
             *images = Some(data::load(&bench_data(), 42)?);

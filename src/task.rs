@@ -61,10 +61,11 @@ impl Task {
                         len + 1
                     )));
                 }
+                let mut rows = Vec::with_capacity(n * (len + 1));
+                split.copy_rows(indices, &mut rows)?;
                 let mut inputs = Vec::with_capacity(n * len);
                 let mut targets = Vec::with_capacity(n * len);
-                for &i in indices {
-                    let ids = split.sample(i);
+                for ids in rows.chunks_exact(len + 1) {
                     inputs.extend_from_slice(&ids[..len]);
                     // ids are exact small integers stored as f32
                     targets.extend(ids[1..].iter().map(|&t| t as u32));

@@ -14,3 +14,5 @@ mod presets;
 mod runs;
 #[path = "fuzz/support.rs"]
 mod support;
+#[path = "fuzz/user_data.rs"]
+mod user_data;

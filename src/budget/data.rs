@@ -22,6 +22,8 @@ pub struct DataSize {
     pub temporaries: f64,
     /// The key that sets the size, named when the data is what does not fit.
     pub key: &'static str,
+    /// The features stay in a disk cache (`data.stream`): memory holds labels and row numbers.
+    pub streamed: bool,
 }
 
 /// `None` when the size cannot be known without reading the data (an IDX folder that is missing
@@ -39,6 +41,7 @@ pub fn data_size(preset: &Preset) -> Option<DataSize> {
         classes,
         temporaries: 2.0 * text + 4.0 * samples * sample_bytes(&input_shape),
         key: "data.set",
+        streamed: false,
     };
     Some(match d.set.as_str() {
         // the embedded CSVs inflate to these sizes (assets/)
@@ -71,6 +74,7 @@ pub fn data_size(preset: &Preset) -> Option<DataSize> {
                 input_shape,
                 classes: if d.set == "idx" { 10 } else { classes },
                 key: if d.path.is_some() { "data.path" } else { "data.set" },
+                streamed: false,
             }
         }
         "text-folder" | "fortune-categories" | "word-languages" | "fortunes-text" | "text-file" => {
@@ -82,6 +86,19 @@ pub fn data_size(preset: &Preset) -> Option<DataSize> {
                 classes: t.classes,
                 temporaries: t.temporaries,
                 key: if d.path.is_some() { "data.path" } else { "data.set" },
+                streamed: false,
+            }
+        }
+        "cifar10" | "cifar100" | "image-folder" | "csv" => {
+            let u = crate::data::user_estimate::size(d)?;
+            DataSize {
+                samples: u.samples,
+                test: u.test,
+                input_shape: u.input_shape,
+                classes,
+                temporaries: u.temporaries,
+                key: "data.path",
+                streamed: u.streamed,
             }
         }
         _ => return None,

@@ -267,7 +267,8 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     let vocab = text.then(|| d.vocab_size.saturating_add(2));
     let input = ModelInput { shape: data.input_shape.clone(), classes: data.classes, vocab, task: preset.task };
     let net = layers(preset, &input)?;
-    let sample_bytes = (features + 1.0) * F32; // features and the label
+    // features and the label; a streamed set keeps only the label and its row in the disk cache
+    let sample_bytes = if data.streamed { F32 + 8.0 } else { (features + 1.0) * F32 };
     let n = data.samples;
     let validation = (n * d.validation_fraction).round().clamp(1.0, (n - 1.0).max(1.0));
     let mut train = (n - validation).max(0.0);

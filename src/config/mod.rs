@@ -204,6 +204,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("char_lm_fortunes", include_str!("../../presets/char_lm_fortunes.toml")),
     ("tiny_transformer_fortunes", include_str!("../../presets/tiny_transformer_fortunes.toml")),
     ("transfer_mnist_to_fashion", include_str!("../../presets/transfer_mnist_to_fashion.toml")),
+    ("cifar10_cnn", include_str!("../../presets/cifar10_cnn.toml")),
 ];
 
 impl Preset {

@@ -15,6 +15,7 @@ pub fn input_shape_hint(preset: &Preset) -> Option<(Vec<usize>, usize)> {
         "breast-cancer" => (vec![30], 2),
         "spiral" | "blobs" => (vec![2], data.classes),
         "moons" | "circles" | "xor" => (vec![2], 2),
+        "cifar10" | "cifar100" | "image-folder" | "csv" => return crate::data::user_estimate::shape_hint(data),
         _ => return crate::data::text::estimate::shape_hint(data),
     })
 }
@@ -72,6 +73,7 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     text_data(p, info.id, info.kind.is_text()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
+    user_data(p, info.id).map_err(|(key, msg)| Error::config(origin, key, msg))?;
     let shape = input_shape_hint(p).map(|(shape, _)| shape);
     p.augment.check(info.kind, &p.data.set, shape.as_deref()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
     let t = &p.train;
@@ -157,6 +159,25 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The keys of the sets a user brings: the image size, and a path of the right kind. Without a
+/// path the preset is still sound (cifar10_cnn is for the user's own folder); loading asks.
+fn user_data(p: &Preset, id: &str) -> std::result::Result<(), (&'static str, String)> {
+    let d = &p.data;
+    if id == "image-folder" {
+        crate::data::image_folder::input_shape(d).map_err(|_| {
+            let max = crate::data::image_folder::MAX_SIDE;
+            ("data.image_size", format!("{:?}: each side must be 1 to {max} pixels", d.image_size))
+        })?;
+    }
+    match (id, &d.path) {
+        ("cifar10" | "cifar100" | "image-folder", Some(path)) if !path.is_dir() => {
+            Err(("data.path", format!("`{}` is not a folder", path.display())))
+        }
+        ("csv", Some(path)) if !path.is_file() => Err(("data.path", format!("`{}` is not a file", path.display()))),
+        _ => Ok(()),
+    }
 }
 
 /// The text sets' keys: lengths and vocabulary in range, the path they need, known languages.

@@ -21,13 +21,9 @@ pub struct Batch {
 
 impl Batch {
     pub fn gather(split: &Split, indices: &[usize], input_shape: &[usize], device: &Device) -> Result<Self> {
-        let f = split.feature_len();
-        let mut features = Vec::with_capacity(indices.len() * f);
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            features.extend_from_slice(split.sample(i));
-            labels.push(split.labels[i]);
-        }
+        let mut features = Vec::new();
+        split.copy_rows(indices, &mut features)?;
+        let labels: Vec<u32> = indices.iter().map(|&i| split.labels[i]).collect();
         let mut shape = vec![indices.len()];
         shape.extend_from_slice(input_shape);
         Ok(Self {

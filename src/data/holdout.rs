@@ -44,37 +44,39 @@ impl Fnv {
 impl SplitInfo {
     /// The fingerprint of a split made from `all` raw samples: `val_idx` held out, `train`
     /// samples kept for training, `test` the set's own raw test split.
-    pub(crate) fn of(all: &Split, val_idx: &[usize], train: usize, test: Option<&Split>) -> Self {
+    /// A streamed split is read row by row, so it hashes the same values as in memory.
+    pub(crate) fn of(all: &Split, val_idx: &[usize], train: usize, test: Option<&Split>) -> crate::error::Result<Self> {
         let mut idx = Fnv::new();
         for &i in val_idx {
             idx.word(i as u64);
         }
         let mut content = Fnv::new();
-        let f = all.feature_len();
-        for &i in val_idx {
-            content.word(u64::from(all.labels[i]));
-            for v in &all.features[i * f..(i + 1) * f] {
+        let mut hash_row = |label: u32, row: &[f32]| {
+            content.word(u64::from(label));
+            for v in row {
                 content.word(u64::from(v.to_bits()));
             }
-        }
+        };
+        all.for_each_raw(val_idx, |i, row| hash_row(all.labels[i], row))?;
         if let Some(t) = test {
             content.word(t.len() as u64);
             content.word(u64::from_le_bytes(*b"testsplt"));
-            for (l, chunk) in t.labels.iter().zip(t.features.chunks(t.feature_len().max(1))) {
-                content.word(u64::from(*l));
-                for v in chunk {
+            let every: Vec<usize> = (0..t.len()).collect();
+            t.for_each_raw(&every, |i, row| {
+                content.word(u64::from(t.labels[i]));
+                for v in row {
                     content.word(u64::from(v.to_bits()));
                 }
-            }
+            })?;
         }
-        Self {
+        Ok(Self {
             total: all.len(),
             train,
             validation: val_idx.len(),
             test: test.map(Split::len),
             validation_indices: idx.hex(),
             held_out_content: content.hex(),
-        }
+        })
     }
 
     /// What differs between the split recorded (`self`) and the one made now, in words; `None`

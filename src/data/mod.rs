@@ -5,12 +5,17 @@
 
 pub mod augment;
 pub mod batch;
+pub mod cifar;
 pub mod csv;
 mod embedded;
 mod holdout;
 pub mod idx;
+pub mod image_folder;
+pub mod storage;
 pub mod synthetic;
+pub mod table;
 pub mod text;
+pub mod user_estimate;
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +63,30 @@ pub struct DataSpec {
     /// [`text::wordlists::LANGUAGES`]); empty: every one installed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
+    /// `cifar100`: `fine` (100 classes, the default) or `coarse` (20 superclasses).
+    #[serde(skip_serializing_if = "cifar::LabelKind::is_fine")]
+    pub labels: cifar::LabelKind,
+    /// `image-folder`: the side of the square the images are resized to, or `[height, width]`
+    /// (default 32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<image_folder::ImageSize>,
+    /// `image-folder`: `rgb` (the default) or `grey`.
+    #[serde(skip_serializing_if = "image_folder::ColorMode::is_rgb")]
+    pub color: image_folder::ColorMode,
+    /// `csv`: whether the first row names the columns (default: detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// `csv`: the label column, by name or 0-based position (default: the last).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<table::LabelColumn>,
+    /// `csv`: what to do with a missing value (empty, NA, NaN, ?): refuse (the default), or
+    /// `mean`, `zero`, `drop_row`.
+    #[serde(skip_serializing_if = "table::Missing::is_refuse")]
+    pub missing: table::Missing,
+    /// Image sets from files: keep the pixels in a disk cache and read them per batch (`true`),
+    /// in memory (`false`); default: stream when the set's `f32` size would exceed 512 MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
 }
 
 const DEFAULT_MAX_LEN: usize = 50;
@@ -112,6 +141,13 @@ impl Default for DataSpec {
             max_len: DEFAULT_MAX_LEN,
             vocab_size: DEFAULT_VOCAB_SIZE,
             languages: Vec::new(),
+            labels: cifar::LabelKind::Fine,
+            image_size: None,
+            color: image_folder::ColorMode::Rgb,
+            header: None,
+            label_column: None,
+            missing: table::Missing::Refuse,
+            stream: None,
         }
     }
 }
@@ -156,6 +192,10 @@ pub const CATALOGUE: &[SetInfo] = &[
     SetInfo { id: "circles", title: "Circles", kind: SetKind::Points2d, description: "A small circle inside a large one in 2-D." },
     SetInfo { id: "xor", title: "XOR", kind: SetKind::Points2d, description: "Four quadrants labelled by the sign of x*y." },
     SetInfo { id: "blobs", title: "Gaussian blobs", kind: SetKind::Points2d, description: "Gaussian clusters, one per class, in 2-D." },
+    SetInfo { id: "cifar10", title: "CIFAR-10 folder", kind: SetKind::Image, description: "60,000 colour images (32x32, 10 classes: airplane ... truck) from the CIFAR-10 binary files in a folder you pick (data_batch_1..5.bin, test_batch.bin)." },
+    SetInfo { id: "cifar100", title: "CIFAR-100 folder", kind: SetKind::Image, description: "60,000 colour images (32x32) in 100 fine or 20 coarse classes, from CIFAR-100's binary train.bin and test.bin in a folder you pick." },
+    SetInfo { id: "image-folder", title: "Image folder", kind: SetKind::Image, description: "Your images: one sub-folder per class (PNG, JPEG or WebP), resized to a chosen size, grey or RGB; optionally train/ and test/ folders." },
+    SetInfo { id: "csv", title: "CSV table", kind: SetKind::Tabular, description: "Your table: numeric columns and a label column (by name or position, default the last); a header row is detected." },
     SetInfo { id: "text-folder", title: "Text folder", kind: SetKind::Text, description: "Text classification from a folder in the IMDB layout: train/<class>/*.txt and optionally test/<class>/*.txt. Words." },
     SetInfo { id: "fortune-categories", title: "Fortune categories", kind: SetKind::Text, description: "Which of 43 categories (art, computers, love, science, ...) a fortune cookie comes from, from its words; Debian's fortunes and fortunes-min packages." },
     SetInfo { id: "word-languages", title: "Word languages", kind: SetKind::Text, description: "Which language a word is from, from its letters: Debian's word lists (wamerican, wngerman, wfrench, ...), 10,000 words each." },
@@ -167,11 +207,14 @@ pub fn set_info(id: &str) -> Option<&'static SetInfo> {
     CATALOGUE.iter().find(|s| s.id == id)
 }
 
-/// Features (row-major, one row per sample) and labels.
+/// Features (row-major, one row per sample) and labels. The features are in memory, or for a
+/// streamed set (`disk`, see [`storage`]) rows of bytes in a cache file and `features` is empty:
+/// cut batches with [`Split::copy_rows`], which reads either.
 #[derive(Debug, Clone, Default)]
 pub struct Split {
     pub features: Vec<f32>,
     pub labels: Vec<u32>,
+    pub disk: Option<std::sync::Arc<storage::DiskRows>>,
 }
 
 impl Split {
@@ -184,6 +227,9 @@ impl Split {
     }
 
     pub fn feature_len(&self) -> usize {
+        if let Some(disk) = &self.disk {
+            return disk.row_len();
+        }
         if self.labels.is_empty() {
             0
         } else {
@@ -197,9 +243,11 @@ impl Split {
     }
 
     fn select(&self, indices: &[usize]) -> Split {
+        if let Some(streamed) = self.select_disk(indices) {
+            return streamed;
+        }
         let f = self.feature_len();
-        let mut out =
-            Split { features: Vec::with_capacity(indices.len() * f), labels: Vec::with_capacity(indices.len()) };
+        let mut out = Split::new(Vec::with_capacity(indices.len() * f), Vec::with_capacity(indices.len()));
         for &i in indices {
             out.features.extend_from_slice(self.sample(i));
             out.labels.push(self.labels[i]);
@@ -250,18 +298,22 @@ impl Normalization {
 
     /// Standardises with statistics of `train` (raw features scaled by `scale`): one mean/std for
     /// all features when `global`, else per feature.
-    fn fit(train: &Split, scale: f32, global: bool) -> Self {
+    /// A streamed split is read in one pass, in the same order, so it fits the same numbers.
+    fn fit(train: &Split, scale: f32, global: bool) -> Result<Self> {
         let f = train.feature_len().max(1);
         let groups = if global { 1 } else { f };
         let mut sum = vec![0f64; groups];
         let mut sq = vec![0f64; groups];
-        for (i, &v) in train.features.iter().enumerate() {
-            let g = if global { 0 } else { i % f };
-            let v = f64::from(v * scale);
-            sum[g] += v;
-            sq[g] += v * v;
-        }
-        let per_group = (train.features.len() / groups).max(1) as f64;
+        let all: Vec<usize> = (0..train.len()).collect();
+        train.for_each_raw(&all, |_, row| {
+            for (i, &v) in row.iter().enumerate() {
+                let g = if global { 0 } else { i % f };
+                let v = f64::from(v * scale);
+                sum[g] += v;
+                sq[g] += v * v;
+            }
+        })?;
+        let per_group = ((train.len() * train.feature_len()) / groups).max(1) as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / per_group) as f32).collect();
         let std = sq
             .iter()
@@ -271,7 +323,7 @@ impl Normalization {
                 (var.max(0.0).sqrt() as f32).max(1e-6)
             })
             .collect();
-        Self { scale, mean, std }
+        Ok(Self { scale, mean, std })
     }
 }
 
@@ -369,7 +421,7 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
     let points = |p: synthetic::Points, classes: usize| Raw {
         class_names: (0..classes).map(|c| format!("class {c}")).collect(),
         input_shape: vec![2],
-        features: Split { features: p.xy, labels: p.labels },
+        features: Split::new(p.xy, p.labels),
         test: None,
         scale: 1.0,
         source: format!("synthetic {} (seed {seed}, noise {})", spec.set, spec.noise),
@@ -416,6 +468,10 @@ fn load_raw(spec: &DataSpec, seed: u64) -> Result<Raw> {
             text::folder::load(&required_path(spec, "the folder that holds train/ and test/")?, spec, seed)?
         }
         "text-file" => text::stream::text_file(&required_path(spec, "the UTF-8 text file to model")?, spec)?,
+        "cifar10" => cifar::load(spec, false)?,
+        "cifar100" => cifar::load(spec, true)?,
+        "image-folder" => image_folder::load(spec)?,
+        "csv" => table::load(&required_path(spec, "the CSV file")?, spec)?,
         "fortune-categories" => text::fortunes::categories(spec, seed)?,
         "fortunes-text" => text::fortunes::text(spec)?,
         "word-languages" => text::wordlists::load(spec, seed)?,
@@ -432,10 +488,7 @@ fn required_path(spec: &DataSpec, what: &str) -> Result<PathBuf> {
 fn idx_split(images: &Path, labels: &Path) -> Result<(Split, usize, usize)> {
     let (imgs, lbls) = idx::read_pair(images, labels)?;
     Ok((
-        Split {
-            features: imgs.pixels.iter().map(|&p| f32::from(p)).collect(),
-            labels: lbls.iter().map(|&l| u32::from(l)).collect(),
-        },
+        Split::new(imgs.pixels.iter().map(|&p| f32::from(p)).collect(), lbls.iter().map(|&l| u32::from(l)).collect()),
         imgs.rows,
         imgs.cols,
     ))
@@ -516,7 +569,7 @@ pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalizatio
         Some(p) => (raw.features, p.validation, p.split),
         None => {
             let (val_idx, train_idx) = split_indices(n, spec, seed);
-            let split = SplitInfo::of(&raw.features, &val_idx, train_idx.len(), raw.test.as_ref());
+            let split = SplitInfo::of(&raw.features, &val_idx, train_idx.len(), raw.test.as_ref())?;
             (raw.features.select(&train_idx), raw.features.select(&val_idx), split)
         }
     };
@@ -525,12 +578,12 @@ pub fn load_with(spec: &DataSpec, seed: u64, normalization: Option<&Normalizatio
         // token ids are indices, not measurements: scaling them would break the lookup
         _ if info.kind.is_text() => Normalization::identity(1.0),
         (Some(given), _) => given.clone(),
-        (None, NormalizationKind::Standardize) => Normalization::fit(&train, raw.scale, info.kind == SetKind::Image),
+        (None, NormalizationKind::Standardize) => Normalization::fit(&train, raw.scale, info.kind == SetKind::Image)?,
         (None, NormalizationKind::Scale) => Normalization::identity(raw.scale),
         (None, NormalizationKind::None) => Normalization::identity(1.0),
     };
     for split in [Some(&mut train), Some(&mut validation), test.as_mut()].into_iter().flatten() {
-        normalization.apply(&mut split.features);
+        split.normalize(&normalization);
     }
     Ok(Dataset {
         id: spec.set.clone(),

@@ -256,6 +256,21 @@ impl GradlabApp {
                             self.preset.data.path = Some(file);
                         }
                     }
+                    "csv" => {
+                        if let Some(file) = self.dialogs.pick_file("CSV table (a label column and numbers)") {
+                            self.preset.data.path = Some(file);
+                        }
+                    }
+                    "cifar10" | "cifar100" | "image-folder" => {
+                        let what = match self.preset.data.set.as_str() {
+                            "image-folder" => "Folder with one sub-folder of images per class",
+                            _ => "Folder with the CIFAR binary files",
+                        };
+                        if let Some(dir) = self.dialogs.pick_folder(what) {
+                            // the files are read (and refused with reasons) when the data loads
+                            self.preset.data.path = Some(dir);
+                        }
+                    }
                     "text-folder" => {
                         if let Some(dir) = self.dialogs.pick_folder("Folder with train/<class>/*.txt") {
                             if dir.join("train").is_dir() {

@@ -44,7 +44,9 @@ fn build(spec: &DataSpec, seed: u64) -> Result<PreviewData, String> {
         SetKind::Image => {
             let (h, w) = (ds.input_shape[1], ds.input_shape[2]);
             for i in 0..IMAGES.min(ds.train.len()) {
-                let px = &ds.train.sample(i)[..h * w];
+                // a streamed set's rows are on disk: read them rather than index memory
+                let sample = ds.train.sample_vec(i).map_err(|e| e.to_string())?;
+                let px = &sample[..h * w];
                 let (lo, hi) = px.iter().fold((f32::MAX, f32::MIN), |(l, u), &v| (l.min(v), u.max(v)));
                 let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
                 let grey = px.iter().map(|&v| ((v - lo) * scale) as u8).collect();

@@ -122,11 +122,15 @@ impl SetupPanel {
             self.missing_path = match (preset.data.set.as_str(), &preset.data.path) {
                 ("text-folder", None) => Some("Choose the text folder (train/<class>/*.txt) first.".into()),
                 ("text-file", None) => Some("Choose the text file to model first.".into()),
+                ("cifar10" | "cifar100", None) => Some("Choose the folder with the CIFAR binary files first.".into()),
+                ("image-folder", None) => Some("Choose the folder with one sub-folder per class first.".into()),
+                ("csv", None) => Some("Choose the CSV file first.".into()),
                 _ => None,
             };
             if let Some(info) = set_info(&preset.data.set) {
                 ui.label(egui::RichText::new(info.description).small());
-                if matches!(info.id, "idx" | "fashion-mnist" | "text-folder" | "text-file") {
+                let user_set = matches!(info.id, "cifar10" | "cifar100" | "image-folder" | "csv");
+                if user_set || matches!(info.id, "idx" | "fashion-mnist" | "text-folder" | "text-file") {
                     ui.horizontal(|ui| {
                         let shown = match (&preset.data.path, info.id) {
                             (Some(p), _) => p.display().to_string(),
@@ -135,7 +139,7 @@ impl SetupPanel {
                             }
                             (None, _) => "(none chosen)".into(),
                         };
-                        let file = info.id == "text-file";
+                        let file = matches!(info.id, "text-file" | "csv");
                         ui.label(format!("{}: {shown}", if file { "File" } else { "Folder" }));
                         if ui.button(if file { "Choose file…" } else { "Choose folder…" }).clicked() {
                             actions.push(Action::PickDataPath);
@@ -162,6 +166,7 @@ impl SetupPanel {
                             });
                         }
                     }
+                    user_data_keys(ui, preset, info.id);
                     // token ids are never normalised
                     if !info.kind.is_text() {
                         labelled(ui, "Preprocessing", |ui| {
@@ -311,6 +316,61 @@ impl SetupPanel {
 
 /// Keeps the model sensible for the new data: image layers need images, an embedding needs
 /// text.
+/// The keys of the sets a user brings: an image folder's size and colour, CIFAR-100's labels,
+/// a table's label column (a name or a 0-based position; empty: the last).
+fn user_data_keys(ui: &mut egui::Ui, preset: &mut Preset, id: &str) {
+    use crate::data::{cifar::LabelKind, image_folder, table::LabelColumn};
+    let d = &mut preset.data;
+    match id {
+        "image-folder" => {
+            let mut side = d.image_size.map_or(image_folder::DEFAULT_SIDE, |s| s.hw().0);
+            labelled(ui, "Image size", |ui| {
+                let r = ui.add(DragValue::new(&mut side).range(1..=image_folder::MAX_SIDE).suffix(" px"));
+                if r.changed() {
+                    d.image_size = Some(image_folder::ImageSize::Side(side));
+                }
+                r.on_hover_text("images are resized to this square (bilinear)")
+            });
+            labelled(ui, "Colour", |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut d.color, image_folder::ColorMode::Rgb, "RGB");
+                    ui.selectable_value(&mut d.color, image_folder::ColorMode::Grey, "grey");
+                })
+                .response
+            });
+        }
+        "cifar100" => {
+            labelled(ui, "Labels", |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut d.labels, LabelKind::Fine, "fine (100)");
+                    ui.selectable_value(&mut d.labels, LabelKind::Coarse, "coarse (20)");
+                })
+                .response
+            });
+        }
+        "csv" => {
+            let mut text = match &d.label_column {
+                Some(LabelColumn::Position(p)) => p.to_string(),
+                Some(LabelColumn::Name(n)) => n.clone(),
+                None => String::new(),
+            };
+            labelled(ui, "Label column", |ui| {
+                let r = ui.add(egui::TextEdit::singleline(&mut text).hint_text("last").desired_width(90.0));
+                if r.changed() {
+                    let t = text.trim();
+                    d.label_column = match t.parse::<usize>() {
+                        _ if t.is_empty() => None,
+                        Ok(p) => Some(LabelColumn::Position(p)),
+                        Err(_) => Some(LabelColumn::Name(t.to_string())),
+                    };
+                }
+                r.on_hover_text("a header name or a 0-based position")
+            });
+        }
+        _ => {}
+    }
+}
+
 fn on_data_set_changed(preset: &mut Preset) {
     preset.data.path = None;
     let Some(info) = set_info(&preset.data.set) else { return };

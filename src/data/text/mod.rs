@@ -177,7 +177,7 @@ impl Labelled {
             features.resize(features.len() + info.max_len - ids.len(), vocab::PAD_ID as f32);
             features.extend(ids.iter().map(|&id| id as f32));
         }
-        Split { features, labels: self.labels.clone() }
+        Split::new(features, self.labels.clone())
     }
 }
 
@@ -208,7 +208,7 @@ pub(in crate::data) fn classification(
     info.tokens = counts.vocabulary(spec.vocab_size);
     let all = samples.encode(&info);
     let test = test.map(|t| t.encode(&info));
-    let split = SplitInfo::of(&all, &val_idx, train_idx.len(), test.as_ref());
+    let split = SplitInfo::of(&all, &val_idx, train_idx.len(), test.as_ref())?;
     Ok(Raw {
         class_names,
         input_shape: vec![spec.max_len],

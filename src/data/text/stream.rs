@@ -70,7 +70,7 @@ pub(in crate::data) fn language_model(text: &str, spec: &DataSpec, source: Strin
         train = train.min(spec.limit);
     }
     let train_idx: Vec<usize> = (0..train).collect();
-    let split = SplitInfo::of(&all, &val_idx, train, None);
+    let split = SplitInfo::of(&all, &val_idx, train, None)?;
     Ok(Raw {
         // the model's outputs are the vocabulary: one class per token
         class_names: info.tokens.clone(),
