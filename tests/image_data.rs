@@ -288,3 +288,28 @@ fn validate_and_budget_know_the_new_sets() {
     let e = p.validate("test").err().unwrap().to_string();
     assert!(e.contains("data.image_size"), "{e}");
 }
+
+/// The cifar10_cnn preset as shipped (only the folder, the epochs and the sample count changed)
+/// trains on a CIFAR-10 folder in the real binary format and learns its classes.
+#[test]
+fn cifar10_cnn_preset_trains_on_a_cifar_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    cifar::write_fixture(dir.path(), 100, 7).unwrap();
+    let mut preset = Preset::builtin("cifar10_cnn").unwrap();
+    preset.data.path = Some(dir.path().to_path_buf());
+    preset.train.epochs = 2;
+    preset.validate("cifar10_cnn").unwrap();
+    let data = data::load(&preset.data, preset.seed).unwrap();
+    assert_eq!((data.input_shape.clone(), data.num_classes(), data.train.len()), (vec![3, 32, 32], 10, 450));
+    let mut session = gradlab::train::Session::new(preset, data, Device::Cpu).unwrap();
+    let mut last = None;
+    while !session.finished() {
+        while !session.epoch_done() {
+            session.train_batch().unwrap();
+        }
+        last = Some(session.finish_epoch(0.0).unwrap());
+    }
+    let accuracy = last.unwrap().validation.accuracy;
+    // ten classes: chance is 10%
+    assert!(accuracy > 0.5, "validation accuracy {accuracy}");
+}
