@@ -271,8 +271,7 @@ fn csv_missing_values_refused_or_imputed_as_asked() {
 fn validate_and_budget_know_the_new_sets() {
     let dir = tempfile::tempdir().unwrap();
     cifar::write_fixture(dir.path(), 4, 1).unwrap();
-    let mut p = Preset::default();
-    p.data = spec("cifar10", dir.path());
+    let mut p = Preset { data: spec("cifar10", dir.path()), ..Preset::default() };
     let hint = gradlab::config::input_shape_hint(&p).unwrap();
     assert_eq!(hint, (vec![3, 32, 32], 10));
     let size = gradlab::budget::data_size(&p).unwrap();
