@@ -112,7 +112,11 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
             optional_number(ui, auto, ("MLP", 1..=16_384, 256), &mut b.ff);
             ui.add(egui::Slider::new(&mut b.dropout, 0.0..=0.9).text("dropout"));
         }
-        LayerSpec::Flatten | LayerSpec::Position(_) | LayerSpec::Layernorm(_) | LayerSpec::GlobalMean => {}
+        LayerSpec::Flatten
+        | LayerSpec::Position(_)
+        | LayerSpec::Layernorm(_)
+        | LayerSpec::GlobalMean
+        | LayerSpec::Sample => {}
     }
 }
 

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod dense;
 pub mod embedding;
 pub mod recurrent;
+pub mod sample;
 pub mod shape;
 
 use candle_core::Tensor;
@@ -51,6 +52,8 @@ pub enum LayerSpec {
     /// The mean over time of a sequence `[time, features]` -> `[features]`.
     GlobalMean,
     TransformerBlock(TransformerBlockSpec),
+    /// A VAE's reparameterisation: `[2 * latent]` (mean, log-variance) to a sample `[latent]`.
+    Sample,
 }
 
 /// The layer types in the order the GUI offers them, each with a fresh default.
@@ -72,6 +75,7 @@ pub fn catalogue() -> Vec<LayerSpec> {
         LayerSpec::Layernorm(LayerNormSpec::default()),
         LayerSpec::GlobalMean,
         LayerSpec::TransformerBlock(TransformerBlockSpec::default()),
+        LayerSpec::Sample,
     ]
 }
 
@@ -118,6 +122,12 @@ pub enum Target {
     Classes(usize),
     /// One prediction over the vocabulary per time step.
     NextToken { vocab: usize },
+    /// The input again (autoencoder, VAE): this many values in any shape, compared flattened;
+    /// the output is logits or linear, so no activation at the end.
+    Reconstruct(usize),
+    /// A generator's sample of the data: this many values in any shape, compared flattened,
+    /// with whatever activation brings them to the data's range.
+    Generate(usize),
 }
 
 /// What a layer's plan may know about the data.
@@ -136,6 +146,7 @@ impl PlanContext {
         match self.target {
             Target::Classes(c) => c,
             Target::NextToken { vocab } => vocab,
+            Target::Reconstruct(n) | Target::Generate(n) => n,
         }
     }
 }
@@ -238,6 +249,7 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => "layernorm",
             LayerSpec::GlobalMean => "global_mean",
             LayerSpec::TransformerBlock(_) => "transformer_block",
+            LayerSpec::Sample => sample::KIND,
         }
     }
 
@@ -276,6 +288,7 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => "layer norm".into(),
             LayerSpec::GlobalMean => "mean over time".into(),
             LayerSpec::TransformerBlock(s) => s.describe(),
+            LayerSpec::Sample => "sample (mean, log-variance)".into(),
         }
     }
 
@@ -304,6 +317,7 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::plan_layernorm(key, name, input),
             LayerSpec::GlobalMean => shape::global_mean(key, input).map(|o| (o, vec![])),
             LayerSpec::TransformerBlock(s) => s.plan(key, name, input),
+            LayerSpec::Sample => sample::plan(key, input).map(|o| (o, vec![])),
         }
     }
 
@@ -326,6 +340,7 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::build_layernorm(params),
             LayerSpec::GlobalMean => Ok(Box::new(shape::GlobalMean)),
             LayerSpec::TransformerBlock(s) => s.build(p, params),
+            LayerSpec::Sample => Ok(Box::new(sample::Sample)),
         }
     }
 
@@ -345,6 +360,12 @@ impl LayerSpec {
             LayerSpec::Layernorm(_) => attention::reference_layernorm(p),
             LayerSpec::GlobalMean => vec![RefLayer::MeanOverTime],
             LayerSpec::TransformerBlock(s) => s.reference(p),
+            LayerSpec::Sample => {
+                return Err(Error::Other(format!(
+                    "{}: a VAE's sample layer has no PyTorch module in an export yet",
+                    p.key
+                )))
+            }
         })
     }
 }
