@@ -79,13 +79,14 @@ fn pgm_size(path: &Path) -> (usize, usize) {
 #[test]
 fn autoencoder_reconstruction_loss_falls_and_its_views_are_written() {
     let runs = tempfile::tempdir().unwrap();
-    let seen = run(small("autoencoder_mnist", 3, 0), Some(runs.path()));
+    let seen = run(small("autoencoder_mnist", 5, 0), Some(runs.path()));
     let epochs = &seen.outcome.epochs;
-    assert_eq!(epochs.len(), 3);
-    let (first, last) = (epochs[0].validation.loss, epochs[2].validation.loss);
     eprintln!("autoencoder validation loss by epoch: {:?}", epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>());
-    // binary cross-entropy per pixel: 0.69 untrained, about 0.3 after the first epoch
-    assert!(last < 0.8 * first && last < 0.25, "validation loss {first} -> {last}");
+    assert_eq!(epochs.len(), 5);
+    let (first, last) = (epochs[0].validation.loss, epochs[4].validation.loss);
+    // binary cross-entropy per pixel: 0.69 untrained, 0.29 after the first epoch (the mean
+    // digit), 0.21 after the fifth (measured 0.286 -> 0.211; 0.160 after ten)
+    assert!(last < 0.8 * first && last < 0.23, "validation loss {first} -> {last}");
     assert!(seen.first_step_loss.unwrap() > 0.6, "starts near ln 2: {:?}", seen.first_step_loss);
     // no accuracy shown as if it were real
     let summary = seen.outcome.summary.as_ref().unwrap();
@@ -94,12 +95,12 @@ fn autoencoder_reconstruction_loss_falls_and_its_views_are_written() {
     let info = gradlab::record::RunInfo::read(&run_dir).unwrap();
     assert_eq!((info.final_validation_accuracy, info.best_validation_accuracy), (None, None));
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
-    let epoch_row = csv.lines().find(|l| l.starts_with("epoch,3,")).unwrap();
+    let epoch_row = csv.lines().find(|l| l.starts_with("epoch,5,")).unwrap();
     assert_eq!(epoch_row.split(',').nth(5), Some(""), "no train accuracy: {epoch_row}");
     // 2 pairs of rows of 8 digits, 28 px each with a 1 px line
-    let grid = seen.grids.iter().find(|g| g.kind == GridKind::Reconstructions && g.epoch == 3).unwrap();
+    let grid = seen.grids.iter().find(|g| g.kind == GridKind::Reconstructions && g.epoch == 5).unwrap();
     assert_eq!((grid.rows, grid.cols), (4, 8));
-    assert_eq!(pgm_size(&run_dir.join("reconstructions/epoch-3.pgm")), (8 * 29 + 1, 4 * 29 + 1));
+    assert_eq!(pgm_size(&run_dir.join("reconstructions/epoch-5.pgm")), (8 * 29 + 1, 4 * 29 + 1));
     // the latent scatter: the 32-wide code of every validation sample, by PCA, with its class
     let latent = seen.latents.last().unwrap();
     assert_eq!((latent.dims, latent.points.len()), (32, 500));
@@ -161,6 +162,10 @@ fn gan_losses_stay_finite_and_a_sample_grid_is_written_per_epoch() {
     {
         assert!(ckpt.tensors.contains_key(name), "{name}");
     }
+    // an export's card describes a classifier: a generator is refused, saying so
+    let out = tempfile::tempdir().unwrap();
+    let refused = gradlab::export::export_run(&run_dir, gradlab::export::Which::Last, out.path()).unwrap_err();
+    assert!(refused.to_string().contains("GAN model cannot be exported"), "{refused}");
 }
 
 #[test]

@@ -132,7 +132,7 @@ pub fn grids(ui: &mut Ui, run: &LiveRun) {
 fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     ui.strong(kind.title());
     // the chosen epoch; none chosen (or the newest) follows the newest as epochs arrive
-    let id = ui.id().with(("grid_epoch", kind.folder()));
+    let id = egui::Id::unique(("grid_epoch", kind.folder()));
     let newest = grids[grids.len() - 1].epoch;
     let mut epoch = ui.data(|d| d.get_temp::<usize>(id)).unwrap_or(usize::MAX).min(newest);
     if grids.len() > 1 {
@@ -158,7 +158,7 @@ fn texture(ui: &Ui, grid: &ImageGrid) -> TextureHandle {
     for &b in &grid.pixels {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    let id = egui::Id::new(("grid_texture", grid.kind.folder(), grid.epoch, hash));
+    let id = egui::Id::unique(("grid_texture", grid.kind.folder(), grid.epoch, hash));
     if let Some(t) = ui.data(|d| d.get_temp::<TextureHandle>(id)) {
         return t;
     }
