@@ -135,6 +135,20 @@ fn vae_loss_ends_well_below_its_start_with_a_2d_latent_and_its_sweep() {
 }
 
 #[test]
+fn fashion_mnist_vae_loss_ends_well_below_its_start() {
+    if !gradlab::data::idx::fashion_mnist_installed() {
+        eprintln!("skipped: Debian's dataset-fashion-mnist is not installed");
+        return;
+    }
+    let seen = run(small("vae_fashion_mnist", 3, 3000), None);
+    let start = seen.first_step_loss.unwrap();
+    let last = seen.outcome.epochs.last().unwrap().validation.loss;
+    eprintln!("Fashion-MNIST VAE: first batch {start}, validation by epoch {:?}", seen.outcome.epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>());
+    assert!(last < 0.6 * start, "VAE loss {start} -> {last}");
+    assert!(seen.grids.iter().any(|g| g.kind == GridKind::LatentSweep));
+}
+
+#[test]
 fn gan_losses_stay_finite_and_a_sample_grid_is_written_per_epoch() {
     let runs = tempfile::tempdir().unwrap();
     let seen = run(small("gan_mnist_mlp", 2, 1000), Some(runs.path()));

@@ -450,7 +450,7 @@ fn an_autoencoder_shows_its_reconstructions_and_latent_space() {
     h.get_by_label_contains("Validation reconstruction loss");
     assert!(h.query_by_label_contains("Validation accuracy").is_none());
     // an earlier epoch's grid is a slider away
-    h.get_by_label("Epoch");
+    h.get_by_role_and_label(egui::Role::Slider, "Reconstructions epoch");
     h.state_mut().run.fix_timings_for_snapshot(20_000.0, 2.0);
     h.run();
     h.snapshot("autoencoder_reconstructions");
@@ -491,7 +491,9 @@ fn the_task_picker_offers_the_generative_tasks_and_sets_up_their_models() {
     h.get_by_label("Task").click();
     h.run();
     h.get_by_label("GAN").click();
-    h.run();
+    // scaling the pixels reloads the preview (a spinner) before the UI settles
+    h.step();
+    settle(&mut h);
     let preset = &h.state().preset;
     assert_eq!(preset.task, gradlab::task::Task::Gan);
     assert!(preset.discriminator.is_some());

@@ -136,7 +136,7 @@ fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     let newest = grids[grids.len() - 1].epoch;
     let mut epoch = ui.data(|d| d.get_temp::<usize>(id)).unwrap_or(usize::MAX).min(newest);
     if grids.len() > 1 {
-        let l = ui.label("Epoch");
+        let l = ui.label(format!("{} epoch", kind.short()));
         let slider = ui.add(egui::Slider::new(&mut epoch, grids[0].epoch..=newest)).labelled_by(l.id);
         if slider.changed() {
             let stored = if epoch == newest { usize::MAX } else { epoch };
@@ -145,7 +145,9 @@ fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     }
     let shown = grids.iter().rev().find(|g| g.epoch <= epoch).copied().unwrap_or(grids[0]);
     let texture = texture(ui, shown);
-    let scale = (ui.available_width() / shown.width as f32).clamp(1.0, 2.0);
+    // as large as fits (twice the pixels at most), never cut off
+    let fit = (ui.available_width() / shown.width as f32).min((ui.available_height() - 20.0) / shown.height as f32);
+    let scale = fit.clamp(0.5, 2.0);
     let size = egui::vec2(shown.width as f32, shown.height as f32) * scale;
     ui.add(egui::Image::new((texture.id(), size)))
         .on_hover_text(format!("{} of epoch {}", kind.title(), shown.epoch));

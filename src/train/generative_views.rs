@@ -50,6 +50,15 @@ impl GridKind {
         }
     }
 
+    /// One or two words, for the epoch slider's label.
+    pub fn short(self) -> &'static str {
+        match self {
+            GridKind::Reconstructions => "Reconstructions",
+            GridKind::Samples => "Samples",
+            GridKind::LatentSweep => "Latent plane",
+        }
+    }
+
     /// The run folder's sub-folder of this grid's files.
     pub fn folder(self) -> &'static str {
         match self {
