@@ -81,7 +81,10 @@ fn autoencoder_reconstruction_loss_falls_and_its_views_are_written() {
     let runs = tempfile::tempdir().unwrap();
     let seen = run(small("autoencoder_mnist", 5, 0), Some(runs.path()));
     let epochs = &seen.outcome.epochs;
-    eprintln!("autoencoder validation loss by epoch: {:?}", epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>());
+    eprintln!(
+        "autoencoder validation loss by epoch: {:?}",
+        epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>()
+    );
     assert_eq!(epochs.len(), 5);
     let (first, last) = (epochs[0].validation.loss, epochs[4].validation.loss);
     // binary cross-entropy per pixel: 0.69 untrained, 0.29 after the first epoch (the mean
@@ -123,11 +126,12 @@ fn vae_loss_ends_well_below_its_start_with_a_2d_latent_and_its_sweep() {
     assert_eq!((sweep.rows, sweep.cols), (10, 10));
     // decoded corners differ: the plane is not one image
     let cell = |r: usize, c: usize| -> Vec<u8> {
-        (0..28).flat_map(|y| {
-            let start = ((r * 29 + 1 + y) * sweep.width) + c * 29 + 1;
-            sweep.pixels[start..start + 28].to_vec()
-        })
-        .collect()
+        (0..28)
+            .flat_map(|y| {
+                let start = ((r * 29 + 1 + y) * sweep.width) + c * 29 + 1;
+                sweep.pixels[start..start + 28].to_vec()
+            })
+            .collect()
     };
     assert_ne!(cell(0, 0), cell(9, 9));
     let run_dir = only_run(runs.path());
@@ -143,7 +147,10 @@ fn fashion_mnist_vae_loss_ends_well_below_its_start() {
     let seen = run(small("vae_fashion_mnist", 3, 3000), None);
     let start = seen.first_step_loss.unwrap();
     let last = seen.outcome.epochs.last().unwrap().validation.loss;
-    eprintln!("Fashion-MNIST VAE: first batch {start}, validation by epoch {:?}", seen.outcome.epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>());
+    eprintln!(
+        "Fashion-MNIST VAE: first batch {start}, validation by epoch {:?}",
+        seen.outcome.epochs.iter().map(|m| m.validation.loss).collect::<Vec<_>>()
+    );
     assert!(last < 0.6 * start, "VAE loss {start} -> {last}");
     assert!(seen.grids.iter().any(|g| g.kind == GridKind::LatentSweep));
 }
@@ -172,7 +179,8 @@ fn gan_losses_stay_finite_and_a_sample_grid_is_written_per_epoch() {
     assert_ne!(grids[0].pixels, grids[1].pixels);
     // the discriminator and both optimizers are in the checkpoint
     let ckpt = gradlab::record::read_checkpoint(&run_dir.join("checkpoints/epoch-2.json")).unwrap();
-    for name in ["fc1.weight", "discriminator.fc1.weight", "optimizer.v.discriminator.fc3.bias", "optimizer.m.fc3.weight"]
+    for name in
+        ["fc1.weight", "discriminator.fc1.weight", "optimizer.v.discriminator.fc3.bias", "optimizer.m.fc3.weight"]
     {
         assert!(ckpt.tensors.contains_key(name), "{name}");
     }
@@ -235,6 +243,7 @@ fn generative_presets_refuse_what_does_not_fit_naming_the_key() {
     assert!(error(&odd).contains("model.layers[3]"), "{}", error(&odd));
     let classifier = vae.replace("task = \"vae\"", "");
     assert!(error(&classifier).contains("belongs to a VAE"), "{}", error(&classifier));
-    let squashed = text("autoencoder_mnist").replace("    { type = \"dense\" },", "    { type = \"dense\", activation = \"sigmoid\" },");
+    let squashed = text("autoencoder_mnist")
+        .replace("    { type = \"dense\" },", "    { type = \"dense\", activation = \"sigmoid\" },");
     assert!(error(&squashed).contains("model.layers[4].activation"), "{}", error(&squashed));
 }

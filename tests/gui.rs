@@ -463,7 +463,10 @@ fn a_vae_shows_its_latent_plane_and_the_grid_decoded_from_it() {
     run_to_completion(&mut h);
     let run = &h.state().run;
     assert_eq!(run.latent.as_ref().map(|l| l.dims), Some(2));
-    assert_eq!(run.grids.iter().filter(|g| g.kind == gradlab::train::generative_views::GridKind::LatentSweep).count(), 3);
+    assert_eq!(
+        run.grids.iter().filter(|g| g.kind == gradlab::train::generative_views::GridKind::LatentSweep).count(),
+        3
+    );
     h.get_by_label_contains("nats per sample");
     h.state_mut().run.fix_timings_for_snapshot(20_000.0, 2.0);
     h.run();

@@ -146,7 +146,10 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     if p.task.is_generative() && info.kind.is_text() {
-        return err("task", format!("a {} model makes numbers, not text; `{}` is a text set", p.task.title(), p.data.set));
+        return err(
+            "task",
+            format!("a {} model makes numbers, not text; `{}` is a text set", p.task.title(), p.data.set),
+        );
     }
     match (&p.discriminator, p.task) {
         (None, crate::task::Task::Gan) => {

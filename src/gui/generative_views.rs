@@ -88,25 +88,22 @@ fn latent(ui: &mut Ui, run: &LiveRun, height: f32) {
     let how = if map.dims > 2 { format!("first two principal components of {}", map.dims) } else { "2-D".into() };
     ui.strong(format!("Latent space (epoch {}, {} validation samples, {how})", map.epoch, map.points.len()));
     let classes = map.labels.iter().copied().max().map_or(0, |m| m as usize + 1);
-    Plot::new("latent_scatter")
-        .height(height)
-        .legend(Legend::default().position(Corner::RightTop))
-        .show(ui, |plot| {
-            for class in 0..classes {
-                let points: Vec<[f64; 2]> = map
-                    .points
-                    .iter()
-                    .zip(&map.labels)
-                    .filter(|(_, &l)| l as usize == class)
-                    .map(|(p, _)| [f64::from(p[0]), f64::from(p[1])])
-                    .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                let name = run.class_names.get(class).cloned().unwrap_or_else(|| class.to_string());
-                plot.points(Points::new(name, points).radius(2.0).color(CLASS_COLORS[class % CLASS_COLORS.len()]));
+    Plot::new("latent_scatter").height(height).legend(Legend::default().position(Corner::RightTop)).show(ui, |plot| {
+        for class in 0..classes {
+            let points: Vec<[f64; 2]> = map
+                .points
+                .iter()
+                .zip(&map.labels)
+                .filter(|(_, &l)| l as usize == class)
+                .map(|(p, _)| [f64::from(p[0]), f64::from(p[1])])
+                .collect();
+            if points.is_empty() {
+                continue;
             }
-        });
+            let name = run.class_names.get(class).cloned().unwrap_or_else(|| class.to_string());
+            plot.points(Points::new(name, points).radius(2.0).color(CLASS_COLORS[class % CLASS_COLORS.len()]));
+        }
+    });
 }
 
 /// The epoch grids the run has, each with a slider over its past epochs.
@@ -149,8 +146,7 @@ fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     let fit = (ui.available_width() / shown.width as f32).min((ui.available_height() - 20.0) / shown.height as f32);
     let scale = fit.clamp(0.5, 2.0);
     let size = egui::vec2(shown.width as f32, shown.height as f32) * scale;
-    ui.add(egui::Image::new((texture.id(), size)))
-        .on_hover_text(format!("{} of epoch {}", kind.title(), shown.epoch));
+    ui.add(egui::Image::new((texture.id(), size))).on_hover_text(format!("{} of epoch {}", kind.title(), shown.epoch));
     ui.label(RichText::new(format!("epoch {}", shown.epoch)).small().weak());
 }
 
@@ -185,7 +181,7 @@ pub fn on_task_changed(preset: &mut Preset) {
         Task::Gan => "gan_mnist_mlp",
         Task::Classify | Task::LanguageModel => {
             preset.discriminator = None;
-            if preset.model.layers.iter().any(|l| *l == LayerSpec::Sample) || preset.model.latent.is_some() {
+            if preset.model.layers.contains(&LayerSpec::Sample) || preset.model.latent.is_some() {
                 preset.model = ModelSpec::mlp(&[128]);
             }
             return;

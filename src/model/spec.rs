@@ -149,7 +149,15 @@ impl ModelInput {
 
 impl ModelSpec {
     pub fn from_layers(layers: Vec<LayerSpec>) -> Self {
-        Self { layers, kind: None, conv: None, hidden: vec![], activation: Activation::Relu, dropout: 0.0, latent: None }
+        Self {
+            layers,
+            kind: None,
+            conv: None,
+            hidden: vec![],
+            activation: Activation::Relu,
+            dropout: 0.0,
+            latent: None,
+        }
     }
 
     /// The older form of an MLP.
@@ -369,7 +377,9 @@ fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
     let samples = layers.iter().filter(|l| l.spec == LayerSpec::Sample).count();
     if (samples == 1) != (input.task == Task::Vae) {
         let message = if input.task == Task::Vae {
-            format!("a VAE needs exactly one `sample` layer between its encoder and its decoder; the model has {samples}")
+            format!(
+                "a VAE needs exactly one `sample` layer between its encoder and its decoder; the model has {samples}"
+            )
         } else {
             "a `sample` layer belongs to a VAE (task = \"vae\"), whose loss holds its KL term".to_string()
         };
@@ -389,7 +399,11 @@ fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
         if got == n {
             return Ok(());
         }
-        let what = if input.task == Task::Gan { "a generator makes a sample of the data" } else { "the model rebuilds its input" };
+        let what = if input.task == Task::Gan {
+            "a generator makes a sample of the data"
+        } else {
+            "the model rebuilds its input"
+        };
         return Err(layers::field_error(
             &last.key,
             "",

@@ -199,7 +199,10 @@ impl Checkpoint {
                 .iter()
                 .filter_map(|(k, t)| Some((k.strip_prefix(prefix)?.to_string(), t.clone())))
                 .collect();
-            adversary.net.load_params(&own).map_err(|e| Error::format(&self.path, format!("the discriminator: {e}")))?;
+            adversary
+                .net
+                .load_params(&own)
+                .map_err(|e| Error::format(&self.path, format!("the discriminator: {e}")))?;
             if with_optimizer {
                 for ((name, _), st) in adversary.net.params().iter().zip(adversary.optimizer.state.iter_mut()) {
                     st.m = get(format!("{M_PREFIX}{prefix}{name}"))?;

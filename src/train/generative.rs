@@ -194,9 +194,8 @@ pub fn evaluate(session: &Session, split: &Split) -> Result<(Evaluation, Option<
                 let fake = session.net.forward(&z, &mut Mode::Eval)?.detach().reshape(batch.inputs.shape())?;
                 let real_logits = adversary.net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
                 let fake_logits = adversary.net.forward(&fake, &mut Mode::Eval)?.detach();
-                let d_loss = f64::from(
-                    (gan_loss(&real_logits, true)? + gan_loss(&fake_logits, false)?)?.to_scalar::<f32>()?,
-                );
+                let d_loss =
+                    f64::from((gan_loss(&real_logits, true)? + gan_loss(&fake_logits, false)?)?.to_scalar::<f32>()?);
                 let figures = GanFigures {
                     d_loss,
                     g_loss: f64::from(gan_loss(&fake_logits, true)?.to_scalar::<f32>()?),

@@ -135,7 +135,14 @@ impl InplaceOp2 for InPlace<'_> {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64, params: usize) -> Self {
-        Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params], betas: (BETA1, BETA2) }
+        Self {
+            kind,
+            momentum,
+            weight_decay,
+            steps: 0,
+            state: vec![ParamState::default(); params],
+            betas: (BETA1, BETA2),
+        }
     }
 
     /// The optimizer a preset's `[train]` table asks for, for `params` parameters.
