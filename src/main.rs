@@ -459,12 +459,25 @@ fn eval(model_dir: &std::path::Path, data: Option<String>, path: Option<PathBuf>
     Ok(())
 }
 
+/// A generative model's epoch: its losses, no accuracy (a GAN: both networks' figures).
+fn generative_epoch_line(m: &gradlab::train::EpochMetrics, epochs: usize) -> String {
+    let figures = match &m.gan {
+        Some(g) => format!(
+            "D loss {:.4} G loss {:.4} D(x) {:.3} D(G(z)) {:.3} | val D loss {:.4} G loss {:.4}",
+            g.train.d_loss, g.train.g_loss, g.train.d_real, g.train.d_fake, g.validation.d_loss, g.validation.g_loss
+        ),
+        None => format!("train loss {:.4} | val loss {:.4}", m.train_loss, m.validation.loss),
+    };
+    format!("epoch {}/{epochs}: {figures} | {:.0} samples/s | {:.1}s", m.epoch, m.samples_per_s, m.elapsed_s)
+}
+
 /// Runs one request on a training thread and prints its events until it ends.
 fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
     let trainer = Trainer::spawn(WorkerOptions::headless(runs_dir));
     trainer.send(Command::Start(Box::new(request)));
     let mut epochs = 0;
     let mut language_model = false;
+    let mut task = gradlab::task::Task::Classify;
     let mut last_progress = std::time::Instant::now();
     while let Some(event) = trainer.recv() {
         match event {
@@ -477,10 +490,11 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
                 epochs: e,
                 threads,
                 run_dir,
-                task,
+                task: t,
                 ..
             } => {
                 epochs = e;
+                task = t;
                 language_model = task == gradlab::task::Task::LanguageModel;
                 println!("{title}: {data}, {train_samples} train / {validation_samples} validation samples, {params} parameters, {threads} threads");
                 if let Some(dir) = run_dir {
@@ -493,6 +507,7 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
                     println!("  epoch {epoch} batch {batch}: loss {loss:.4}, {samples_per_s:.0} samples/s");
                 }
             }
+            Event::Epoch(m) if !task.has_accuracy() => println!("{}", generative_epoch_line(&m, epochs)),
             Event::Epoch(m) => println!(
                 "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.0} samples/s | {:.1}s",
                 m.epoch,
@@ -507,7 +522,13 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
             Event::TextSample(s) if !quiet => {
                 println!("  sample ({:.0} ms): {}{}", s.millis, s.prompt, s.text.replace('\n', "\n  "));
             }
-            Event::TextSample(_) | Event::Probe { .. } | Event::Embedding(_) => {}
+            Event::Images(grid) if !quiet => println!("  {} of epoch {}", grid.kind.title().to_lowercase(), grid.epoch),
+            Event::TextSample(_)
+            | Event::Probe { .. }
+            | Event::Embedding(_)
+            | Event::Images(_)
+            | Event::Latent(_)
+            | Event::GanStep { .. } => {}
             Event::Finished(s) => {
                 println!(
                     "{}: {} epochs in {:.1}s, {:.0} samples/s",
@@ -519,11 +540,12 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
                 if let (Some(best), Some(acc)) = (s.best_epoch, s.best_validation_accuracy) {
                     println!("best validation accuracy {:.2}% at epoch {best}", 100.0 * acc);
                 }
+                let accuracy = |a: f64| if task.has_accuracy() { format!(", accuracy {:.2}%", 100.0 * a) } else { String::new() };
                 if let Some(v) = &s.final_validation {
-                    println!("final validation: loss {:.4}, accuracy {:.2}%", v.loss, 100.0 * v.accuracy);
+                    println!("final validation: loss {:.4}{}", v.loss, accuracy(v.accuracy));
                 }
                 if let Some(t) = &s.test {
-                    println!("test: loss {:.4}, accuracy {:.2}%", t.loss, 100.0 * t.accuracy);
+                    println!("test: loss {:.4}{}", t.loss, accuracy(t.accuracy));
                 }
                 if s.status != RunStatus::Completed {
                     bail!("the run ended {}", s.status.title());

@@ -9,6 +9,12 @@
 //! - `language_model`: every step predicts the next token. A sample is `len + 1` token ids; the
 //!   model reads the first `len` and is scored on the last `len`. Loss is the mean cross-entropy
 //!   per token (perplexity is its exponential), accuracy the share of next tokens right.
+//! - `autoencode`, `vae`, `gan`: generative models (`generative`): the model rebuilds its input
+//!   or makes samples of the data; their losses need more than logits and labels, so
+//!   `train::generative` drives their steps. A batch's targets are the class labels, which the
+//!   latent scatter colours by; these tasks have no accuracy.
+
+pub mod generative;
 
 use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
@@ -22,6 +28,12 @@ pub enum Task {
     #[default]
     Classify,
     LanguageModel,
+    /// The model rebuilds its input through a narrow layer.
+    Autoencode,
+    /// A variational autoencoder: encoder, `sample` layer, decoder; reconstruction + KL.
+    Vae,
+    /// A generator (the model, from noise) against a discriminator (`[discriminator]`).
+    Gan,
 }
 
 /// A mini-batch as the task cuts it: model inputs, `u32` targets (one per sample, or one per
@@ -34,13 +46,27 @@ pub struct TaskBatch {
 }
 
 impl Task {
-    pub const ALL: [Task; 2] = [Task::Classify, Task::LanguageModel];
+    pub const ALL: [Task; 5] = [Task::Classify, Task::LanguageModel, Task::Autoencode, Task::Vae, Task::Gan];
 
     pub fn title(self) -> &'static str {
         match self {
             Task::Classify => "classify",
             Task::LanguageModel => "language model",
+            Task::Autoencode => "autoencode",
+            Task::Vae => "VAE",
+            Task::Gan => "GAN",
         }
+    }
+
+    /// The model makes images (or values) of the data instead of predicting labels.
+    pub fn is_generative(self) -> bool {
+        matches!(self, Task::Autoencode | Task::Vae | Task::Gan)
+    }
+
+    /// Whether an accuracy means anything: not for a generative model (a GAN's figure in the
+    /// accuracy columns is how often its discriminator tells real from fake, see `generative`).
+    pub fn has_accuracy(self) -> bool {
+        !self.is_generative()
     }
 
     /// The samples at `indices` of a split as one batch; `input_shape` is the model's input per
@@ -48,7 +74,7 @@ impl Task {
     pub fn gather(self, split: &Split, indices: &[usize], input_shape: &[usize], device: &Device) -> Result<TaskBatch> {
         let n = indices.len();
         match self {
-            Task::Classify => {
+            Task::Classify | Task::Autoencode | Task::Vae | Task::Gan => {
                 let batch = Batch::gather(split, indices, input_shape, device)?;
                 Ok(TaskBatch { inputs: batch.inputs, targets: batch.labels, samples: n, predictions: n })
             }

@@ -10,7 +10,7 @@ use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 
-pub use validate::{input_shape_hint, model_input_hint};
+pub use validate::{discriminator_error, discriminator_input, input_shape_hint, model_input_hint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +116,22 @@ pub struct TrainSpec {
     /// Gradients are scaled down so that their global L2 norm is at most this (0: no clipping),
     /// as PyTorch's `clip_grad_norm_`; recurrent networks need it.
     pub clip_grad_norm: f64,
+    /// Adam's and AdamW's decay rates of the gradient's mean and square (PyTorch's `betas`);
+    /// the DCGAN recipe takes beta1 = 0.5.
+    #[serde(skip_serializing_if = "is_default_beta1")]
+    pub beta1: f64,
+    #[serde(skip_serializing_if = "is_default_beta2")]
+    pub beta2: f64,
+}
+
+const DEFAULT_BETAS: (f64, f64) = (0.9, 0.999);
+
+fn is_default_beta1(b: &f64) -> bool {
+    *b == DEFAULT_BETAS.0
+}
+
+fn is_default_beta2(b: &f64) -> bool {
+    *b == DEFAULT_BETAS.1
 }
 
 impl Default for TrainSpec {
@@ -133,6 +149,8 @@ impl Default for TrainSpec {
             checkpoint_minutes: 5.0,
             max_memory_gb: None,
             clip_grad_norm: 0.0,
+            beta1: DEFAULT_BETAS.0,
+            beta2: DEFAULT_BETAS.1,
         }
     }
 }
@@ -160,6 +178,10 @@ pub struct Preset {
     /// Random transforms of the training images (`[augment]`); all off when left out.
     #[serde(skip_serializing_if = "crate::data::AugmentSpec::is_off")]
     pub augment: crate::data::AugmentSpec,
+    /// A GAN's discriminator (`task = "gan"`): it reads a sample of the data and ends in one
+    /// logit, real or fake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discriminator: Option<ModelSpec>,
 }
 
 impl Default for Preset {
@@ -175,6 +197,7 @@ impl Default for Preset {
             train: TrainSpec::default(),
             transfer: None,
             augment: crate::data::AugmentSpec::default(),
+            discriminator: None,
         }
     }
 }
@@ -205,6 +228,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("tiny_transformer_fortunes", include_str!("../../presets/tiny_transformer_fortunes.toml")),
     ("transfer_mnist_to_fashion", include_str!("../../presets/transfer_mnist_to_fashion.toml")),
     ("cifar10_cnn", include_str!("../../presets/cifar10_cnn.toml")),
+    ("autoencoder_mnist", include_str!("../../presets/autoencoder_mnist.toml")),
+    ("vae_mnist", include_str!("../../presets/vae_mnist.toml")),
+    ("vae_fashion_mnist", include_str!("../../presets/vae_fashion_mnist.toml")),
+    ("gan_mnist_mlp", include_str!("../../presets/gan_mnist_mlp.toml")),
 ];
 
 impl Preset {

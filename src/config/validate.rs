@@ -144,6 +144,29 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             )
         }
     }
+    for (key, beta) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+        if !(0.0..1.0).contains(&beta) {
+            return err(key, format!("{beta} must be in [0, 1)"));
+        }
+    }
+    if p.task.is_generative() && info.kind.is_text() {
+        return err(
+            "task",
+            format!("a {} model makes numbers, not text; `{}` is a text set", p.task.title(), p.data.set),
+        );
+    }
+    match (&p.discriminator, p.task) {
+        (None, crate::task::Task::Gan) => {
+            return err(
+                "discriminator",
+                "a GAN needs a `[discriminator]` with its layers, ending in one logit (real or fake)".into(),
+            )
+        }
+        (Some(_), task) if task != crate::task::Task::Gan => {
+            return err("discriminator", "only a GAN (task = \"gan\") has a discriminator".into())
+        }
+        _ => {}
+    }
     if let Some(input) = model_input_hint(p) {
         crate::model::plan(&p.model, &input).map_err(|e| match e {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
@@ -156,6 +179,9 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
                     return err("transfer.from", format!("`{}` does not exist", path.display()));
                 }
             }
+        }
+        if let Some(spec) = &p.discriminator {
+            crate::model::plan(spec, &discriminator_input(&input.shape)).map_err(|e| discriminator_error(e, origin))?;
         }
     }
     Ok(())
@@ -177,6 +203,25 @@ fn user_data(p: &Preset, id: &str) -> std::result::Result<(), (&'static str, Str
         }
         ("csv", Some(path)) if !path.is_file() => Err(("data.path", format!("`{}` is not a file", path.display()))),
         _ => Ok(()),
+    }
+}
+
+/// What a GAN's discriminator reads (a sample of the data) and gives (one logit).
+pub fn discriminator_input(data_shape: &[usize]) -> crate::model::ModelInput {
+    crate::model::ModelInput::classify(data_shape, 1)
+}
+
+/// A discriminator's plan error, naming its own table: `discriminator.layers[2]`.
+pub fn discriminator_error(e: Error, origin: &str) -> Error {
+    match e {
+        Error::Config { key, message, .. } => {
+            let key = match key.strip_prefix("model.") {
+                Some(rest) => format!("discriminator.{rest}"),
+                None => key,
+            };
+            Error::config(origin, key, message)
+        }
+        other => other,
     }
 }
 

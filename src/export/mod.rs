@@ -203,6 +203,14 @@ pub fn export_run(run_dir: &Path, which: Which, out_dir: &Path) -> Result<ModelC
 /// Exports a run's checkpoint into `out_dir` in `format`. Returns the card written.
 pub fn export_run_as(run_dir: &Path, which: Which, out_dir: &Path, format: ExportFormat) -> Result<ModelCard> {
     let preset = Preset::load(&run_dir.join("preset.toml"))?;
+    if preset.task.is_generative() {
+        // a card describes a model that reads the data and predicts its classes; a decoder's or
+        // generator's card (noise in, image out) is not written yet
+        return Err(Error::format(
+            run_dir,
+            format!("a {} model cannot be exported yet; its checkpoints hold its weights", preset.task.title()),
+        ));
+    }
     let info = DataInfo::read(run_dir)?;
     let ckpt_path = find_checkpoint(run_dir, which)?;
     let ckpt = read_checkpoint(&ckpt_path)?;

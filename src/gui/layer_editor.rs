@@ -136,7 +136,11 @@ fn edit_settings(ui: &mut Ui, i: usize, layer: &mut LayerSpec) {
                 number(ui, label, dim, 1..=4096);
             }
         }
-        LayerSpec::Flatten | LayerSpec::Position(_) | LayerSpec::Layernorm(_) | LayerSpec::GlobalMean => {}
+        LayerSpec::Flatten
+        | LayerSpec::Position(_)
+        | LayerSpec::Layernorm(_)
+        | LayerSpec::GlobalMean
+        | LayerSpec::Sample => {}
     }
 }
 

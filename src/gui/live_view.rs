@@ -1,6 +1,7 @@
 //! The centre of the window while training: headline figures, curves, confusion matrix.
 
 use super::confusion;
+use super::generative_views;
 use super::plots::{self, Metric};
 use super::run_view::{LiveRun, Phase};
 use super::setup_panel::{group_thousands, Action};
@@ -31,6 +32,7 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
         }
     });
     match run.latest_epoch() {
+        _ if run.task.is_generative() => generative_views::headline(ui, run),
         Some(m) => {
             let c = &m.validation.confusion;
             if run.task == Task::LanguageModel {
@@ -55,10 +57,27 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
             ui.label("Waiting for the first epoch…");
         }
     }
-    if let Some(test) = run.summary.as_ref().and_then(|s| s.test.as_ref()) {
+    if let Some(test) = run.summary.as_ref().and_then(|s| s.test.as_ref()).filter(|_| run.task.has_accuracy()) {
         ui.label(format!("Test accuracy {:.1}% on {} samples", 100.0 * test.accuracy, test.confusion.total()));
     }
     let plot_height = (ui.available_height() * 0.42).clamp(140.0, 320.0);
+    if run.task.is_generative() {
+        // no accuracy: the losses, the latent space or the GAN's two losses, the pictures
+        ui.columns(2, |cols| {
+            plots::show(&mut cols[0], run, Metric::Loss, plot_height, actions);
+            generative_views::side_plot(&mut cols[1], run, plot_height);
+        });
+        ui.separator();
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.set_max_width(ui.available_width() * 0.75);
+                generative_views::grids(ui, run);
+            });
+            ui.separator();
+            ui.vertical(|ui| network(ui, run, actions));
+        });
+        return;
+    }
     ui.columns(2, |cols| {
         plots::show(&mut cols[0], run, Metric::Loss, plot_height, actions);
         plots::show(&mut cols[1], run, Metric::Accuracy, plot_height, actions);

@@ -8,6 +8,7 @@ mod confusion;
 mod dialogs;
 mod frame_stats;
 mod gallery;
+mod generative_views;
 mod io;
 mod layer_editor;
 mod live_view;

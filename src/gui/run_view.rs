@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use egui_plot::PlotPoint;
 
 use crate::task::Task;
+use crate::train::generative::GanFigures;
+use crate::train::generative_views::{GridKind, ImageGrid, LatentMap};
 use crate::train::text::{EmbeddingMap, TextSample};
 use crate::train::{EpochMetrics, Event, RunStatus, Summary};
 
@@ -61,6 +63,12 @@ pub struct LiveRun {
     /// The classifier's answer for typed text.
     pub probe: Option<(String, Vec<f32>)>,
     pub embedding: Option<EmbeddingMap>,
+    /// A GAN's figures per batch: x in epochs (fractional).
+    pub gan_steps: Vec<(f64, GanFigures)>,
+    /// A generative model's grids, one per kind and epoch, in arrival order (the views browse
+    /// past epochs).
+    pub grids: Vec<ImageGrid>,
+    pub latent: Option<LatentMap>,
 }
 
 /// Text samples kept for the sample panel.
@@ -98,6 +106,9 @@ impl Default for LiveRun {
             text_samples: vec![],
             probe: None,
             embedding: None,
+            gan_steps: vec![],
+            grids: vec![],
+            latent: None,
         }
     }
 }
@@ -184,7 +195,21 @@ impl LiveRun {
             }
             Event::Probe { text, probabilities } => self.probe = Some((text, probabilities)),
             Event::Embedding(map) => self.embedding = Some(map),
+            Event::GanStep { epochs, figures, .. } => self.gan_steps.push((epochs, figures)),
+            Event::Images(grid) => {
+                // a resumed epoch's grid replaces the one sent before
+                self.grids.retain(|g| (g.kind, g.epoch) != (grid.kind, grid.epoch));
+                self.grids.push(grid);
+            }
+            Event::Latent(map) => self.latent = Some(map),
         }
+    }
+
+    /// The grids of one kind, by epoch.
+    pub fn grids_of(&self, kind: GridKind) -> Vec<&ImageGrid> {
+        let mut out: Vec<&ImageGrid> = self.grids.iter().filter(|g| g.kind == kind).collect();
+        out.sort_by_key(|g| g.epoch);
+        out
     }
 
     /// Adds what a resumed run did before this session (epochs and steps before the first new

@@ -119,6 +119,7 @@ impl SetupPanel {
             if preset.data.set != before {
                 on_data_set_changed(preset);
             }
+            task_picker(ui, preset);
             self.missing_path = match (preset.data.set.as_str(), &preset.data.path) {
                 ("text-folder", None) => Some("Choose the text folder (train/<class>/*.txt) first.".into()),
                 ("text-file", None) => Some("Choose the text file to model first.".into()),
@@ -389,11 +390,50 @@ fn on_data_set_changed(preset: &mut Preset) {
         // augmentation transforms images only
         preset.augment = crate::data::AugmentSpec::default();
     }
-    let task = if info.kind == SetKind::TextStream { Task::LanguageModel } else { Task::Classify };
+    let task = match info.kind {
+        SetKind::TextStream => Task::LanguageModel,
+        // a generative model of numbers stays one on other numbers (its layers adapt to them)
+        SetKind::Text => Task::Classify,
+        _ if preset.task.is_generative() => preset.task,
+        _ => Task::Classify,
+    };
+    if preset.task.is_generative() && task == preset.task {
+        return;
+    }
     if (reads_images && !image) || reads_tokens != info.kind.is_text() || task != preset.task {
         preset.model = super::layer_editor::default_model_for(info.kind);
     }
     preset.task = task;
+    if !task.is_generative() {
+        super::generative_views::on_task_changed(preset);
+    }
+}
+
+/// The task: what the data allows (text: its own task; numbers: classify or a generative model).
+fn task_picker(ui: &mut Ui, preset: &mut Preset) {
+    let Some(info) = set_info(&preset.data.set) else { return };
+    let offered: Vec<Task> = if info.kind.is_text() {
+        vec![preset.task]
+    } else {
+        Task::ALL.into_iter().filter(|t| *t != Task::LanguageModel).collect()
+    };
+    let before = preset.task;
+    ui.horizontal(|ui| {
+        let l = ui.label("Task");
+        egui::ComboBox::from_id_salt("task")
+            .selected_text(preset.task.title())
+            .width(140.0)
+            .show_ui(ui, |ui| {
+                for task in offered {
+                    ui.selectable_value(&mut preset.task, task, task.title());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+    });
+    if preset.task != before {
+        super::generative_views::on_task_changed(preset);
+    }
 }
 
 pub fn group_thousands(n: usize) -> String {

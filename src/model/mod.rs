@@ -11,7 +11,9 @@ pub mod recurrent;
 mod spec;
 
 pub use layers::{LayerSpec, Planned};
+pub(crate) use network::activate;
 pub use network::{LayerInfo, Mode, Network};
 pub use spec::{
-    conv_output_size, plan, plan_partial, Activation, ConvSpec, ModelInput, ModelKind, ModelSpec, MAX_TENSOR_ELEMENTS,
+    conv_output_size, plan, plan_partial, Activation, ConvSpec, ModelInput, ModelKind, ModelSpec, DEFAULT_LATENT,
+    MAX_TENSOR_ELEMENTS,
 };

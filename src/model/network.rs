@@ -150,7 +150,12 @@ fn absorb<'a>(
 impl Network {
     /// Plans the spec for this input and initialises every weight from `seed`, in plan order.
     pub fn new(spec: &ModelSpec, input: &ModelInput, seed: u64, device: &Device) -> Result<Self> {
-        let mut rng = Rng::derive(seed, "init", 0);
+        Self::with_rng(spec, input, Rng::derive(seed, "init", 0), device)
+    }
+
+    /// Like [`Network::new`], drawing the weights from `rng` (a GAN's discriminator has its own
+    /// stream, so its layers never change the generator's weights).
+    pub fn with_rng(spec: &ModelSpec, input: &ModelInput, mut rng: Rng, device: &Device) -> Result<Self> {
         let planned = plan(spec, input)?;
         let mut layers: Vec<Box<dyn RunLayer>> = Vec::new();
         let mut params = Vec::new();

@@ -88,7 +88,13 @@ pub struct ModelSpec {
     pub activation: Activation,
     #[serde(default, skip_serializing_if = "is_default")]
     pub dropout: f64,
+    /// A GAN's generator reads this many noise values (`task = "gan"`; 64 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<usize>,
 }
+
+/// A generator's noise values when `[model] latent` is unset.
+pub const DEFAULT_LATENT: usize = 64;
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
@@ -127,13 +133,31 @@ impl ModelInput {
         match self.task {
             Task::Classify => Target::Classes(self.classes),
             Task::LanguageModel => Target::NextToken { vocab: self.classes },
+            Task::Autoencode | Task::Vae => Target::Reconstruct(self.shape.iter().product()),
+            Task::Gan => Target::Generate(self.shape.iter().product()),
+        }
+    }
+
+    /// What the model reads: the data, or for a GAN's generator `latent` noise values.
+    pub fn model_reads(&self, spec: &ModelSpec) -> Vec<usize> {
+        match self.task {
+            Task::Gan => vec![spec.latent.unwrap_or(DEFAULT_LATENT)],
+            _ => self.shape.clone(),
         }
     }
 }
 
 impl ModelSpec {
     pub fn from_layers(layers: Vec<LayerSpec>) -> Self {
-        Self { layers, kind: None, conv: None, hidden: vec![], activation: Activation::Relu, dropout: 0.0 }
+        Self {
+            layers,
+            kind: None,
+            conv: None,
+            hidden: vec![],
+            activation: Activation::Relu,
+            dropout: 0.0,
+            latent: None,
+        }
     }
 
     /// The older form of an MLP.
@@ -306,12 +330,17 @@ pub fn plan_partial(spec: &ModelSpec, input: &ModelInput) -> (Vec<Planned>, Opti
     if layers::elements(&input.shape).is_none() {
         return (out, Some(Error::Shape(format!("the input shape {:?} is too large", input.shape))));
     }
-    let expanded = match spec.expanded(&input.shape) {
+    let reads = input.model_reads(spec);
+    if input.task == Task::Gan && !(1..=4096).contains(&reads[0]) {
+        let e = Error::config("preset", "model.latent", format!("{} noise values; use 1 to 4096", reads[0]));
+        return (out, Some(e));
+    }
+    let expanded = match spec.expanded(&reads) {
         Ok(e) => e,
         Err(e) => return (out, Some(e)),
     };
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    let mut shape = input.shape.clone();
+    let mut shape = reads;
     let n = expanded.len();
     for (i, (key, layer)) in expanded.into_iter().enumerate() {
         let name = match layer.name_prefix() {
@@ -345,6 +374,42 @@ fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
     let Some(last) = layers.last() else { return Ok(()) };
     // the loss applies the softmax (or a single output's sigmoid) to the logits itself
     let logits_note = "the output layer gives logits and the loss applies the softmax (or, for one output, the sigmoid) itself; leave the activation out";
+    let samples = layers.iter().filter(|l| l.spec == LayerSpec::Sample).count();
+    if (samples == 1) != (input.task == Task::Vae) {
+        let message = if input.task == Task::Vae {
+            format!(
+                "a VAE needs exactly one `sample` layer between its encoder and its decoder; the model has {samples}"
+            )
+        } else {
+            "a `sample` layer belongs to a VAE (task = \"vae\"), whose loss holds its KL term".to_string()
+        };
+        let key = layers.iter().find(|l| l.spec == LayerSpec::Sample).map_or("model.layers", |l| l.key.as_str());
+        return Err(layers::field_error(key, "", message));
+    }
+    if let Target::Generate(n) | Target::Reconstruct(n) = input.target() {
+        if let (Target::Reconstruct(_), LayerSpec::Activation(_)) = (input.target(), &last.spec) {
+            return Err(layers::field_error(&last.key, "", RECONSTRUCT_NOTE));
+        }
+        if let (Target::Reconstruct(_), LayerSpec::Dense(d)) = (input.target(), &last.spec) {
+            if d.activation.is_some() {
+                return Err(layers::field_error(&last.key, "activation", RECONSTRUCT_NOTE));
+            }
+        }
+        let got = last.output_len();
+        if got == n {
+            return Ok(());
+        }
+        let what = if input.task == Task::Gan {
+            "a generator makes a sample of the data"
+        } else {
+            "the model rebuilds its input"
+        };
+        return Err(layers::field_error(
+            &last.key,
+            "",
+            format!("the model gives {:?} ({got} values) but {what}, {n} values {:?}; end with a dense layer and leave its units out", last.output, input.shape),
+        ));
+    }
     match &last.spec {
         LayerSpec::Dense(d) if d.activation.is_some() => {
             return Err(layers::field_error(&last.key, "activation", logits_note))
@@ -359,6 +424,8 @@ fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
         Target::NextToken { vocab } => {
             (*got == [steps, vocab], format!("a prediction over the {vocab} tokens at each of the {steps} steps"))
         }
+        // answered above
+        Target::Reconstruct(_) | Target::Generate(_) => (true, String::new()),
     };
     if fits {
         return Ok(());
@@ -371,9 +438,13 @@ fn check_output(layers: &[Planned], input: &ModelInput) -> Result<()> {
         (Target::NextToken { .. }, _) => {
             "; end with a dense layer (units left out) after layers that keep every step (return_sequences = true)"
         }
+        (Target::Reconstruct(_) | Target::Generate(_), _) => "",
     };
     Err(layers::field_error(&last.key, "", format!("the model gives {got:?} but the task needs {wanted}{hint}")))
 }
+
+/// Why an autoencoder's or VAE's last layer takes no activation.
+const RECONSTRUCT_NOTE: &str = "the output layer gives logits (pixels scaled to [0, 1]: the loss applies the sigmoid itself) or linear values (standardised data); leave the activation out";
 
 fn padded(size: usize, padding: usize) -> Option<usize> {
     padding.checked_mul(2)?.checked_add(size)

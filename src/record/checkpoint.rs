@@ -77,6 +77,20 @@ pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()
             tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
         }
     }
+    if let Some(adversary) = &session.adversary {
+        // a GAN's discriminator and its optimizer, under their own prefix
+        let prefix = crate::train::generative::DISCRIMINATOR_PREFIX;
+        for ((name, var), st) in adversary.net.params().iter().zip(&adversary.optimizer.state) {
+            let name = format!("{prefix}{name}");
+            tensors.insert(name.clone(), var.as_tensor().clone());
+            if !st.m.is_empty() {
+                tensors.insert(format!("{M_PREFIX}{name}"), Tensor::from_vec(st.m.clone(), var.shape(), &Device::Cpu)?);
+            }
+            if !st.v.is_empty() {
+                tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
+            }
+        }
+    }
     let stem = stem(state);
     let (weights, meta) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.json")));
     let tmp = weights.with_extension("safetensors.tmp");
@@ -165,18 +179,38 @@ impl Checkpoint {
     /// session built from the same preset.
     pub fn restore_into(&self, session: &mut Session, with_optimizer: bool) -> Result<()> {
         session.net.load_params(&self.tensors)?;
+        let get = |key: String| -> Result<Vec<f32>> {
+            match self.tensors.get(&key) {
+                Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+                None => Ok(Vec::new()),
+            }
+        };
         if with_optimizer {
-            let get = |key: String| -> Result<Vec<f32>> {
-                match self.tensors.get(&key) {
-                    Some(t) => Ok(t.flatten_all()?.to_vec1()?),
-                    None => Ok(Vec::new()),
-                }
-            };
             for ((name, _), st) in session.net.params().iter().zip(session.optimizer.state.iter_mut()) {
                 st.m = get(format!("{M_PREFIX}{name}"))?;
                 st.v = get(format!("{V_PREFIX}{name}"))?;
             }
             session.optimizer.steps = self.state.optimizer_steps;
+        }
+        if let Some(adversary) = session.adversary.as_mut() {
+            let prefix = crate::train::generative::DISCRIMINATOR_PREFIX;
+            let own: HashMap<String, Tensor> = self
+                .tensors
+                .iter()
+                .filter_map(|(k, t)| Some((k.strip_prefix(prefix)?.to_string(), t.clone())))
+                .collect();
+            adversary
+                .net
+                .load_params(&own)
+                .map_err(|e| Error::format(&self.path, format!("the discriminator: {e}")))?;
+            if with_optimizer {
+                for ((name, _), st) in adversary.net.params().iter().zip(adversary.optimizer.state.iter_mut()) {
+                    st.m = get(format!("{M_PREFIX}{prefix}{name}"))?;
+                    st.v = get(format!("{V_PREFIX}{prefix}{name}"))?;
+                }
+                // both networks step once per batch
+                adversary.optimizer.steps = self.state.optimizer_steps;
+            }
         }
         Ok(())
     }

@@ -140,6 +140,8 @@ pub struct RunRecorder {
     metrics: File,
     epochs: File,
     info: RunInfo,
+    /// The task has an accuracy; a generative model's accuracy columns stay empty.
+    accuracy: bool,
     /// Held while this recorder writes the run: a second writer is refused, and readers know the
     /// run is live.
     _lock: RunLock,
@@ -225,7 +227,7 @@ impl RunRecorder {
             std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
             let metrics = append(&dir.join("metrics.csv"))?;
             let epochs = append(&dir.join("epochs.jsonl"))?;
-            Ok(Self { dir, metrics, epochs, info, _lock: lock })
+            Ok(Self { dir, metrics, epochs, info, accuracy: true, _lock: lock })
         });
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&staging);
@@ -312,6 +314,7 @@ impl RunRecorder {
             epochs: append(&epochs_path)?,
             dir: dir.to_path_buf(),
             info,
+            accuracy: true,
             _lock: lock,
         })
     }
@@ -340,6 +343,7 @@ impl RunRecorder {
     pub fn started(&mut self, session: &Session, threads: usize) -> Result<()> {
         self.info.params = session.net.param_count();
         self.info.threads = threads;
+        self.accuracy = session.preset.task.has_accuracy();
         DataInfo::of(&session.data).write(&self.dir)?;
         self.info.write(&self.dir)
     }
@@ -351,7 +355,7 @@ impl RunRecorder {
             s.batch + 1,
             global_step,
             s.loss,
-            s.accuracy(),
+            self.shown(s.accuracy()),
             s.learning_rate,
             samples_per_s
         );
@@ -365,10 +369,10 @@ impl RunRecorder {
             m.epoch,
             m.epoch * session.batches_per_epoch,
             m.train_loss,
-            m.train_accuracy,
+            self.shown(m.train_accuracy),
             m.learning_rate,
             m.validation.loss,
-            m.validation.accuracy,
+            self.shown(m.validation.accuracy),
             m.samples_per_s,
             m.elapsed_s
         );
@@ -377,12 +381,28 @@ impl RunRecorder {
         write_line(&mut self.epochs, &self.dir.join("epochs.jsonl"), &json)?;
         checkpoint::save(&self.dir.join("checkpoints"), session, state)?;
         self.info.epochs_completed = m.epoch;
-        self.info.final_validation_accuracy = Some(m.validation.accuracy);
+        self.info.final_validation_accuracy = self.accuracy.then_some(m.validation.accuracy);
         self.info.best_epoch = state.best_epoch;
         self.info.best_validation_accuracy = state.best_validation_accuracy;
         self.info.wall_time_s = m.elapsed_s;
         self.info.samples_per_s = m.samples_per_s;
         self.info.write(&self.dir)
+    }
+
+    /// An accuracy for metrics.csv: empty where the task has none.
+    fn shown(&self, accuracy: f64) -> String {
+        if self.accuracy {
+            accuracy.to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    /// Writes a generative view's grid as `<kind>/epoch-N.pgm` (PPM for colour).
+    pub fn grid(&mut self, grid: &crate::train::generative_views::ImageGrid) -> Result<()> {
+        let folder = self.dir.join(grid.kind.folder());
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        write_atomic(&folder.join(grid.file_name()), &grid.to_pnm())
     }
 
     pub fn finish(&mut self, summary: &Summary, error: Option<&str>) -> Result<()> {
@@ -392,9 +412,9 @@ impl RunRecorder {
         self.info.best_validation_accuracy = summary.best_validation_accuracy;
         if let Some(v) = &summary.final_validation {
             // a resumed part that completed no epoch keeps the figure of the last one
-            self.info.final_validation_accuracy = Some(v.accuracy);
+            self.info.final_validation_accuracy = self.accuracy.then_some(v.accuracy);
         }
-        self.info.test_accuracy = summary.test.as_ref().map(|t| t.accuracy);
+        self.info.test_accuracy = summary.test.as_ref().filter(|_| self.accuracy).map(|t| t.accuracy);
         self.info.wall_time_s = summary.wall_time_s;
         self.info.samples_per_s = summary.samples_per_s;
         self.info.error = error.map(ToString::to_string);

@@ -68,6 +68,9 @@ pub struct EpochMetrics {
     pub learning_rate: f64,
     pub samples_per_s: f64,
     pub elapsed_s: f64,
+    /// A GAN's discriminator and generator figures (absent for other tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gan: Option<super::generative::GanEpoch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,11 +164,23 @@ pub enum Event {
     },
     /// The embedding view: most frequent tokens in 2-D, at each epoch's end.
     Embedding(super::text::EmbeddingMap),
+    /// A GAN's figures of one batch, sent after its `Step` (droppable like it).
+    GanStep {
+        global_step: usize,
+        /// The position in epochs (fractional), for the curves.
+        epochs: f64,
+        figures: super::generative::GanFigures,
+    },
+    /// A generative model's picture at an epoch's end: reconstructions, samples from a fixed
+    /// noise, the decoded latent plane.
+    Images(super::generative_views::ImageGrid),
+    /// A generative model's latent codes of validation samples in 2-D, with their classes.
+    Latent(super::generative_views::LatentMap),
 }
 
 impl Event {
     /// Lifecycle and epoch events are never dropped.
     pub fn is_droppable(&self) -> bool {
-        matches!(self, Event::Step { .. })
+        matches!(self, Event::Step { .. } | Event::GanStep { .. })
     }
 }

@@ -2,6 +2,8 @@
 //! its commands and events.
 
 mod event;
+pub mod generative;
+pub mod generative_views;
 mod metrics;
 pub mod optim;
 mod prefetch;

@@ -32,6 +32,8 @@ pub struct Optimizer {
     /// Parameters that never change (transfer learning's frozen layers), by position; empty or
     /// shorter than the parameters: the rest train.
     pub frozen: Vec<bool>,
+    /// Adam's moment decay rates (`train.beta1`, `train.beta2`; a GAN takes beta1 = 0.5).
+    pub betas: (f64, f64),
 }
 
 /// One update rule with its hyper-parameters for this step.
@@ -44,6 +46,8 @@ struct Rule {
     /// Adam's bias corrections 1 / (1 - beta^t).
     m_scale: f32,
     v_scale: f32,
+    b1: f32,
+    b2: f32,
 }
 
 /// Elements per parallel task: big layers update on all threads, biases stay on one.
@@ -86,7 +90,7 @@ impl Rule {
 
     fn adam(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         let decoupled = self.kind == OptimizerKind::AdamW;
-        let (b1, b2) = (BETA1 as f32, BETA2 as f32);
+        let (b1, b2) = (self.b1, self.b2);
         let (lr, wd, ms, vs, eps) = (self.lr, self.weight_decay, self.m_scale, self.v_scale, EPS as f32);
         for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = if decoupled { *g } else { g + wd * *p };
@@ -134,7 +138,20 @@ impl InplaceOp2 for InPlace<'_> {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64, params: usize) -> Self {
-        Self { kind, momentum, weight_decay, steps: 0, state: vec![ParamState::default(); params], frozen: Vec::new() }
+        Self {
+            kind,
+            momentum,
+            weight_decay,
+            steps: 0,
+            state: vec![ParamState::default(); params],
+            betas: (BETA1, BETA2),
+            frozen: Vec::new(),
+        }
+    }
+
+    /// The optimizer a preset's `[train]` table asks for, for `params` parameters.
+    pub fn for_preset(t: &crate::config::TrainSpec, params: usize) -> Self {
+        Self { betas: (t.beta1, t.beta2), ..Self::new(t.optimizer, t.momentum, t.weight_decay, params) }
     }
 
     /// One update of every parameter that has a gradient, with learning rate `lr`.
@@ -174,8 +191,10 @@ impl Optimizer {
             lr: lr as f32,
             momentum: self.momentum as f32,
             weight_decay: self.weight_decay as f32,
-            m_scale: (1.0 / (1.0 - BETA1.powi(t))) as f32,
-            v_scale: (1.0 / (1.0 - BETA2.powi(t))) as f32,
+            m_scale: (1.0 / (1.0 - self.betas.0.powi(t))) as f32,
+            v_scale: (1.0 / (1.0 - self.betas.1.powi(t))) as f32,
+            b1: self.betas.0 as f32,
+            b2: self.betas.1 as f32,
         };
         let frozen = &self.frozen;
         for (i, ((_, var), state)) in params.iter().zip(self.state.iter_mut()).enumerate() {

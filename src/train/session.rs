@@ -7,6 +7,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 use super::event::{EpochMetrics, Evaluation};
+use super::generative::{self, Adversary, GanEpoch, GanFigures};
 use super::metrics::Confusion;
 use super::optim::Optimizer;
 use super::prefetch::BatchSource;
@@ -31,6 +32,8 @@ pub struct StepMetrics {
     pub size: usize,
     pub predictions: usize,
     pub learning_rate: f64,
+    /// A GAN's figures of the batch (`loss` is then the discriminator's).
+    pub gan: Option<GanFigures>,
 }
 
 impl StepMetrics {
@@ -51,6 +54,9 @@ pub struct EpochProgress {
     /// checkpoints from before language models, where it equalled `seen`.
     #[serde(default)]
     pub predictions: usize,
+    /// A GAN's figures summed over the samples so far (absent before GANs, and for other tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gan: Option<GanFigures>,
 }
 
 pub struct Session {
@@ -70,6 +76,8 @@ pub struct Session {
     pub base_learning_rate: f64,
     /// Training batches in the epoch's order, augmented, prepared on the "gradlab-data" thread.
     pub batches: BatchSource,
+    /// A GAN's discriminator and its optimizer (`None` for other tasks).
+    pub adversary: Option<Adversary>,
     progress: EpochProgress,
 }
 
@@ -86,8 +94,9 @@ impl Session {
     pub fn new(preset: Preset, data: Dataset, device: Device) -> Result<Self> {
         let net = Network::new(&preset.model, &data.model_input(preset.task), preset.seed, &device)?;
         let t = &preset.train;
-        let mut optimizer = Optimizer::new(t.optimizer, t.momentum, t.weight_decay, net.params().len());
+        let mut optimizer = Optimizer::for_preset(t, net.params().len());
         optimizer.frozen = super::transfer::frozen_params(preset.transfer.as_ref(), net.params());
+        let adversary = Adversary::for_preset(&preset, &data, &device)?;
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
         let augmenter =
             Augmenter::new(&preset.augment, data.kind, &data.id, &data.input_shape, &data.normalization, preset.seed)?;
@@ -98,6 +107,7 @@ impl Session {
             base_learning_rate: t.learning_rate,
             rng: Rng::derive(preset.seed, "dropout", 0),
             batches,
+            adversary,
             preset,
             data,
             net,
@@ -143,26 +153,35 @@ impl Session {
         let task = self.preset.task;
         let batch = self.batches.take(self.epoch, self.batch)?;
         let lr = self.learning_rate();
-        let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
-        let loss = task.loss(&logits, &batch.targets)?;
-        let loss_value = loss.to_scalar::<f32>()?;
-        if !loss_value.is_finite() {
-            return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
-        }
-        let grads = loss.backward()?;
-        let clip = self.preset.train.clip_grad_norm;
-        self.optimizer.step_clipped(self.net.params(), &grads, lr, (clip > 0.0).then_some(clip))?;
-        let correct = task.correct(&logits, &batch.targets)?;
+        let (loss_value, correct, gan) = if task.is_generative() {
+            let step = generative::train_step(self, &batch, lr)?;
+            (step.loss, 0, step.gan)
+        } else {
+            let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
+            let loss = task.loss(&logits, &batch.targets)?;
+            let loss_value = loss.to_scalar::<f32>()?;
+            if !loss_value.is_finite() {
+                return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
+            }
+            let grads = loss.backward()?;
+            let clip = self.preset.train.clip_grad_norm;
+            self.optimizer.step_clipped(self.net.params(), &grads, lr, (clip > 0.0).then_some(clip))?;
+            (f64::from(loss_value), task.correct(&logits, &batch.targets)?, None)
+        };
         let metrics = StepMetrics {
             epoch: self.epoch,
             batch: self.batch,
-            loss: f64::from(loss_value),
+            loss: loss_value,
             correct,
             size: batch.samples,
             predictions: batch.predictions,
             learning_rate: lr,
+            gan,
         };
-        self.progress.loss_sum += f64::from(loss_value) * batch.samples as f64;
+        if let Some(figures) = gan {
+            self.progress.gan.get_or_insert_with(GanFigures::default).add_scaled(&figures, batch.samples as f64);
+        }
+        self.progress.loss_sum += loss_value * batch.samples as f64;
         self.progress.correct += correct;
         self.progress.seen += batch.samples;
         self.progress.predictions += batch.predictions;
@@ -177,9 +196,15 @@ impl Session {
 
     /// Closes the epoch: evaluates on the validation split and moves to the next epoch.
     pub fn finish_epoch(&mut self, elapsed_s: f64) -> Result<EpochMetrics> {
-        let validation = self.evaluate(&self.data.validation)?;
+        let (validation, gan_validation) = if self.preset.task.is_generative() {
+            generative::evaluate(self, &self.data.validation)?
+        } else {
+            (self.evaluate(&self.data.validation)?, None)
+        };
         let p = &self.progress;
         let seen = p.seen.max(1) as f64;
+        let gan = gan_validation
+            .map(|validation| GanEpoch { train: p.gan.unwrap_or_default().scaled(1.0 / seen), validation });
         let metrics = EpochMetrics {
             epoch: self.epoch + 1,
             train_loss: p.loss_sum / seen,
@@ -189,6 +214,7 @@ impl Session {
             learning_rate: self.learning_rate(),
             samples_per_s: p.seen as f64 / p.train_time_s.max(1e-9),
             elapsed_s,
+            gan,
         };
         self.epoch += 1;
         self.batch = 0;
@@ -201,6 +227,9 @@ impl Session {
 
     /// Loss, accuracy and confusion matrix on a split, without dropout.
     pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
+        if self.preset.task.is_generative() {
+            return Ok(generative::evaluate(self, split)?.0);
+        }
         evaluate(&self.net, split, &self.data.model_input(self.preset.task), &self.device)
     }
 }

@@ -129,7 +129,7 @@ pub fn embedding_map(net: &Network, info: &TextInfo, epoch: usize) -> Result<Opt
 
 /// Projection on the two leading eigenvectors of the covariance (power iteration with
 /// deflation, from a fixed start, so the same weights give the same picture).
-fn pca2(vectors: &[Vec<f32>], dim: usize) -> Vec<[f32; 2]> {
+pub(crate) fn pca2(vectors: &[Vec<f32>], dim: usize) -> Vec<[f32; 2]> {
     let n = vectors.len() as f64;
     let mean: Vec<f64> = (0..dim).map(|j| vectors.iter().map(|v| f64::from(v[j])).sum::<f64>() / n).collect();
     let centred: Vec<Vec<f64>> =

@@ -405,9 +405,15 @@ fn run_in_pool(
             learning_rate: step.learning_rate,
             samples_per_s: ema,
         })?;
+        if let Some(figures) = step.gan {
+            let epochs = global_step(&session) as f64 / session.batches_per_epoch.max(1) as f64;
+            events.send(Event::GanStep { global_step: global_step(&session), epochs, figures })?;
+        }
         if session.epoch_done() {
             let metrics = session.finish_epoch(elapsed_before + started.elapsed().as_secs_f64())?;
-            if progress.best_validation_accuracy.is_none_or(|acc| metrics.validation.accuracy > acc) {
+            // a generative model has no accuracy to pick a best epoch by
+            let scored = session.preset.task.has_accuracy();
+            if scored && progress.best_validation_accuracy.is_none_or(|acc| metrics.validation.accuracy > acc) {
                 progress.best_epoch = Some(metrics.epoch);
                 progress.best_validation_accuracy = Some(metrics.validation.accuracy);
             }
@@ -430,6 +436,17 @@ fn run_in_pool(
                     }
                 }
                 Err(e) => eprintln!("gradlab: the epoch's text sample failed: {e}"),
+            }
+            match super::generative_views::epoch_events(&session) {
+                Ok(views) => {
+                    for event in views {
+                        if let (Some(r), Event::Images(grid)) = (recorder.as_mut(), &event) {
+                            r.grid(grid)?;
+                        }
+                        events.send(event)?;
+                    }
+                }
+                Err(e) => eprintln!("gradlab: the epoch's generative views failed: {e}"),
             }
         } else if checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every) {
             if let Some(r) = recorder.as_mut() {

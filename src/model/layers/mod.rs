@@ -13,6 +13,7 @@ pub mod dense;
 pub mod embedding;
 pub mod norm;
 pub mod recurrent;
+pub mod sample;
 pub mod shape;
 pub mod upsample;
 
@@ -64,6 +65,8 @@ pub enum LayerSpec {
     Upsample(UpsampleSpec),
     /// Features to `[c, h, w]` (or any shape of as many values): a decoder's first image.
     Reshape(ReshapeSpec),
+    /// A VAE's reparameterisation: `[2 * latent]` (mean, log-variance) to a sample `[latent]`.
+    Sample,
 }
 
 /// The layer types in the order the GUI offers them, each with a fresh default.
@@ -90,6 +93,7 @@ pub fn catalogue() -> Vec<LayerSpec> {
         LayerSpec::Reshape(ReshapeSpec::default()),
         LayerSpec::ConvTranspose2d(ConvTranspose2dSpec::default()),
         LayerSpec::Upsample(UpsampleSpec::default()),
+        LayerSpec::Sample,
     ]
 }
 
@@ -145,6 +149,12 @@ pub enum Target {
     Classes(usize),
     /// One prediction over the vocabulary per time step.
     NextToken { vocab: usize },
+    /// The input again (autoencoder, VAE): this many values in any shape, compared flattened;
+    /// the output is logits or linear, so no activation at the end.
+    Reconstruct(usize),
+    /// A generator's sample of the data: this many values in any shape, compared flattened,
+    /// with whatever activation brings them to the data's range.
+    Generate(usize),
 }
 
 /// What a layer's plan may know about the data.
@@ -163,6 +173,7 @@ impl PlanContext {
         match self.target {
             Target::Classes(c) => c,
             Target::NextToken { vocab } => vocab,
+            Target::Reconstruct(n) | Target::Generate(n) => n,
         }
     }
 }
@@ -276,6 +287,7 @@ impl LayerSpec {
             LayerSpec::ConvTranspose2d(_) => "conv_transpose2d",
             LayerSpec::Upsample(_) => "upsample",
             LayerSpec::Reshape(_) => "reshape",
+            LayerSpec::Sample => sample::KIND,
         }
     }
 
@@ -321,6 +333,7 @@ impl LayerSpec {
             LayerSpec::ConvTranspose2d(s) => s.describe(),
             LayerSpec::Upsample(s) => format!("upsample x{}", s.scale),
             LayerSpec::Reshape(s) => s.describe(),
+            LayerSpec::Sample => "sample (mean, log-variance)".into(),
         }
     }
 
@@ -354,6 +367,7 @@ impl LayerSpec {
             LayerSpec::ConvTranspose2d(s) => s.plan(key, name, input),
             LayerSpec::Upsample(s) => s.plan(key, input).map(|o| (o, vec![])),
             LayerSpec::Reshape(s) => s.plan(key, input).map(|o| (o, vec![])),
+            LayerSpec::Sample => sample::plan(key, input).map(|o| (o, vec![])),
         }
     }
 
@@ -381,6 +395,7 @@ impl LayerSpec {
             LayerSpec::ConvTranspose2d(s) => s.build(params),
             LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale })),
             LayerSpec::Reshape(s) => Ok(Box::new(upsample::Reshape { shape: s.shape.clone() })),
+            LayerSpec::Sample => Ok(Box::new(sample::Sample)),
         }
     }
 
@@ -405,6 +420,12 @@ impl LayerSpec {
             LayerSpec::ConvTranspose2d(s) => s.reference(p),
             LayerSpec::Upsample(s) => vec![RefLayer::Upsample { scale_factor: s.scale, mode: "nearest".into() }],
             LayerSpec::Reshape(s) => vec![RefLayer::Unflatten { dim: 1, unflattened_size: s.shape.clone() }],
+            LayerSpec::Sample => {
+                return Err(Error::Other(format!(
+                    "{}: a VAE's sample layer has no PyTorch module in an export yet",
+                    p.key
+                )))
+            }
         })
     }
 }
