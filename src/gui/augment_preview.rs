@@ -54,7 +54,9 @@ pub fn grid(ds: &Dataset, augment: &AugmentSpec, seed: u64) -> Result<Grid, Stri
     let mut scratch = vec![0.0; augmenter.sample_len()];
     let mut rows = Vec::new();
     for i in 0..SAMPLES.min(len) {
-        let original = ds.train.sample(i);
+        // a streamed set's rows are on disk: read them rather than index memory
+        let original = ds.train.sample_vec(i).map_err(|e| e.to_string())?;
+        let original = original.as_slice();
         let n = &ds.normalization;
         let x = original.iter().enumerate().map(|(j, v)| v * n.std[j % n.std.len()] + n.mean[j % n.mean.len()]);
         let range = x.fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(v), u.max(v)));
