@@ -40,6 +40,8 @@ def torch_model(card, weights):
             m = nn.Sigmoid()
         elif kind == "GELU":
             m = nn.GELU(approximate=layer["approximate"])
+        elif kind == "LeakyReLU":
+            m = nn.LeakyReLU(layer["negative_slope"])
         elif kind == "Dropout":
             m = nn.Dropout(layer["p"])
         elif kind == "Dropout2d":

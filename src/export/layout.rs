@@ -35,6 +35,10 @@ pub enum RefLayer {
     Relu,
     Tanh,
     Sigmoid,
+    #[serde(rename = "LeakyReLU")]
+    LeakyRelu {
+        negative_slope: f32,
+    },
     #[serde(rename = "GELU")]
     Gelu {
         /// `none`: the exact, erf-based GELU (PyTorch's default).
@@ -164,6 +168,7 @@ impl RefLayer {
             Activation::Tanh => RefLayer::Tanh,
             Activation::Sigmoid => RefLayer::Sigmoid,
             Activation::Gelu => RefLayer::Gelu { approximate: "none".into() },
+            Activation::LeakyRelu => RefLayer::LeakyRelu { negative_slope: Activation::LEAKY_SLOPE },
         }
     }
 }

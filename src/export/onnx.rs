@@ -168,6 +168,9 @@ impl Builder<'_> {
             RefLayer::Tanh => self.node("Tanh", &[], vec![]),
             RefLayer::Sigmoid => self.node("Sigmoid", &[], vec![]),
             RefLayer::Gelu { .. } => self.gelu(),
+            RefLayer::LeakyRelu { negative_slope } => {
+                self.node("LeakyRelu", &[], vec![float("alpha", *negative_slope)])
+            }
             RefLayer::MaxPool2d { kernel_size: k, stride: s } => {
                 self.node("MaxPool", &[], vec![ints("kernel_shape", &[*k, *k]), ints("strides", &[*s, *s])]);
             }

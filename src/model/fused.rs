@@ -295,8 +295,14 @@ mod tests {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
-    const ACTS: [Option<Activation>; 5] =
-        [None, Some(Activation::Relu), Some(Activation::Tanh), Some(Activation::Sigmoid), Some(Activation::Gelu)];
+    const ACTS: [Option<Activation>; 6] = [
+        None,
+        Some(Activation::Relu),
+        Some(Activation::Tanh),
+        Some(Activation::Sigmoid),
+        Some(Activation::Gelu),
+        Some(Activation::LeakyRelu),
+    ];
 
     /// Forward values and gradients of `ours` and `reference` agree for the same upstream gradient.
     fn agree(vars: &[&Var], ours: Tensor, reference: Tensor, tol: f32, what: &str) {

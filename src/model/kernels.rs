@@ -223,6 +223,11 @@ pub(super) fn bias_activate(act: Option<Activation>, z: &mut [f32], bias: &[f32]
                 Some(Activation::Relu) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
                 Some(Activation::Tanh) => row.iter_mut().for_each(|v| *v = v.tanh()),
                 Some(Activation::Sigmoid) => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+                Some(Activation::LeakyRelu) => row.iter_mut().for_each(|v| {
+                    if *v < 0.0 {
+                        *v *= Activation::LEAKY_SLOPE;
+                    }
+                }),
                 Some(Activation::Gelu) => unreachable!(),
             }
         }
@@ -248,6 +253,12 @@ pub(super) fn activation_backward(act: Option<Activation>, y: &[f32], pre: Optio
         Activation::Tanh => g.iter_mut().zip(y).for_each(|(g, y)| *g *= 1.0 - y * y),
         Activation::Sigmoid => g.iter_mut().zip(y).for_each(|(g, y)| *g *= y * (1.0 - y)),
         Activation::Gelu => g.iter_mut().zip(y).for_each(|(g, z)| *g *= gelu_grad(*z)),
+        // y < 0 exactly where x < 0
+        Activation::LeakyRelu => g.iter_mut().zip(y).for_each(|(g, y)| {
+            if *y < 0.0 {
+                *g *= Activation::LEAKY_SLOPE;
+            }
+        }),
     });
 }
 

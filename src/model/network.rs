@@ -304,6 +304,8 @@ pub(crate) fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
         // 1 / (1 + e^-x), from differentiable primitives
         Activation::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip()?,
         Activation::Gelu => x.gelu_erf()?,
+        // relu(x) - 0.2 relu(-x): slope 1 above zero, 0.2 below
+        Activation::LeakyRelu => (x.relu()? - (x.neg()?.relu()? * f64::from(Activation::LEAKY_SLOPE))?)?,
     })
 }
 

@@ -37,10 +37,17 @@ pub enum Activation {
     Tanh,
     Sigmoid,
     Gelu,
+    /// `max(x, 0.2 x)`: the DCGAN discriminator's activation (PyTorch's `LeakyReLU(0.2)`).
+    #[serde(rename = "leaky_relu")]
+    LeakyRelu,
 }
 
 impl Activation {
-    pub const ALL: [Activation; 4] = [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Gelu];
+    pub const ALL: [Activation; 5] =
+        [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Gelu, Activation::LeakyRelu];
+
+    /// LeakyReLU's slope below zero.
+    pub const LEAKY_SLOPE: f32 = 0.2;
 
     pub fn title(self) -> &'static str {
         match self {
@@ -48,6 +55,7 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
             Activation::Gelu => "GELU",
+            Activation::LeakyRelu => "LeakyReLU",
         }
     }
 }

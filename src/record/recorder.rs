@@ -304,6 +304,18 @@ impl RunRecorder {
         truncate_lines(&epochs_path, |line| {
             serde_json::from_str::<EpochMetrics>(line).is_ok_and(|m| m.epoch <= epoch)
         })?;
+        let accuracy = crate::config::Preset::load(&dir.join("preset.toml")).map_or(true, |p| p.task.has_accuracy());
+        // the summary as of the last epoch kept: a kill between an epoch's checkpoint and its
+        // summary leaves the summary an epoch behind, and a resumed part may have no epoch left
+        // to train that would rewrite it
+        let last = std::fs::read_to_string(&epochs_path)
+            .ok()
+            .and_then(|text| text.lines().filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok()).next_back());
+        if let Some(m) = last.filter(|m| m.epoch == epoch) {
+            info.final_validation_accuracy = accuracy.then_some(m.validation.accuracy);
+            info.wall_time_s = m.elapsed_s;
+            info.samples_per_s = m.samples_per_s;
+        }
         info.status = RunStatus::Running;
         info.error = None;
         info.pid = std::process::id();
@@ -314,7 +326,7 @@ impl RunRecorder {
             epochs: append(&epochs_path)?,
             dir: dir.to_path_buf(),
             info,
-            accuracy: true,
+            accuracy,
             _lock: lock,
         })
     }
