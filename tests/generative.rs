@@ -246,4 +246,11 @@ fn generative_presets_refuse_what_does_not_fit_naming_the_key() {
     let squashed = text("autoencoder_mnist")
         .replace("    { type = \"dense\" },", "    { type = \"dense\", activation = \"sigmoid\" },");
     assert!(error(&squashed).contains("model.layers[4].activation"), "{}", error(&squashed));
+    // the input is the target: augmenting it would move the target too
+    let augmented = format!("{}\n[augment]\nnoise = 0.1\n", text("autoencoder_mnist"));
+    assert!(
+        error(&augmented).contains("`augment`") && error(&augmented).contains("give back its input"),
+        "{}",
+        error(&augmented)
+    );
 }

@@ -76,6 +76,14 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
     user_data(p, info.id).map_err(|(key, msg)| Error::config(origin, key, msg))?;
     let shape = input_shape_hint(p).map(|(shape, _)| shape);
     p.augment.check(info.kind, &p.data.set, shape.as_deref()).map_err(|(key, msg)| Error::config(origin, key, msg))?;
+    if p.task.is_generative() && !p.augment.is_off() {
+        // the reconstruction target is the (augmented) input, and noise or brightness push it
+        // out of the 0..1 the binary cross-entropy needs
+        return err(
+            "augment",
+            format!("a `{}` model learns to give back its input; leave [augment] out", p.task.title()),
+        );
+    }
     let t = &p.train;
     if t.batch_size == 0 {
         return err("train.batch_size", "must be at least 1".into());
@@ -172,13 +180,10 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
             Error::Config { key, message, .. } => Error::config(origin, key, message),
             other => other,
         })?;
+        // the source is read (and found missing) when a fresh run starts: a recorded run, resumed
+        // or exported, needs it no more
         if let Some(t) = &p.transfer {
             crate::train::transfer::validate(t, &p.model, &input, origin)?;
-            if let Some(path) = crate::train::transfer::source_path(t) {
-                if !path.exists() {
-                    return err("transfer.from", format!("`{}` does not exist", path.display()));
-                }
-            }
         }
         if let Some(spec) = &p.discriminator {
             crate::model::plan(spec, &discriminator_input(&input.shape)).map_err(|e| discriminator_error(e, origin))?;

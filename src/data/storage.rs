@@ -205,7 +205,11 @@ impl RowSink {
         let writer = if complete {
             None
         } else {
-            let tmp = dir.join(format!(".{key}.{}.partial", std::process::id()));
+            // unique per load: the preview threads and the training thread of one process may
+            // load the same set at once, and must never write into each other's file
+            static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!(".{key}.{}-{n}.partial", std::process::id()));
             let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             Some(Partial { w: Some(BufWriter::with_capacity(1 << 20, file)), tmp })
         };

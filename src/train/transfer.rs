@@ -9,7 +9,7 @@
 //! mismatch never silently trains from random weights.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,12 @@ fn source_tensors(t: &TransferSpec) -> Result<(HashMap<String, Tensor>, String)>
         return Ok((params_of(&model.network)?, dir.display().to_string()));
     }
     if dir.join("checkpoints").is_dir() {
-        let which = t.checkpoint.parse().map_err(|e: String| Error::config("preset", "transfer.checkpoint", e))?;
+        let mut which = t.checkpoint.parse().map_err(|e: String| Error::config("preset", "transfer.checkpoint", e))?;
+        // a run without an accuracy (an autoencoder, a VAE, a GAN) has no best epoch: its last
+        let scored = crate::config::Preset::load(&dir.join("preset.toml")).map_or(true, |p| p.task.has_accuracy());
+        if which == crate::export::Which::Best && !scored {
+            which = crate::export::Which::Last;
+        }
         let path = crate::export::find_checkpoint(&dir, which)?;
         let ckpt = crate::record::read_checkpoint(&path)?;
         return Ok((ckpt.tensors, path.display().to_string()));
@@ -210,11 +215,6 @@ pub fn apply(t: &TransferSpec, session: &mut super::Session) -> Result<Applied> 
         }
     }
     Ok(Applied { source, copied, fresh })
-}
-
-/// `from` as a path, when it is one (not a shipped model).
-pub fn source_path(t: &TransferSpec) -> Option<&Path> {
-    (!t.from.starts_with(PRETRAINED_PREFIX)).then(|| Path::new(&t.from))
 }
 
 /// Which of `params` (by position) belong to frozen layers.
