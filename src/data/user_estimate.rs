@@ -23,8 +23,28 @@ pub struct UserSize {
 /// Tables larger than this are not scanned for their classes on every validation.
 const SCAN_LABELS_BYTES: u64 = 8 << 20;
 
-/// The input shape and class count, or `None` when the files do not say it cheaply.
+/// The input shape and class count, or `None` when the files do not say it cheaply. The GUI
+/// validates its preset every frame: the answer is kept for the same settings and the same file
+/// (length and modification time), so a frame costs one `stat`, not a scan of a table.
 pub fn shape_hint(spec: &DataSpec) -> Option<(Vec<usize>, usize)> {
+    type Memo = Option<(String, Option<(Vec<usize>, usize)>)>;
+    static LAST: std::sync::Mutex<Memo> = std::sync::Mutex::new(None);
+    let path = spec.path.as_ref()?;
+    let stamp = std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
+    let key = format!("{spec:?} {stamp:?}");
+    if let Some((k, hint)) = LAST.lock().ok()?.as_ref() {
+        if *k == key {
+            return hint.clone();
+        }
+    }
+    let hint = scan_shape_hint(spec);
+    if let Ok(mut last) = LAST.lock() {
+        *last = Some((key, hint.clone()));
+    }
+    hint
+}
+
+fn scan_shape_hint(spec: &DataSpec) -> Option<(Vec<usize>, usize)> {
     let path = spec.path.as_ref()?;
     match spec.set.as_str() {
         "cifar10" | "cifar100" => {
