@@ -372,7 +372,7 @@ fn text_spec(name: &str) -> Result<TextModelSpec> {
 pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "data: {} (image models, batch {}); text models on their presets' Debian data and batch; {} threads\n\n",
+        "data: {} (image models, batch {}; cifar: a CIFAR-10-format folder of 12,000 generated 32x32 colour images); text models on their presets' Debian data and batch; {} threads\n\n",
         ours.data, ours.batch_size, ours.threads
     ));
     s.push_str(&format!(
