@@ -4,7 +4,7 @@
 //! browse past epochs. Everything shown was computed on the training thread
 //! (`train::generative_views`); this file only draws it.
 
-use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions, Ui};
+use egui::{ColorImage, RichText, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
 use super::plots::{decimate, TRAIN_COLOR, VALIDATION_COLOR};
@@ -13,20 +13,6 @@ use crate::config::Preset;
 use crate::model::{LayerSpec, ModelSpec};
 use crate::task::Task;
 use crate::train::generative_views::{GridKind, ImageGrid};
-
-/// Ten colours that tell classes apart (Tableau's palette); more classes repeat them.
-const CLASS_COLORS: [Color32; 10] = [
-    Color32::from_rgb(31, 119, 180),
-    Color32::from_rgb(255, 127, 14),
-    Color32::from_rgb(44, 160, 44),
-    Color32::from_rgb(214, 39, 40),
-    Color32::from_rgb(148, 103, 189),
-    Color32::from_rgb(140, 86, 75),
-    Color32::from_rgb(227, 119, 194),
-    Color32::from_rgb(127, 127, 127),
-    Color32::from_rgb(188, 189, 34),
-    Color32::from_rgb(23, 190, 207),
-];
 
 /// The line under the run's title.
 pub fn headline(ui: &mut Ui, run: &LiveRun) {
@@ -101,7 +87,7 @@ fn latent(ui: &mut Ui, run: &LiveRun, height: f32) {
                 continue;
             }
             let name = run.class_names.get(class).cloned().unwrap_or_else(|| class.to_string());
-            plot.points(Points::new(name, points).radius(2.0).color(CLASS_COLORS[class % CLASS_COLORS.len()]));
+            plot.points(Points::new(name, points).radius(2.0).color(super::preview::class_color(class as u32)));
         }
     });
 }
