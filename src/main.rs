@@ -522,7 +522,10 @@ fn drive(request: RunRequest, runs_dir: Option<PathBuf>, quiet: bool) -> anyhow:
             Event::TextSample(s) if !quiet => {
                 println!("  sample ({:.0} ms): {}{}", s.millis, s.prompt, s.text.replace('\n', "\n  "));
             }
-            Event::Images(grid) if !quiet => println!("  {} of epoch {}", grid.kind.title().to_lowercase(), grid.epoch),
+            Event::Images(grid) if !quiet => {
+                let reading = grid.reading.as_ref().map(|r| format!(": {}", r.describe())).unwrap_or_default();
+                println!("  {} of epoch {}{reading}", grid.kind.title().to_lowercase(), grid.epoch);
+            }
             Event::TextSample(_)
             | Event::Probe { .. }
             | Event::Embedding(_)

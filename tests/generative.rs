@@ -234,7 +234,7 @@ fn generative_presets_refuse_what_does_not_fit_naming_the_key() {
     // the discriminator's own keys are named
     let two = gan.replace("{ type = \"dense\" },\n]\n\n[train]", "{ type = \"dense\", units = 2 },\n]\n\n[train]");
     assert_ne!(two, gan);
-    assert!(error(&two).contains("discriminator.layers[3]"), "{}", error(&two));
+    assert!(error(&two).contains("discriminator.layers[5]"), "{}", error(&two));
     let vae = text("vae_mnist");
     let no_sample = vae.replace("    { type = \"sample\" },\n", "");
     assert_ne!(no_sample, vae);
@@ -253,4 +253,15 @@ fn generative_presets_refuse_what_does_not_fit_naming_the_key() {
         "{}",
         error(&augmented)
     );
+}
+
+#[test]
+fn the_mlp_gan_draws_most_of_the_ten_digits_as_a_pretrained_classifier_reads_them() {
+    // a collapsed generator (the preset without batch norm did) draws one or two digits
+    let seen = run(small("gan_mnist_mlp", 5, 0), None);
+    let grids: Vec<&ImageGrid> = seen.grids.iter().filter(|g| g.kind == GridKind::Samples).collect();
+    assert_eq!(grids.len(), 5);
+    let reading = grids[4].reading.as_ref().expect("MNIST samples are read by the pretrained CNN");
+    assert_eq!(reading.counts.iter().sum::<usize>(), 64);
+    assert!(reading.covered() >= 7, "{reading:?}");
 }

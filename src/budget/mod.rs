@@ -20,9 +20,10 @@ mod machine;
 pub use data::{data_size, DataSize};
 pub use machine::{available, format_bytes, parse_size, Available};
 
-use crate::config::{OptimizerKind, Preset};
+use crate::config::{discriminator_error, discriminator_input, OptimizerKind, Preset};
 use crate::error::{Error, Result};
-use crate::model::{plan, Activation, LayerSpec, ModelInput};
+use crate::model::{plan, Activation, LayerSpec, ModelInput, ModelSpec};
+use crate::task::Task;
 
 /// Memory of the process besides the run: code, the training thread, allocator arenas (the
 /// release binary training iris on 2 threads peaks at 17.4 MiB) ...
@@ -113,8 +114,44 @@ struct Layers {
     heaviest: (f64, String, String),
 }
 
-fn layers(preset: &Preset, input: &ModelInput) -> Result<Layers> {
-    let planned = plan(&preset.model, input)?;
+impl Layers {
+    /// Adds a second network (a GAN's discriminator) whose activations are held `copies` times
+    /// at once (its real batch, the detached fakes, and the fakes judged for the generator).
+    fn absorb(&mut self, other: Layers, copies: f64) {
+        self.params += other.params;
+        if other.largest.0 > self.largest.0 {
+            self.largest = other.largest;
+        }
+        self.kept += copies * other.kept;
+        self.widest = self.widest.max(other.widest);
+        self.train_buffers += copies * other.train_buffers;
+        self.eval_buffers += 2.0 * other.eval_buffers;
+        self.fixed_buffers += other.fixed_buffers;
+        if copies * other.heaviest.0 > self.heaviest.0 {
+            self.heaviest = (copies * other.heaviest.0, other.heaviest.1, other.heaviest.2);
+        }
+    }
+}
+
+/// The generator's layers and, for a GAN, its discriminator's, whose keys are named
+/// `discriminator.layers[i]`.
+fn networks(preset: &Preset, input: &ModelInput, data_shape: &[usize]) -> Result<Layers> {
+    let mut net = layers(&preset.model, input)?;
+    if let Some(spec) = preset.discriminator.as_ref().filter(|_| preset.task == Task::Gan) {
+        let rename = |key: String| match key.strip_prefix("model.") {
+            Some(rest) => format!("discriminator.{rest}"),
+            None => key,
+        };
+        let mut d = layers(spec, &discriminator_input(data_shape)).map_err(|e| discriminator_error(e, "preset"))?;
+        d.largest.1 = rename(std::mem::take(&mut d.largest.1));
+        d.heaviest.1 = rename(std::mem::take(&mut d.heaviest.1));
+        net.absorb(d, 3.0);
+    }
+    Ok(net)
+}
+
+fn layers(model: &ModelSpec, input: &ModelInput) -> Result<Layers> {
+    let planned = plan(model, input)?;
     let mut out = Layers::default();
     let mut input_values: f64 = input.shape.iter().map(|&d| d as f64).product();
     let mut first = true;
@@ -266,7 +303,7 @@ pub fn estimate(preset: &Preset) -> Result<Option<Estimate>> {
     let text = crate::data::set_info(&d.set).is_some_and(|s| s.kind.is_text());
     let vocab = text.then(|| d.vocab_size.saturating_add(2));
     let input = ModelInput { shape: data.input_shape.clone(), classes: data.classes, vocab, task: preset.task };
-    let net = layers(preset, &input)?;
+    let net = networks(preset, &input, &data.input_shape)?;
     // features and the label; a streamed set keeps only the label and its row in the disk cache
     let sample_bytes = if data.streamed { F32 + 8.0 } else { (features + 1.0) * F32 };
     let n = data.samples;

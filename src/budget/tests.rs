@@ -112,3 +112,19 @@ fn idx_sizes_come_from_the_headers() {
     assert_eq!((size.samples, size.input_shape.clone()), (300.0, vec![1, 12, 10]));
     assert!(estimate(&p).unwrap().is_some());
 }
+
+#[test]
+fn a_gan_counts_its_discriminator_and_blames_its_keys() {
+    let p = Preset::builtin("gan_mnist_mlp").unwrap();
+    let with = estimate(&p).unwrap().unwrap();
+    let mut alone = p.clone();
+    alone.task = crate::task::Task::Autoencode;
+    let without = estimate(&alone).unwrap().unwrap();
+    // the discriminator's 0.5 M weights, their gradients and Adam's two moments at least
+    assert!(with.peak() - without.peak() > 4.0 * 4.0 * 500_000.0, "{} vs {}", with.summary(), without.summary());
+    let mut big = p.clone();
+    let LayerSpec::Dense(d) = &mut big.discriminator.as_mut().unwrap().layers[1] else { panic!("a dense layer") };
+    d.units = Some(4_000_000);
+    let err = check(&limited(big, 1.0), "x.toml").unwrap_err().to_string();
+    assert!(err.starts_with("x.toml: `discriminator.layers[1].units`: this run needs about"), "{err}");
+}

@@ -129,11 +129,17 @@ fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     let shown = grids.iter().rev().find(|g| g.epoch <= epoch).copied().unwrap_or(grids[0]);
     let texture = texture(ui, shown);
     // as large as fits (twice the pixels at most), never cut off
-    let fit = (ui.available_width() / shown.width as f32).min((ui.available_height() - 20.0) / shown.height as f32);
+    let below = if shown.reading.is_some() { 40.0 } else { 20.0 };
+    let fit = (ui.available_width() / shown.width as f32).min((ui.available_height() - below) / shown.height as f32);
     let scale = fit.clamp(0.5, 2.0);
     let size = egui::vec2(shown.width as f32, shown.height as f32) * scale;
     ui.add(egui::Image::new((texture.id(), size))).on_hover_text(format!("{} of epoch {}", kind.title(), shown.epoch));
     ui.label(RichText::new(format!("epoch {}", shown.epoch)).small().weak());
+    if let Some(reading) = &shown.reading {
+        ui.label(format!("A pretrained MNIST CNN: {}", reading.describe())).on_hover_text(
+            "A generator that collapsed to one shape covers one or two digits, however its losses look",
+        );
+    }
 }
 
 /// The grid's texture, made once per picture (kept in egui's memory by its content).

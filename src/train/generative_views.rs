@@ -9,6 +9,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::digit_reading;
 use super::event::Event;
 use super::generative::{latent_of, noise};
 use super::session::Session;
@@ -82,6 +83,9 @@ pub struct ImageGrid {
     pub height: usize,
     pub channels: usize,
     pub pixels: Vec<u8>,
+    /// For a GAN's MNIST samples: the digits a pretrained classifier reads in them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<super::digit_reading::DigitReading>,
 }
 
 impl ImageGrid {
@@ -105,7 +109,7 @@ impl ImageGrid {
                 }
             }
         }
-        Self { kind, epoch, rows, cols, width, height, channels, pixels }
+        Self { kind, epoch, rows, cols, width, height, channels, pixels, reading: None }
     }
 
     /// The picture as a binary PGM (grey) or PPM (RGB) file, which image viewers and PIL read.
@@ -196,7 +200,11 @@ pub(super) fn epoch_events(session: &Session) -> Result<Vec<Event>> {
             let z = noise(r * c, latent_of(&session.preset), &mut rng, &session.device)?;
             let fakes = session.net.forward(&z, &mut Mode::Eval)?.detach();
             let images: Vec<Vec<f32>> = rows(&fakes)?.into_iter().map(|v| shade.apply(v)).collect();
-            out.push(Event::Images(ImageGrid::compose(GridKind::Samples, epoch, shape, &images, c)));
+            let mut grid = ImageGrid::compose(GridKind::Samples, epoch, shape, &images, c);
+            if digit_reading::applies(&session.preset.data.set, shape) {
+                grid.reading = Some(digit_reading::read(&images)?);
+            }
+            out.push(Event::Images(grid));
         }
         return Ok(out);
     }

@@ -3,6 +3,7 @@
 
 mod event;
 pub mod generative;
+pub mod digit_reading;
 pub mod generative_views;
 mod metrics;
 pub mod optim;
