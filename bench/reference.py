@@ -188,6 +188,86 @@ def text_rate(s, batches, warmup):
     return {"name": s["name"], "params": params, "samples_per_s": rate, "layers": []}
 
 
+def mnist_scaled():
+    """The embedded MNIST 5k scaled to [0, 1], as the generative presets read it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    table = np.loadtxt(gzip.open(os.path.join(here, "..", "assets", "mnist_5k.csv.gz")), delimiter=",", dtype=np.float32)
+    n_train = len(table) - round(len(table) * 0.1)
+    return torch.from_numpy(np.ascontiguousarray(table[:n_train, :784] / 255.0))
+
+
+def generative_rate(name, batches, warmup):
+    """presets/vae_mnist.toml and presets/gan_mnist_mlp.toml, at their own batch sizes."""
+    x = mnist_scaled()
+    leaky = lambda: nn.LeakyReLU(0.2)
+    if name == "vae":
+        batch = 128
+        enc = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 4))
+        dec = nn.Sequential(nn.Linear(2, 512), nn.ReLU(), nn.Linear(512, 784))
+        nets = [enc, dec]
+        opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=1e-3)
+
+        def train(xb):
+            stats = enc(xb)
+            mu, logvar = stats[:, :2], stats[:, 2:]
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            logits = dec(z)
+            rec = nn.functional.binary_cross_entropy_with_logits(logits, xb, reduction="sum")
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            loss = (rec + kl) / len(xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()
+    else:
+        batch = 64
+        g = nn.Sequential(
+            nn.Linear(64, 256), nn.BatchNorm1d(256), leaky(), nn.Linear(256, 512), nn.BatchNorm1d(512), leaky(),
+            nn.Linear(512, 1024), nn.BatchNorm1d(1024), leaky(), nn.Linear(1024, 784), nn.Sigmoid(),
+        )
+        d = nn.Sequential(
+            nn.Linear(784, 512), leaky(), nn.Dropout(0.3), nn.Linear(512, 256), leaky(), nn.Dropout(0.3),
+            nn.Linear(256, 1),
+        )
+        nets = [g, d]
+        og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        bce = nn.BCEWithLogitsLoss()
+
+        def train(xb):
+            n = len(xb)
+            ones, zeros = torch.ones(n, 1), torch.zeros(n, 1)
+            fake = g(torch.randn(n, 64))
+            od.zero_grad(set_to_none=True)
+            d_loss = bce(d(xb), ones) + bce(d(fake.detach()), zeros)
+            d_loss.backward()
+            od.step()
+            og.zero_grad(set_to_none=True)
+            g_loss = bce(d(fake), ones)
+            g_loss.backward()
+            og.step()
+            d_loss.item(), g_loss.item()
+
+    perm, pos = torch.randperm(len(x)), 0
+
+    def step():
+        nonlocal perm, pos
+        if pos + batch > len(x):
+            perm, pos = torch.randperm(len(x)), 0
+        xb = x[perm[pos:pos + batch]]
+        pos += batch
+        train(xb)
+        return len(xb)
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    samples = sum(step() for _ in range(batches))
+    rate = samples / (time.perf_counter() - t0)
+    params = sum(p.numel() for n in nets for p in n.parameters())
+    return {"name": name, "params": params, "samples_per_s": rate, "layers": []}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -209,6 +289,9 @@ def main():
     images = (x, y, n_train)
     results = []
     for name in [m for m in a.models.split(",") if m]:
+        if name in ("vae", "gan"):
+            results.append(generative_rate(name, a.batches, a.warmup))
+            continue
         if name == "cifar":
             # CIFAR-10's shapes (Gradlab trains on a fixture in CIFAR's format: the speed does not
             # depend on what the pixels show); 90% of 6 x 2,000 records, as Gradlab splits them

@@ -71,7 +71,8 @@ pub struct BenchReport {
 }
 
 /// Every benchmark model, in the order of the table.
-pub const ALL_MODELS: [&str; 8] = ["mlp", "cnn", "cifar", "rnn", "lstm", "gru", "char-lstm", "transformer"];
+pub const ALL_MODELS: [&str; 10] =
+    ["mlp", "cnn", "cifar", "rnn", "lstm", "gru", "char-lstm", "transformer", "vae", "gan"];
 
 /// A benchmark model as its preset: the Fashion-MNIST MLP and CNN, and the text presets (the
 /// IMDB LSTM reads fortune words here, 100 per sample, with a head per category, as no IMDB is
@@ -86,6 +87,8 @@ pub fn model_preset(name: &str) -> Result<Preset> {
         "gru" => "word_language_gru",
         "char-lstm" => "char_lm_fortunes",
         "transformer" => "tiny_transformer_fortunes",
+        "vae" => "vae_mnist",
+        "gan" => "gan_mnist_mlp",
         other => {
             return Err(Error::Other(format!("no benchmark model `{other}`; use {} or all", ALL_MODELS.join(", "))))
         }
@@ -200,7 +203,7 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
 
 fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<ModelResult> {
     let mut preset = model_preset(name)?;
-    if !is_text(name) {
+    if !own_data(name) {
         preset.train.batch_size = cfg.batch_size;
     }
     preset.train.epochs = 1_000_000;
@@ -217,8 +220,10 @@ fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<Mo
         samples += session.train_batch()?.size;
     }
     let samples_per_s = samples as f64 / start.elapsed().as_secs_f64();
-    if is_text(name) {
-        return Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers: vec![] });
+    if own_data(name) {
+        // a GAN trains two networks
+        let params = session.net.param_count() + session.adversary.as_ref().map_or(0, |a| a.net.param_count());
+        return Ok(ModelResult { name: name.into(), params, samples_per_s, layers: vec![] });
     }
     let indices: Vec<usize> = (0..cfg.batch_size.min(data.train.len())).collect();
     let batch = Batch::gather(&data.train, &indices, &data.input_shape, &Device::Cpu)?;
@@ -226,8 +231,20 @@ fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<Mo
     Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers })
 }
 
-fn is_text(name: &str) -> bool {
+/// The benchmark's classifiers of images share its image data and batch size; the others train
+/// on their preset's own data at its own batch size.
+fn own_data(name: &str) -> bool {
     !matches!(name, "mlp" | "cnn" | "cifar")
+}
+
+/// The generative models (MNIST 5k scaled to [0, 1], as their presets read it): the PyTorch
+/// reference builds them by name, as it does the image classifiers.
+fn is_generative(name: &str) -> bool {
+    matches!(name, "vae" | "gan")
+}
+
+fn is_text(name: &str) -> bool {
+    own_data(name) && !is_generative(name)
 }
 
 /// Records in the CIFAR fixture the benchmark trains on (per batch file; 6 files).
@@ -250,7 +267,7 @@ fn model_data(name: &str, images: &mut Option<data::Dataset>) -> Result<data::Da
     if name == "cifar" {
         return cifar_data();
     }
-    if !is_text(name) {
+    if !own_data(name) {
         if images.is_none() {
             *images = Some(data::load(&bench_data(), 42)?);
         }

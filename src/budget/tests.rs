@@ -118,7 +118,7 @@ fn a_gan_counts_its_discriminator_and_blames_its_keys() {
     let p = Preset::builtin("gan_mnist_mlp").unwrap();
     let with = estimate(&p).unwrap().unwrap();
     let mut alone = p.clone();
-    alone.task = crate::task::Task::Autoencode;
+    alone.discriminator = None;
     let without = estimate(&alone).unwrap().unwrap();
     // the discriminator's 0.5 M weights, their gradients and Adam's two moments at least
     assert!(with.peak() - without.peak() > 4.0 * 4.0 * 500_000.0, "{} vs {}", with.summary(), without.summary());
