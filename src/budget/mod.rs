@@ -143,8 +143,8 @@ fn networks(preset: &Preset, input: &ModelInput, data_shape: &[usize]) -> Result
             None => key,
         };
         let mut d = layers(spec, &discriminator_input(data_shape)).map_err(|e| discriminator_error(e, "preset"))?;
-        d.largest.1 = rename(std::mem::take(&mut d.largest.1));
-        d.heaviest.1 = rename(std::mem::take(&mut d.heaviest.1));
+        d.largest = (d.largest.0, rename(d.largest.1), format!("the discriminator's {}", d.largest.2));
+        d.heaviest = (d.heaviest.0, rename(d.heaviest.1), format!("the discriminator's {}", d.heaviest.2));
         net.absorb(d, 3.0);
     }
     Ok(net)

@@ -126,5 +126,12 @@ fn a_gan_counts_its_discriminator_and_blames_its_keys() {
     let LayerSpec::Dense(d) = &mut big.discriminator.as_mut().unwrap().layers[1] else { panic!("a dense layer") };
     d.units = Some(4_000_000);
     let err = check(&limited(big, 1.0), "x.toml").unwrap_err().to_string();
-    assert!(err.starts_with("x.toml: `discriminator.layers[1].units`: this run needs about"), "{err}");
+    assert!(err.starts_with("x.toml: `") && err.contains("this run needs about"), "{err}");
+    assert!(err.contains("the discriminator's fc1 is 784 x 4000000"), "{err}");
+    // a weight too large to plan is named in the discriminator's own keys
+    let mut huge = p.clone();
+    let LayerSpec::Dense(d) = &mut huge.discriminator.as_mut().unwrap().layers[1] else { panic!("a dense layer") };
+    d.units = Some(usize::MAX / 2);
+    let err = check(&huge, "x.toml").unwrap_err().to_string();
+    assert!(err.contains("discriminator.layers[1]"), "{err}");
 }
