@@ -232,6 +232,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("vae_mnist", include_str!("../../presets/vae_mnist.toml")),
     ("vae_fashion_mnist", include_str!("../../presets/vae_fashion_mnist.toml")),
     ("gan_mnist_mlp", include_str!("../../presets/gan_mnist_mlp.toml")),
+    ("gan_mnist_dcgan", include_str!("../../presets/gan_mnist_dcgan.toml")),
 ];
 
 impl Preset {
