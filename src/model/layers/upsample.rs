@@ -3,10 +3,11 @@
 //! (`[n, h, w, c]`); `reshape` gives channels-first rows (as PyTorch's `Unflatten` does) and the
 //! network turns them channels-last before the next image layer.
 //!
-//! The transposed convolution is composed from candle ops whose gradients are plain (matmul,
-//! narrow, zero padding, add), not candle's `conv_transpose2d`: every weight gradient of it is
-//! then right by construction, on any image shape (candle's conv backward is wrong on
-//! non-square inputs).
+//! The transposed convolution is one fused op on the CPU (`decoder_ops::ConvTranspose`: a GEMM
+//! and a gather of the kernel taps, with its own backward). Elsewhere it is composed from candle
+//! ops whose gradients are plain (matmul, narrow, zero padding, add), not candle's
+//! `conv_transpose2d`: every weight gradient of it is then right by construction, on any image
+//! shape (candle's conv backward is wrong on non-square inputs).
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,16 @@ impl ConvTranspose2dSpec {
     }
 
     pub fn build(&self, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(params, false)
+    }
+
+    /// The layer composed from candle ops even on the CPU, as it runs on other devices (tests and
+    /// `examples/decoder_timing.rs` compare it with the fused op).
+    pub fn build_composed(&self, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(params, true)
+    }
+
+    fn build_on(&self, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
         Ok(Box::new(ConvTranspose {
             weight: params[0].clone(),
             bias: params[1].clone(),
@@ -145,6 +156,7 @@ impl ConvTranspose2dSpec {
             padding: self.padding,
             output_padding: self.output_padding,
             act: self.activation,
+            portable,
         }))
     }
 }
@@ -161,10 +173,27 @@ pub struct ConvTranspose {
     padding: usize,
     output_padding: usize,
     act: Option<Activation>,
+    /// The composed form even on the CPU (the fused op's tests compare the two).
+    portable: bool,
 }
 
 impl RunLayer for ConvTranspose {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() && !self.portable {
+            let op =
+                crate::model::decoder_ops::ConvTranspose::new(self.stride, self.padding, self.output_padding, self.act);
+            return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?);
+        }
+        self.composed(x)
+    }
+
+    fn kind(&self) -> &'static str {
+        "transposed conv"
+    }
+}
+
+impl ConvTranspose {
+    fn composed(&self, x: &Tensor) -> Result<Tensor> {
         let (n, h, w, cin) = x.dims4()?;
         let (_, cout, k, _) = self.weight.dims4()?;
         let (s, p, op) = (self.stride, self.padding, self.output_padding);
@@ -215,10 +244,6 @@ impl RunLayer for ConvTranspose {
             Some(a) => crate::model::network::activate(&y, a),
             None => Ok(y),
         }
-    }
-
-    fn kind(&self) -> &'static str {
-        "transposed conv"
     }
 }
 
