@@ -8,8 +8,10 @@
 //! bench/.venv/bin/python bench/decoder_reference.py --threads 2
 //! ```
 //!
-//! Prints one JSON line per layer: the median and the fastest of 30 timed runs (after 5 warm-up
-//! runs); on a shared machine the fastest is the steadier figure.
+//! Prints one JSON line per layer and form: the fused CPU op the CPU runs (`"form": "fused"`)
+//! and the composed candle ops other devices run (`"composed"`),
+//! each with the median and the fastest of 30 timed runs (after 5 warm-up runs); on a shared
+//! machine the fastest is the steadier figure.
 
 use candle_core::{Device, Tensor, Var};
 use gradlab::model::layers::norm::BatchNormSpec;
@@ -48,38 +50,45 @@ fn main() -> anyhow::Result<()> {
     pool.install(|| -> anyhow::Result<()> {
         let mut rng = Rng::new(1);
         let n = 64;
-        let deconv = |cin: usize, cout: usize, rng: &mut Rng| -> anyhow::Result<Box<dyn RunLayer>> {
+        let deconv = |cin: usize, cout: usize, rng: &mut Rng| -> anyhow::Result<[Box<dyn RunLayer>; 2]> {
             let spec = ConvTranspose2dSpec { channels: cout, kernel: 4, stride: 2, padding: 1, ..Default::default() };
-            let w = random(&[cin, cout, 4, 4], rng, 0.1)?;
-            let b = random(&[cout], rng, 0.1)?;
-            Ok(spec.build(&[w, b])?)
+            let params = [random(&[cin, cout, 4, 4], rng, 0.1)?, random(&[cout], rng, 0.1)?];
+            Ok([spec.build(&params)?, spec.build_composed(&params)?])
         };
-        let cases: Vec<(&str, Box<dyn RunLayer>, Vec<usize>)> = vec![
-            ("conv_transpose2d 32->16 7x7->14x14", deconv(32, 16, &mut rng)?, vec![n, 7, 7, 32]),
-            ("conv_transpose2d 16->1 14x14->28x28", deconv(16, 1, &mut rng)?, vec![n, 14, 14, 16]),
+        let batch_norm = || -> anyhow::Result<[Box<dyn RunLayer>; 2]> {
+            let vars = || -> candle_core::Result<Vec<Var>> {
+                [vec![1f32; 16], vec![0f32; 16], vec![0f32; 16], vec![1f32; 16], vec![0f32]]
+                    .into_iter()
+                    .map(|v| {
+                        let dims: &[usize] = if v.len() == 1 { &[] } else { &[16] };
+                        Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu)?)
+                    })
+                    .collect()
+            };
+            let spec = BatchNormSpec::default();
+            Ok([spec.build(&vars()?)?, spec.build_composed(&vars()?)?])
+        };
+        let cases: Vec<(&str, Vec<Box<dyn RunLayer>>, Vec<usize>)> = vec![
+            ("conv_transpose2d 32->16 7x7->14x14", deconv(32, 16, &mut rng)?.into(), vec![n, 7, 7, 32]),
+            ("conv_transpose2d 16->1 14x14->28x28", deconv(16, 1, &mut rng)?.into(), vec![n, 14, 14, 16]),
+            ("batchnorm2d 16 at 14x14 (training)", batch_norm()?.into(), vec![n, 14, 14, 16]),
             (
-                "batchnorm2d 16 at 14x14 (training)",
-                {
-                    let vars: Vec<Var> = [vec![1f32; 16], vec![0f32; 16], vec![0f32; 16], vec![1f32; 16], vec![0f32]]
-                        .into_iter()
-                        .map(|v| {
-                            let dims: &[usize] = if v.len() == 1 { &[] } else { &[16] };
-                            Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu)?)
-                        })
-                        .collect::<candle_core::Result<_>>()?;
-                    BatchNormSpec::default().build(&vars)?
-                },
+                "upsample x2 16 at 14x14",
+                vec![Box::new(Upsample { scale: 2, portable: false }), Box::new(Upsample { scale: 2, portable: true })],
                 vec![n, 14, 14, 16],
             ),
-            ("upsample x2 16 at 14x14", Box::new(Upsample { scale: 2 }), vec![n, 14, 14, 16]),
         ];
-        for (name, layer, shape) in cases {
+        for (name, layers, shape) in cases {
             let x = Var::from_tensor(&random(&shape, &mut rng, 1.0)?)?;
-            let (median, fastest) = time(layer.as_ref(), &x, &mut rng)?;
-            println!(
-                "{}",
-                serde_json::json!({ "layer": name, "threads": threads, "median_ms": median, "fastest_ms": fastest })
-            );
+            for (layer, form) in layers.iter().zip(["fused", "composed"]) {
+                let (median, fastest) = time(layer.as_ref(), &x, &mut rng)?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "layer": name, "form": form, "threads": threads, "median_ms": median, "fastest_ms": fastest
+                    })
+                );
+            }
         }
         Ok(())
     })

@@ -237,3 +237,45 @@ pub(super) fn batch_norm_backward(
     let as_f32 = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect::<Vec<f32>>();
     (dx, as_f32(sum_dy_xhat), as_f32(sum_dy))
 }
+
+/// Nearest upsampling of `[n, h, w, c]` by `s`: each output row copies its input row's pixels
+/// `s` times each.
+pub(super) fn upsample(x: &[f32], (n, h, w, c): (usize, usize, usize, usize), s: usize) -> Vec<f32> {
+    let row_len = w * s * c;
+    let mut y = vec![0f32; n * h * s * row_len];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(row_len).enumerate().for_each(|(row, out)| {
+        let (b, iy) = (row / (h * s), row % (h * s) / s);
+        let input = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+        for (ix, pixel) in input.chunks(c).enumerate() {
+            for copy in 0..s {
+                out[(ix * s + copy) * c..(ix * s + copy + 1) * c].copy_from_slice(pixel);
+            }
+        }
+    });
+    y
+}
+
+/// The gradient of [`upsample`]: each input pixel sums its `s x s` copies' gradients, rows then
+/// columns, on the one task that owns its row.
+pub(super) fn upsample_backward(dy: &[f32], (n, h, w, c): (usize, usize, usize, usize), s: usize) -> Vec<f32> {
+    let (row_len, out_row) = (w * c, w * s * c);
+    let mut dx = vec![0f32; n * h * row_len];
+    if dx.is_empty() {
+        return dx;
+    }
+    dx.par_chunks_mut(row_len).enumerate().for_each(|(row, dst)| {
+        for dyy in 0..s {
+            let src = &dy[(row * s + dyy) * out_row..(row * s + dyy + 1) * out_row];
+            for (ix, pixel) in dst.chunks_mut(c).enumerate() {
+                for copy in 0..s {
+                    let at = (ix * s + copy) * c;
+                    pixel.iter_mut().zip(&src[at..at + c]).for_each(|(d, g)| *d += g);
+                }
+            }
+        }
+    });
+    dx
+}

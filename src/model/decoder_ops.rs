@@ -1,13 +1,14 @@
 //! The decoder layers as single CPU ops with their own backward (as `fused` does for dense and
-//! conv): the transposed convolution and batch norm. The layers keep their composed candle forms
+//! conv): the transposed convolution, batch norm and nearest upsampling. The layers keep their composed candle forms
 //! for other devices; `layers/upsample.rs` and `layers/norm.rs` test both against each other.
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 
 use super::decoder_kernels::{
-    batch_norm_backward, gather_taps, normalise, spread_taps, taps_to_weight, weight_to_taps, Transposed,
+    batch_norm_backward, gather_taps, normalise, spread_taps, taps_to_weight, upsample, upsample_backward,
+    weight_to_taps, Transposed,
 };
 use super::fused::{contiguous, tensor, with_data};
 use super::kernels::{activation_backward, bias_activate, column_sums, matmul, View};
@@ -178,5 +179,30 @@ impl CustomOp3 for BatchNorm {
             with_data(x, |x| batch_norm_backward(x, &dy, &self.mean, &self.invstd, &gamma_v, self.batch_statistics))?;
         let dx = if x.track_op() { Some(tensor(dx, x.shape())?) } else { None };
         Ok((dx, Some(tensor(dgamma, gamma.shape())?), Some(tensor(dbeta, beta.shape())?)))
+    }
+}
+
+/// Nearest upsampling of `[n, h, w, c]` by a whole factor, with a backward that sums each
+/// pixel's copies in one pass (the composed broadcast's backward reduces over two axes).
+pub struct Upsample {
+    pub scale: usize,
+}
+
+impl CustomOp1 for Upsample {
+    fn name(&self) -> &'static str {
+        "gradlab-upsample"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, h, w, c) = xl.shape().dims4()?;
+        let x = contiguous(xs, xl, "upsample x")?;
+        let s = self.scale;
+        Ok((CpuStorage::F32(upsample(x, (n, h, w, c), s)), Shape::from((n, h * s, w * s, c))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dims = x.dims4()?;
+        let dx = with_data(grad, |g| upsample_backward(g, dims, self.scale))?;
+        Ok(Some(tensor(dx, x.shape())?))
     }
 }

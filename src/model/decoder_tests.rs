@@ -216,3 +216,20 @@ fn batch_norm_gives_the_same_bits_on_any_thread_count() {
     let one: Vec<Vec<u32>> = bits(1);
     assert_eq!(one, bits(3), "output, gradients and running statistics on 1 and 3 threads");
 }
+
+#[test]
+fn upsampling_matches_the_composed_form() {
+    use super::layers::upsample::Upsample;
+    for (shape, scale) in [([2, 3, 5, 4], 2), ([1, 4, 2, 1], 3), ([3, 2, 2, 2], 1)] {
+        let x = Var::from_tensor(&random(&shape, 90)).unwrap();
+        let (y1, g1) = run(&Upsample { scale, portable: false }, &x, &[], true, 91);
+        let (y2, g2) = run(&Upsample { scale, portable: true }, &x, &[], true, 91);
+        assert_eq!(y1.dims(), y2.dims());
+        assert_eq!(flat(&y1), flat(&y2), "{shape:?} x{scale}: outputs");
+        assert!(
+            max_diff(&g1[0], &g2[0]) < 1e-5,
+            "{shape:?} x{scale}: gradients differ by {}",
+            max_diff(&g1[0], &g2[0])
+        );
+    }
+}

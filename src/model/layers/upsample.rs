@@ -283,10 +283,16 @@ impl UpsampleSpec {
 
 pub struct Upsample {
     pub scale: usize,
+    /// The composed form even on the CPU (tests and timings compare the two).
+    pub portable: bool,
 }
 
 impl RunLayer for Upsample {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() && !self.portable {
+            let op = crate::model::decoder_ops::Upsample { scale: self.scale };
+            return Ok(x.contiguous()?.apply_op1(op)?);
+        }
         let (n, h, w, c) = x.dims4()?;
         let s = self.scale;
         // each pixel repeated s x s times; the gradient of the broadcast sums the copies
