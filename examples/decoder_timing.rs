@@ -28,6 +28,9 @@ fn random(shape: &[usize], rng: &mut Rng, scale: f32) -> candle_core::Result<Ten
     Tensor::from_vec(v, shape, &Device::Cpu)
 }
 
+/// A layer's fused and composed forms.
+type Forms = Vec<Box<dyn RunLayer>>;
+
 /// Median and fastest milliseconds of forward + backward (loss: the sum of the outputs).
 fn time(layer: &dyn RunLayer, x: &Var, rng: &mut Rng) -> anyhow::Result<(f64, f64)> {
     let mut times = Vec::new();
@@ -68,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             let spec = BatchNormSpec::default();
             Ok([spec.build(&vars()?)?, spec.build_composed(&vars()?)?])
         };
-        let cases: Vec<(&str, Vec<Box<dyn RunLayer>>, Vec<usize>)> = vec![
+        let cases: Vec<(&str, Forms, Vec<usize>)> = vec![
             ("conv_transpose2d 32->16 7x7->14x14", deconv(32, 16, &mut rng)?.into(), vec![n, 7, 7, 32]),
             ("conv_transpose2d 16->1 14x14->28x28", deconv(16, 1, &mut rng)?.into(), vec![n, 14, 14, 16]),
             ("batchnorm2d 16 at 14x14 (training)", batch_norm()?.into(), vec![n, 14, 14, 16]),

@@ -122,7 +122,7 @@ fn transposed_conv_gradients_match_finite_differences() {
             f64::from((y * &up).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
         };
         for (v, g, name) in [(&x, &grads[0], "input"), (&wt, &grads[1], "weight"), (&b, &grads[2], "bias")] {
-            check_differences(v, g, &loss, &format!("stride {stride} padding {padding}: {name}"));
+            check_differences(v, g, loss, &format!("stride {stride} padding {padding}: {name}"));
         }
     }
 }
@@ -193,7 +193,7 @@ fn batch_norm_gradients_match_finite_differences() {
             f64::from((y * &up).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
         };
         for (v, g, name) in [(&x, &grads[0], "input"), (&vars[0], &grads[1], "weight"), (&vars[1], &grads[2], "bias")] {
-            check_differences(v, g, &loss, &format!("{shape:?} training {train}: {name}"));
+            check_differences(v, g, loss, &format!("{shape:?} training {train}: {name}"));
         }
     }
 }
