@@ -24,7 +24,7 @@ pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candl
 }
 
 /// Runs `f` on a CPU tensor's contiguous f32 data.
-fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(super) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
@@ -33,7 +33,7 @@ fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<
     }
 }
 
-fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
+pub(super) fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
     Tensor::from_vec(v, shape, &Device::Cpu)
 }
 

@@ -2,6 +2,10 @@
 //! seeded weights, and the custom CPU ops the CNN relies on.
 
 pub mod channels;
+mod decoder_kernels;
+mod decoder_ops;
+#[cfg(test)]
+mod decoder_tests;
 mod fused;
 mod kernels;
 pub mod layers;

@@ -393,7 +393,7 @@ impl LayerSpec {
             LayerSpec::TransformerBlock(s) => s.build(p, params),
             LayerSpec::Dropout2d(s) => Ok(Box::new(norm::Dropout2d { rate: s.rate })),
             LayerSpec::ConvTranspose2d(s) => s.build(params),
-            LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale })),
+            LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale, portable: false })),
             LayerSpec::Reshape(s) => Ok(Box::new(upsample::Reshape { shape: s.shape.clone() })),
             LayerSpec::Sample => Ok(Box::new(sample::Sample)),
         }

@@ -77,6 +77,16 @@ impl BatchNormSpec {
 
     /// The layer, holding its buffers as variables it updates in place while training.
     pub fn build(&self, vars: &[Var]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(vars, false)
+    }
+
+    /// The layer composed from candle ops even on the CPU, as it runs on other devices (tests and
+    /// `examples/decoder_timing.rs` compare it with the fused op).
+    pub fn build_composed(&self, vars: &[Var]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(vars, true)
+    }
+
+    fn build_on(&self, vars: &[Var], portable: bool) -> Result<Box<dyn RunLayer>> {
         let [weight, bias, running_mean, running_var, tracked] = vars else {
             return Err(Error::Other(format!("batch norm has 5 tensors, got {}", vars.len())));
         };
@@ -88,6 +98,7 @@ impl BatchNormSpec {
             tracked: tracked.clone(),
             momentum: self.momentum,
             eps: self.eps,
+            portable,
         }))
     }
 }
@@ -100,6 +111,8 @@ pub struct BatchNorm {
     tracked: Var,
     momentum: f64,
     eps: f64,
+    /// The composed form even on the CPU (the fused op's tests compare the two).
+    portable: bool,
 }
 
 impl BatchNorm {
@@ -122,14 +135,30 @@ impl BatchNorm {
     }
 }
 
-impl RunLayer for BatchNorm {
-    fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+impl BatchNorm {
+    /// One fused op on the CPU: the statistics in a fixed order (the same bits on any number of
+    /// threads), then normalisation with its own backward.
+    fn fused(&self, flat: &Tensor, rows: usize, mode: &Mode<'_>) -> Result<Tensor> {
         let c = self.weight.dim(0)?;
-        let shape = x.shape().clone();
-        // every position of a channel is one more sample of it
-        let rows = x.elem_count() / c.max(1);
-        let flat = x.contiguous()?.reshape((rows, c))?;
-        let y = match mode {
+        let op = match mode {
+            Mode::Train(_) => {
+                let values = flat.flatten_all()?.to_vec1::<f32>()?;
+                let (mean, var) = crate::model::decoder_kernels::batch_stats(&values, c);
+                let device = flat.device();
+                self.track(&Tensor::new(mean.as_slice(), device)?, &Tensor::new(var.as_slice(), device)?, rows)?;
+                crate::model::decoder_ops::BatchNorm::new(mean, &var, self.eps, true)
+            }
+            Mode::Eval => {
+                let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+                let var = self.running_var.as_tensor().to_vec1::<f32>()?;
+                crate::model::decoder_ops::BatchNorm::new(mean, &var, self.eps, false)
+            }
+        };
+        Ok(flat.apply_op3(&self.weight, &self.bias, op)?)
+    }
+
+    fn composed(&self, flat: &Tensor, rows: usize, mode: &Mode<'_>) -> Result<Tensor> {
+        Ok(match mode {
             Mode::Train(_) => {
                 let mean = flat.mean(0)?;
                 let centred = flat.broadcast_sub(&mean)?;
@@ -143,6 +172,21 @@ impl RunLayer for BatchNorm {
                 let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
                 flat.broadcast_mul(&scale)?.broadcast_add(&shift)?
             }
+        })
+    }
+}
+
+impl RunLayer for BatchNorm {
+    fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let shape = x.shape().clone();
+        // every position of a channel is one more sample of it
+        let rows = x.elem_count() / c.max(1);
+        let flat = x.contiguous()?.reshape((rows, c))?;
+        let y = if x.device().is_cpu() && !self.portable {
+            self.fused(&flat, rows, mode)?
+        } else {
+            self.composed(&flat, rows, mode)?
         };
         Ok(y.reshape(shape)?)
     }

@@ -3,10 +3,11 @@
 //! (`[n, h, w, c]`); `reshape` gives channels-first rows (as PyTorch's `Unflatten` does) and the
 //! network turns them channels-last before the next image layer.
 //!
-//! The transposed convolution is composed from candle ops whose gradients are plain (matmul,
-//! narrow, zero padding, add), not candle's `conv_transpose2d`: every weight gradient of it is
-//! then right by construction, on any image shape (candle's conv backward is wrong on
-//! non-square inputs).
+//! The transposed convolution is one fused op on the CPU (`decoder_ops::ConvTranspose`: a GEMM
+//! and a gather of the kernel taps, with its own backward). Elsewhere it is composed from candle
+//! ops whose gradients are plain (matmul, narrow, zero padding, add), not candle's
+//! `conv_transpose2d`: every weight gradient of it is then right by construction, on any image
+//! shape (candle's conv backward is wrong on non-square inputs).
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,16 @@ impl ConvTranspose2dSpec {
     }
 
     pub fn build(&self, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(params, false)
+    }
+
+    /// The layer composed from candle ops even on the CPU, as it runs on other devices (tests and
+    /// `examples/decoder_timing.rs` compare it with the fused op).
+    pub fn build_composed(&self, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(params, true)
+    }
+
+    fn build_on(&self, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
         Ok(Box::new(ConvTranspose {
             weight: params[0].clone(),
             bias: params[1].clone(),
@@ -145,24 +156,16 @@ impl ConvTranspose2dSpec {
             padding: self.padding,
             output_padding: self.output_padding,
             act: self.activation,
+            portable,
         }))
     }
 }
 
-/// Puts `stride - 1` zeros between the rows and between the columns of `[n, h, w, c]`.
-fn spread(x: &Tensor, stride: usize) -> Result<Tensor> {
-    let (n, h, w, c) = x.dims4()?;
-    if stride == 1 {
-        return Ok(x.clone());
-    }
-    let s = stride;
-    let x = x.reshape((n, h, 1, w, 1, c))?.pad_with_zeros(2, 0, s - 1)?.pad_with_zeros(4, 0, s - 1)?;
-    Ok(x.reshape((n, h * s, w * s, c))?.narrow(1, 0, (h - 1) * s + 1)?.narrow(2, 0, (w - 1) * s + 1)?)
-}
-
-/// A transposed convolution on a channels-last batch: every input pixel times the weight gives
-/// its contribution at each kernel position (one matmul); each kernel position's contributions
-/// are spread by the stride, shifted into place and summed; the padding is then cut off.
+/// A transposed convolution on a channels-last batch. Every input pixel times the weight gives
+/// its contribution at each kernel position (one matmul). Output row `iy * stride + ky` is, with
+/// `ky = q * stride + r`, row `iy + q` of phase `r`: so each of the `stride x stride` phases is a
+/// sum of contributions shifted by whole input pixels (small tensors at the input's size), and
+/// interleaving the phases gives the output. The padding is cut off last.
 pub struct ConvTranspose {
     weight: Tensor,
     bias: Tensor,
@@ -170,42 +173,77 @@ pub struct ConvTranspose {
     padding: usize,
     output_padding: usize,
     act: Option<Activation>,
+    /// The composed form even on the CPU (the fused op's tests compare the two).
+    portable: bool,
 }
 
 impl RunLayer for ConvTranspose {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() && !self.portable {
+            let op =
+                crate::model::decoder_ops::ConvTranspose::new(self.stride, self.padding, self.output_padding, self.act);
+            return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?);
+        }
+        self.composed(x)
+    }
+
+    fn kind(&self) -> &'static str {
+        "transposed conv"
+    }
+}
+
+impl ConvTranspose {
+    fn composed(&self, x: &Tensor) -> Result<Tensor> {
         let (n, h, w, cin) = x.dims4()?;
         let (_, cout, k, _) = self.weight.dims4()?;
         let (s, p, op) = (self.stride, self.padding, self.output_padding);
         // [in, out, kh, kw] -> [in, kh * kw * out]
         let wm = self.weight.permute((0, 2, 3, 1))?.contiguous()?.reshape((cin, k * k * cout))?;
         let parts = x.contiguous()?.reshape((n * h * w, cin))?.matmul(&wm)?.reshape((n, h, w, k * k * cout))?;
-        let mut full: Option<Tensor> = None;
-        for ky in 0..k {
-            for kx in 0..k {
-                let part = parts.narrow(3, (ky * k + kx) * cout, cout)?.contiguous()?;
-                let placed = spread(&part, s)?.pad_with_zeros(1, ky, k - 1 - ky)?.pad_with_zeros(2, kx, k - 1 - kx)?;
-                full = Some(match full {
-                    None => placed,
-                    Some(sum) => (sum + placed)?,
-                });
+        // kernel taps per phase along one axis: ky = q * s + r for q < taps
+        let taps = k.div_ceil(s);
+        let (ph, pw) = (h + taps - 1, w + taps - 1);
+        let mut rows = Vec::with_capacity(s);
+        for r in 0..s {
+            let mut columns = Vec::with_capacity(s);
+            for c in 0..s {
+                let mut phase: Option<Tensor> = None;
+                for (qy, ky) in (r..k).step_by(s).enumerate() {
+                    for (qx, kx) in (c..k).step_by(s).enumerate() {
+                        let part = parts.narrow(3, (ky * k + kx) * cout, cout)?;
+                        let shifted =
+                            part.pad_with_zeros(1, qy, taps - 1 - qy)?.pad_with_zeros(2, qx, taps - 1 - qx)?;
+                        phase = Some(match phase {
+                            None => shifted,
+                            Some(sum) => (sum + shifted)?,
+                        });
+                    }
+                }
+                // a stride larger than the kernel leaves phases no tap reaches
+                let phase = match phase {
+                    Some(t) => t,
+                    None => Tensor::zeros((n, ph, pw, cout), x.dtype(), x.device())?,
+                };
+                columns.push(phase);
             }
+            rows.push(Tensor::stack(&columns, 3)?); // [n, ph, pw, s, cout]
         }
-        let mut y = full.expect("a kernel has at least one position");
-        // output padding past what the padding cuts off is new zeros (then the bias)
-        if op > p {
-            y = y.pad_with_zeros(1, 0, op - p)?.pad_with_zeros(2, 0, op - p)?;
-        }
+        // [n, ph, s, pw, s, cout]: row j * s + r, column i * s + c
+        let mut y = Tensor::stack(&rows, 2)?.reshape((n, ph * s, pw * s, cout))?;
         let (oh, ow) = ((h - 1) * s + k + op - 2 * p, (w - 1) * s + k + op - 2 * p);
+        // output padding past the rows the phases hold is new zeros (then the bias)
+        let (need_h, need_w) = (p + oh, p + ow);
+        if need_h > ph * s {
+            y = y.pad_with_zeros(1, 0, need_h - ph * s)?;
+        }
+        if need_w > pw * s {
+            y = y.pad_with_zeros(2, 0, need_w - pw * s)?;
+        }
         let y = y.narrow(1, p, oh)?.narrow(2, p, ow)?.broadcast_add(&self.bias)?;
         match self.act {
             Some(a) => crate::model::network::activate(&y, a),
             None => Ok(y),
         }
-    }
-
-    fn kind(&self) -> &'static str {
-        "transposed conv"
     }
 }
 
@@ -245,10 +283,16 @@ impl UpsampleSpec {
 
 pub struct Upsample {
     pub scale: usize,
+    /// The composed form even on the CPU (tests and timings compare the two).
+    pub portable: bool,
 }
 
 impl RunLayer for Upsample {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() && !self.portable {
+            let op = crate::model::decoder_ops::Upsample { scale: self.scale };
+            return Ok(x.contiguous()?.apply_op1(op)?);
+        }
         let (n, h, w, c) = x.dims4()?;
         let s = self.scale;
         // each pixel repeated s x s times; the gradient of the broadcast sums the copies
