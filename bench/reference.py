@@ -197,7 +197,7 @@ def mnist_scaled():
 
 
 def generative_rate(name, batches, warmup):
-    """presets/vae_mnist.toml and presets/gan_mnist_mlp.toml, at their own batch sizes."""
+    """presets/vae_mnist.toml, gan_mnist_mlp.toml and gan_mnist_dcgan.toml, at their own batch sizes."""
     x = mnist_scaled()
     leaky = lambda: nn.LeakyReLU(0.2)
     if name == "vae":
@@ -219,6 +219,18 @@ def generative_rate(name, batches, warmup):
             loss.backward()
             opt.step()
             loss.item()
+    elif name == "dcgan":
+        batch = 64
+        x = x.reshape(-1, 1, 28, 28)
+        g = nn.Sequential(
+            nn.Linear(64, 3136), nn.BatchNorm1d(3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Sigmoid(),
+        )
+        d = nn.Sequential(
+            nn.Conv2d(1, 32, 4, 2, 1), leaky(), nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), leaky(),
+            nn.Flatten(), nn.Linear(3136, 1),
+        )
     else:
         batch = 64
         g = nn.Sequential(
@@ -229,6 +241,7 @@ def generative_rate(name, batches, warmup):
             nn.Linear(784, 512), leaky(), nn.Dropout(0.3), nn.Linear(512, 256), leaky(), nn.Dropout(0.3),
             nn.Linear(256, 1),
         )
+    if name != "vae":
         nets = [g, d]
         og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -289,7 +302,7 @@ def main():
     images = (x, y, n_train)
     results = []
     for name in [m for m in a.models.split(",") if m]:
-        if name in ("vae", "gan"):
+        if name in ("vae", "gan", "dcgan"):
             results.append(generative_rate(name, a.batches, a.warmup))
             continue
         if name == "cifar":

@@ -71,8 +71,8 @@ pub struct BenchReport {
 }
 
 /// Every benchmark model, in the order of the table.
-pub const ALL_MODELS: [&str; 10] =
-    ["mlp", "cnn", "cifar", "rnn", "lstm", "gru", "char-lstm", "transformer", "vae", "gan"];
+pub const ALL_MODELS: [&str; 11] =
+    ["mlp", "cnn", "cifar", "rnn", "lstm", "gru", "char-lstm", "transformer", "vae", "gan", "dcgan"];
 
 /// A benchmark model as its preset: the Fashion-MNIST MLP and CNN, and the text presets (the
 /// IMDB LSTM reads fortune words here, 100 per sample, with a head per category, as no IMDB is
@@ -89,6 +89,7 @@ pub fn model_preset(name: &str) -> Result<Preset> {
         "transformer" => "tiny_transformer_fortunes",
         "vae" => "vae_mnist",
         "gan" => "gan_mnist_mlp",
+        "dcgan" => "gan_mnist_dcgan",
         other => {
             return Err(Error::Other(format!("no benchmark model `{other}`; use {} or all", ALL_MODELS.join(", "))))
         }
@@ -240,7 +241,7 @@ fn own_data(name: &str) -> bool {
 /// The generative models (MNIST 5k scaled to [0, 1], as their presets read it): the PyTorch
 /// reference builds them by name, as it does the image classifiers.
 fn is_generative(name: &str) -> bool {
-    matches!(name, "vae" | "gan")
+    matches!(name, "vae" | "gan" | "dcgan")
 }
 
 fn is_text(name: &str) -> bool {
@@ -389,7 +390,7 @@ fn text_spec(name: &str) -> Result<TextModelSpec> {
 pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "data: {} (image models, batch {}; cifar: a CIFAR-10-format folder of 12,000 generated 32x32 colour images); text models on their presets' Debian data and batch; {} threads\n\n",
+        "data: {} (image models, batch {}; cifar: a CIFAR-10-format folder of 12,000 generated 32x32 colour images); text models on their presets' Debian data and batch; vae, gan, dcgan on MNIST 5k at their presets' batch; {} threads\n\n",
         ours.data, ours.batch_size, ours.threads
     ));
     s.push_str(&format!(

@@ -131,8 +131,8 @@ enum Cmd {
         /// Compute threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Models: mlp, cnn (Fashion-MNIST), rnn, lstm, gru, char-lstm, transformer (the text
-        /// presets), or `all`.
+        /// Models: mlp, cnn (Fashion-MNIST), cifar (a CIFAR-format fixture), rnn, lstm, gru,
+        /// char-lstm, transformer (the text presets), vae, gan, dcgan (MNIST 5k), or `all`.
         #[arg(long, default_value = "all")]
         models: String,
         /// Python with PyTorch for the reference (default: bench/.venv/bin/python, else python3).
