@@ -44,7 +44,7 @@ fn drive(trainer: &Trainer, request: RunRequest, mut on_step: impl FnMut(&Traine
 type Figures = Vec<(usize, f64, Option<gradlab::train::generative::GanEpoch>)>;
 
 fn epoch_figures(run: &Path) -> Figures {
-    load_run(run).unwrap().epochs.iter().map(|m| (m.epoch, m.train_loss, m.gan.clone())).collect()
+    load_run(run).unwrap().epochs.iter().map(|m| (m.epoch, m.train_loss, m.gan)).collect()
 }
 
 #[test]
