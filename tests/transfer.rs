@@ -140,3 +140,91 @@ fn mismatches_are_refused_by_name() {
     let err = outcome.failure.expect("refused");
     assert!(err.contains("conv2.weight") && err.contains("[16, 32, 3, 3]") && err.contains("[64, 32, 3, 3]"), "{err}");
 }
+
+/// A preset of `layers` on 200 MNIST digits, one epoch.
+fn small(layers: &str) -> Preset {
+    let text = format!(
+        "title = \"flatten order\"\nseed = 7\n[data]\nset = \"mnist-5k\"\nlimit = 200\n[model]\nlayers = [{layers}]\n[train]\noptimizer = \"adam\"\nlearning_rate = 0.003\nbatch_size = 50\nepochs = 1\n"
+    );
+    Preset::from_toml(&text, "test").unwrap()
+}
+
+const CONV: &str =
+    "{ type = \"conv2d\", channels = 4, kernel = 3, activation = \"relu\" }, { type = \"maxpool\", size = 2 }";
+/// Straight into the dense layer: the network flattens channels-last.
+const FLAT_DENSE: &str =
+    "{ type = \"flatten\" }, { type = \"dense\", units = 12, activation = \"relu\" }, { type = \"dense\", units = 10 }";
+/// Through a reshape (as before a batch norm): the network flattens channel-major.
+const FLAT_RESHAPE_DENSE: &str = "{ type = \"flatten\" }, { type = \"reshape\", shape = [4, 13, 13] }, { type = \"flatten\" }, { type = \"dense\", units = 12, activation = \"relu\" }, { type = \"dense\", units = 10 }";
+
+/// Trains `source` into a run folder under `runs` and starts a session of `target` from its
+/// weights (head kept); returns the session and the source run.
+fn transferred(
+    source: &Preset,
+    target: &Preset,
+    runs: &Path,
+) -> (gradlab::Result<gradlab::train::Session>, std::path::PathBuf) {
+    let outcome = run_request(RunRequest { preset: source.clone(), origin: RunOrigin::Fresh }, Some(runs));
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let run = std::fs::read_dir(runs).unwrap().next().unwrap().unwrap().path();
+    let mut target = target.clone();
+    target.transfer = Some(TransferSpec {
+        from: run.display().to_string(),
+        checkpoint: "last".into(),
+        freeze: vec![],
+        keep_head: true,
+    });
+    target.validate("test").unwrap();
+    let data = gradlab::data::load(&target.data, target.seed).unwrap();
+    let mut session = gradlab::train::Session::new(target.clone(), data, candle_core::Device::Cpu).unwrap();
+    let applied = gradlab::train::transfer::apply(target.transfer.as_ref().unwrap(), &mut session);
+    (applied.map(|_| session), run)
+}
+
+/// Two models computing the same function, one flattening its conv stack channels-last into
+/// its dense layer and one channel-major (through a reshape): either copied from the other
+/// scores the validation set exactly as the source does, so the dense layer's columns were
+/// put in the order its own flatten gives.
+#[test]
+fn a_dense_layer_after_a_flatten_is_copied_in_the_new_models_order() {
+    let a = small(&format!("{CONV}, {FLAT_DENSE}"));
+    let b = small(&format!("{CONV}, {FLAT_RESHAPE_DENSE}"));
+    for (source, target) in [(&a, &b), (&b, &a)] {
+        let runs = tempfile::tempdir().unwrap();
+        let (session, run) = transferred(source, target, runs.path());
+        let session = session.unwrap();
+        let mine = session.evaluate(&session.data.validation).unwrap();
+        // the source's own figures on the same validation split
+        let info = gradlab::record::DataInfo::read(&run).unwrap();
+        let net =
+            gradlab::model::Network::new(&source.model, &info.model_input(source.task), 1, &candle_core::Device::Cpu)
+                .unwrap();
+        let ckpt = read_checkpoint(&list_checkpoints(&run).pop().unwrap().1).unwrap().tensors;
+        net.load_params(&ckpt).unwrap();
+        let theirs = gradlab::train::evaluate(
+            &net,
+            &session.data.validation,
+            &info.model_input(source.task),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        assert!(theirs.accuracy > 0.15, "the source learned something (chance is 0.1): {}", theirs.accuracy);
+        assert!((mine.loss - theirs.loss).abs() < 1e-4, "loss {} here, {} in the source", mine.loss, theirs.loss);
+        assert_eq!(mine.confusion, theirs.confusion);
+    }
+}
+
+/// A layer other than a dense one reading the flattened image in another order than the
+/// source's is refused, naming it, rather than copied scrambled.
+#[test]
+fn a_layer_norm_after_a_flatten_in_another_order_is_refused() {
+    let norm = "{ type = \"layernorm\" }, ";
+    let a = small(&format!("{CONV}, {}", FLAT_DENSE.replacen("}, ", &format!("}}, {norm}"), 1)));
+    let b = small(&format!(
+        "{CONV}, {}",
+        FLAT_RESHAPE_DENSE.replacen("{ type = \"dense\"", &format!("{norm}{{ type = \"dense\""), 1)
+    ));
+    let runs = tempfile::tempdir().unwrap();
+    let err = transferred(&a, &b, runs.path()).0.err().expect("refused").to_string();
+    assert!(err.contains("`norm1`") && err.contains("4x13x13") && err.contains("channels-last"), "{err}");
+}

@@ -24,6 +24,13 @@ const MAX_DECODED_BYTES: u64 = 256 << 20;
 /// than ~1,032 times, so a header claiming more pixels than this is lying, and the decoder is
 /// refused the allocation rather than making it.
 const MAX_RATIO: u64 = 2048;
+/// Pixels an image may declare (a 24-megapixel photo fits); checked from its header, before
+/// decoding, as the conversion after decoding holds three bytes per pixel.
+pub const MAX_PIXELS: u64 = 1 << 25;
+/// Bytes the colour conversion and the resize may hold beyond the decoded image (a 24-megapixel
+/// RGB photo resized to 1024 x 1024 takes 170 MB): with the decoder's own cap, what one
+/// decoding thread may hold, whatever the header declares.
+const MAX_WORKING_BYTES: u64 = 192 << 20;
 pub const MAX_SIDE: usize = 1024;
 pub const DEFAULT_SIDE: usize = 32;
 
@@ -183,12 +190,38 @@ pub fn decode_bytes(bytes: &[u8], [c, h, w]: [usize; 3]) -> std::result::Result<
     limits.max_image_height = Some(16_384);
     limits.max_alloc =
         Some((bytes.len() as u64).saturating_mul(MAX_RATIO).saturating_add(1 << 20).min(MAX_DECODED_BYTES));
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| format!("is not a readable image: {e}"))?;
+    reader.limits(limits.clone());
+    let mut decoder = reader.into_decoder().map_err(|e| format!("is not a readable image: {e}"))?;
+    // the header's size, checked before a pixel is decoded: the decoder's cap covers its own
+    // buffer, not the colour conversion and the resize after it, whose sizes follow the
+    // declared pixels rather than the file's bytes
+    let (w0, h0) = image::ImageDecoder::dimensions(&decoder);
+    let pixels = u64::from(w0) * u64::from(h0);
+    if pixels > MAX_PIXELS {
+        return Err(format!(
+            "declares {w0}x{h0} pixels ({:.0} megapixels); an image may have at most {} megapixels",
+            pixels as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        ));
+    }
+    let same_colour =
+        image::ImageDecoder::color_type(&decoder) == if c == 1 { image::ColorType::L8 } else { image::ColorType::Rgb8 };
+    let working = after_decoding(w0, h0, [c, h, w], same_colour);
+    if working > MAX_WORKING_BYTES {
+        return Err(format!(
+            "declares {w0}x{h0} pixels: converting and resizing it to {w}x{h} would take {} MiB, more than {} MiB",
+            working >> 20,
+            MAX_WORKING_BYTES >> 20
+        ));
+    }
+    // what `ImageReader::decode` does: the decoded buffer counts against the cap
+    limits.reserve(image::ImageDecoder::total_bytes(&decoder)).map_err(|e| format!("is not a readable image: {e}"))?;
+    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(|e| format!("is not a readable image: {e}"))?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| format!("is not a readable image: {e}"))?;
     let resize = |w0: u32, h0: u32| (w0 as usize, h0 as usize) != (w, h);
     let (w32, h32) = (w as u32, h as u32);
     Ok(if c == 1 {
-        let grey = img.to_luma8();
+        let grey = img.into_luma8();
         let grey = if resize(grey.width(), grey.height()) {
             image::imageops::resize(&grey, w32, h32, FilterType::Triangle)
         } else {
@@ -196,7 +229,7 @@ pub fn decode_bytes(bytes: &[u8], [c, h, w]: [usize; 3]) -> std::result::Result<
         };
         grey.into_raw()
     } else {
-        let rgb = img.to_rgb8();
+        let rgb = img.into_rgb8();
         let rgb = if resize(rgb.width(), rgb.height()) {
             image::imageops::resize(&rgb, w32, h32, FilterType::Triangle)
         } else {
@@ -211,6 +244,17 @@ pub fn decode_bytes(bytes: &[u8], [c, h, w]: [usize; 3]) -> std::result::Result<
         }
         chw
     })
+}
+
+/// Bytes held after decoding an image of `w0` x `h0` to `[c, h, w]`: the colour conversion (none
+/// when the decoder gives that colour already) and the resize's intermediate image (the
+/// `image` crate's vertical pass, 4 x f32 per pixel, `w0` x `h`), and the result.
+fn after_decoding(w0: u32, h0: u32, [c, h, w]: [usize; 3], same_colour: bool) -> u64 {
+    let (w0, h0) = (u64::from(w0), u64::from(h0));
+    let (c, h, w) = (c as u64, h as u64, w as u64);
+    let converted = if same_colour { 0 } else { w0 * h0 * c };
+    let resized = if (w0, h0) == (w, h) { 0 } else { w0 * h * 16 + h * w * c };
+    converted + resized + c * h * w
 }
 
 /// Loads `image-folder` from `spec.path`.

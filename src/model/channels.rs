@@ -65,6 +65,26 @@ pub fn layouts(planned: &[Planned]) -> Vec<Layouts> {
     out
 }
 
+/// For each planned layer, the image its 1-D input was flattened from, `[c, h, w]`, when the
+/// network hands it the values in (h, w, c) order (a channels-last flatten, through any dropout
+/// or activation); `None` where they come in PyTorch's (c, h, w) order, or the two orders agree
+/// (one channel, or one pixel). A weight that reads those values is held in that order: transfer
+/// compares the source's and the target's before copying one, and the export permutes it.
+pub fn flattened_channels_last(planned: &[Planned]) -> Vec<Option<[usize; 3]>> {
+    let layouts = layouts(planned);
+    let mut pending = None;
+    let mut out = Vec::with_capacity(planned.len());
+    for (i, p) in planned.iter().enumerate() {
+        out.push(pending);
+        pending = match (&p.spec, p.input.as_slice()) {
+            (LayerSpec::Flatten, &[c, h, w]) if layouts[i].input_channels_last && c > 1 && h * w > 1 => Some([c, h, w]),
+            (LayerSpec::Dropout(_) | LayerSpec::Activation(_), _) => pending,
+            _ => None,
+        };
+    }
+    out
+}
+
 /// NCHW data to the channels-last layout the image layers run in (free for one channel).
 pub struct ToChannelsLast;
 

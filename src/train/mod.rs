@@ -8,6 +8,7 @@ pub mod generative_views;
 mod metrics;
 pub mod optim;
 mod prefetch;
+mod prepare;
 mod session;
 pub mod text;
 pub mod transfer;

@@ -6,7 +6,9 @@
 //! Matching is by parameter name and shape (`conv1.weight` ...), in the network's own layout:
 //! an export's PyTorch layout is converted back by `export::load_model`. Every parameter the new
 //! model copies must be in the source with the same shape, or the run is refused naming it, so a
-//! mismatch never silently trains from random weights.
+//! mismatch never silently trains from random weights. A dense layer reading a flattened image
+//! holds its columns in the order its model flattens (`model::channels`); where the source's and
+//! the new model's orders differ the columns are permuted, and any other such layer is refused.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -115,8 +117,39 @@ pub fn describe(t: &TransferSpec) -> String {
     s
 }
 
-/// The source's tensors in the network's own layout, and what to call it in messages.
-fn source_tensors(t: &TransferSpec) -> Result<(HashMap<String, Tensor>, String)> {
+/// A source's tensors in its network's own layout, what to call it in messages, and in which
+/// order each of its layers reads a flattened image (see [`flatten_orders`]).
+struct Source {
+    tensors: HashMap<String, Tensor>,
+    name: String,
+    orders: HashMap<String, FlattenOrder>,
+}
+
+/// A layer's flattened-image order: `Some([c, h, w])` when it reads (h, w, c) order.
+type FlattenOrder = Option<[usize; 3]>;
+
+/// Each weighted layer's flattened-image order and whether it is a dense layer, by name: a
+/// dense weight's columns are held in the order its input comes in (`model::channels`).
+fn flatten_orders(spec: &ModelSpec, input: &ModelInput) -> Result<HashMap<String, (FlattenOrder, bool)>> {
+    let planned = crate::model::plan(spec, input)?;
+    let orders = crate::model::channels::flattened_channels_last(&planned);
+    Ok(planned
+        .iter()
+        .zip(orders)
+        .filter(|(p, _)| !p.params.is_empty())
+        .map(|(p, o)| (p.name.clone(), (o, matches!(p.spec, crate::model::LayerSpec::Dense(_)))))
+        .collect())
+}
+
+fn source_tensors(t: &TransferSpec) -> Result<Source> {
+    let from_export = |model: crate::export::LoadedModel, name: String| -> Result<Source> {
+        let orders = flatten_orders(&model.card.model, &model.card.model_input())?;
+        Ok(Source {
+            tensors: params_of(&model.network)?,
+            name,
+            orders: orders.into_iter().map(|(k, (o, _))| (k, o)).collect(),
+        })
+    };
     if let Some(name) = t.from.strip_prefix(PRETRAINED_PREFIX) {
         let (_, card, weights) = PRETRAINED
             .iter()
@@ -124,23 +157,30 @@ fn source_tensors(t: &TransferSpec) -> Result<(HashMap<String, Tensor>, String)>
             .ok_or_else(|| Error::config("preset", "transfer.from", format!("no pretrained model `{name}`")))?;
         let place = PathBuf::from(&t.from);
         let model = crate::export::load_model_from(&place, card, weights)?;
-        return Ok((params_of(&model.network)?, t.from.clone()));
+        return from_export(model, t.from.clone());
     }
     let dir = PathBuf::from(&t.from);
     if dir.join("config.json").is_file() {
         let model = crate::export::load_model(&dir)?;
-        return Ok((params_of(&model.network)?, dir.display().to_string()));
+        return from_export(model, dir.display().to_string());
     }
     if dir.join("checkpoints").is_dir() {
         let mut which = t.checkpoint.parse().map_err(|e: String| Error::config("preset", "transfer.checkpoint", e))?;
+        // the run's model says in which order its layers read a flattened image
+        let preset = crate::config::Preset::load(&dir.join("preset.toml"))?;
+        let info = crate::record::DataInfo::read(&dir)?;
+        let orders = flatten_orders(&preset.model, &info.model_input(preset.task))?;
         // a run without an accuracy (an autoencoder, a VAE, a GAN) has no best epoch: its last
-        let scored = crate::config::Preset::load(&dir.join("preset.toml")).map_or(true, |p| p.task.has_accuracy());
-        if which == crate::export::Which::Best && !scored {
+        if which == crate::export::Which::Best && !preset.task.has_accuracy() {
             which = crate::export::Which::Last;
         }
         let path = crate::export::find_checkpoint(&dir, which)?;
         let ckpt = crate::record::read_checkpoint(&path)?;
-        return Ok((ckpt.tensors, path.display().to_string()));
+        return Ok(Source {
+            tensors: ckpt.tensors,
+            name: path.display().to_string(),
+            orders: orders.into_iter().map(|(k, (o, _))| (k, o)).collect(),
+        });
     }
     Err(Error::format(
         &dir,
@@ -150,6 +190,26 @@ fn source_tensors(t: &TransferSpec) -> Result<(HashMap<String, Tensor>, String)>
             "transfer.from does not exist"
         },
     ))
+}
+
+/// `weight` (a dense layer's `[rows, c * h * w]`) with its columns from the order `from` gives
+/// to the order `to` wants, through PyTorch's (c, h, w) order.
+fn reorder_columns(weight: &Tensor, from: FlattenOrder, to: FlattenOrder) -> Result<Tensor> {
+    let &[rows, cols] = weight.dims() else { return Ok(weight.clone()) };
+    let mut w = weight.clone();
+    if let Some([c, h, wd]) = from {
+        // columns (y, x, ch) -> (ch, y, x)
+        w = w.reshape((rows, h, wd, c))?.permute((0, 3, 1, 2))?.contiguous()?.reshape((rows, cols))?;
+    }
+    if let Some([c, h, wd]) = to {
+        w = w.reshape((rows, c, h, wd))?.permute((0, 2, 3, 1))?.contiguous()?.reshape((rows, cols))?;
+    }
+    Ok(w)
+}
+
+/// Whether `order` flattens an image of `cols` values.
+fn fits(order: FlattenOrder, cols: usize) -> bool {
+    order.is_none_or(|[c, h, w]| c * h * w == cols)
 }
 
 fn params_of(net: &crate::model::Network) -> Result<HashMap<String, Tensor>> {
@@ -169,15 +229,17 @@ pub struct Applied {
 /// resume or fork takes its checkpoint's weights; `Session::new` marks the frozen parameters in
 /// every case).
 pub fn apply(t: &TransferSpec, session: &mut super::Session) -> Result<Applied> {
-    let (tensors, source) = source_tensors(t)?;
+    let Source { tensors, name: source, orders: source_orders } = source_tensors(t)?;
     let input = session.data.model_input(session.preset.task);
     let layers = weighted_layers(&session.preset.model, &input)?;
+    let orders = flatten_orders(&session.preset.model, &input)?;
     let head = if t.keep_head { None } else { layers.last().cloned() };
     let layer_of = |param: &str| param.split('.').next().unwrap_or(param).to_string();
     let (mut copied, mut fresh) = (Vec::new(), Vec::new());
     let mut values = HashMap::new();
     for (name, var) in session.net.params() {
-        if head.as_deref() == Some(layer_of(name).as_str()) {
+        let layer = layer_of(name);
+        if head.as_deref() == Some(layer.as_str()) {
             fresh.push(name.clone());
             continue;
         }
@@ -206,7 +268,37 @@ pub fn apply(t: &TransferSpec, session: &mut super::Session) -> Result<Applied> 
                 ),
             ));
         }
-        values.insert(name.clone(), v.clone());
+        // a layer reading a flattened image holds its weights in the order the values come in,
+        // which the layers before it decide (a flatten before a batch norm is channel-major, one
+        // before a dense layer channels-last): a dense weight's columns are put in this model's
+        // order, anything else that differs is refused rather than copied scrambled
+        let (from, to) = (source_orders.get(&layer).copied().flatten(), orders.get(&layer).and_then(|o| o.0));
+        let value = if from == to {
+            v.clone()
+        } else {
+            let cols = v.dims().get(1).copied().unwrap_or(0);
+            let dense = orders.get(&layer).is_some_and(|o| o.1);
+            if name.ends_with(".weight") && dense && v.rank() == 2 && fits(from, cols) && fits(to, cols) {
+                reorder_columns(v, from, to)?
+            } else if name.ends_with(".bias") && dense {
+                v.clone()
+            } else {
+                let order = |o: FlattenOrder| match o {
+                    Some([c, h, w]) => format!("a {c}x{h}x{w} image flattened channels-last"),
+                    None => "its values in PyTorch's (channel, row, column) order".to_string(),
+                };
+                return Err(Error::config(
+                    "preset",
+                    "transfer.from",
+                    format!(
+                        "`{layer}` reads {} here but {} in {source}, so `{name}` cannot be copied in order; give `{layer}` the same layers before it as the source has",
+                        order(to),
+                        order(from)
+                    ),
+                ));
+            }
+        };
+        values.insert(name.clone(), value);
         copied.push(name.clone());
     }
     for (name, var) in session.net.params() {

@@ -4,7 +4,7 @@
 //! `try_send` and counted when the channel is full. Commands are read at batch boundaries.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use super::event::{Command, Event, RunOrigin, RunRequest, RunStatus, Summary};
-use super::session::{device_for, Session};
+use super::event::{Command, Event, RunRequest, RunStatus, Summary};
+use super::prepare::{prepare, Progress};
+use super::session::Session;
 use super::text;
 use crate::config::Preset;
-use crate::data;
 use crate::error::{Error, Result};
-use crate::record::{read_checkpoint, CheckpointState, RunLock, RunRecorder};
+use crate::record::CheckpointState;
 use crate::rng::Rng;
 use crate::task::Task;
 
@@ -501,114 +501,6 @@ fn run_in_pool(
     Ok(if control.exit { Flow::Exit } else { Flow::Continue })
 }
 
-/// Counters that carry over when a run continues from a checkpoint.
-#[derive(Default)]
-struct Progress {
-    best_epoch: Option<usize>,
-    best_validation_accuracy: Option<f64>,
-    samples_seen: usize,
-    train_time_s: f64,
-    elapsed_s: f64,
-}
-
-struct Prepared {
-    session: Session,
-    recorder: Option<RunRecorder>,
-    progress: Progress,
-}
-
-/// Builds the session for a request: fresh, resumed from a run's last checkpoint, or forked from
-/// a checkpoint with a changed preset.
-fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
-    crate::budget::check(&request.preset, "preset")?; // refuse what cannot fit before allocating
-    let new_session = |preset: Preset| -> Result<Session> {
-        let data = data::load(&preset.data, preset.seed)?;
-        let device = device_for(&preset)?;
-        Session::new(preset, data, device)
-    };
-    match request.origin {
-        RunOrigin::Fresh => {
-            let recorder = match &options.runs_dir {
-                Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
-                None => None,
-            };
-            let start = |session: Result<Session>| -> Result<Session> {
-                let mut session = session?;
-                if let Some(t) = session.preset.transfer.clone() {
-                    super::transfer::apply(&t, &mut session)?;
-                }
-                Ok(session)
-            };
-            let session = set_up(start(new_session(request.preset)), recorder)?;
-            Ok(Prepared { session: session.0, recorder: session.1, progress: Progress::default() })
-        }
-        RunOrigin::Resume(run_dir) => {
-            // first of all: one writer per run
-            let lock = RunLock::acquire(&run_dir)?;
-            let preset = Preset::load(&run_dir.join("preset.toml"))?;
-            let mut session = new_session(preset)?;
-            let mut progress = Progress::default();
-            let position = match newest_readable_checkpoint(&run_dir, &session)? {
-                Some(ckpt) => {
-                    ckpt.restore_into(&mut session, true)?;
-                    session.seek(&ckpt.state);
-                    progress = Progress {
-                        best_epoch: ckpt.state.best_epoch,
-                        best_validation_accuracy: ckpt.state.best_validation_accuracy,
-                        samples_seen: ckpt.state.samples_seen,
-                        train_time_s: ckpt.state.train_time_s,
-                        elapsed_s: ckpt.state.elapsed_s,
-                    };
-                    (ckpt.state.epoch, session.batch)
-                }
-                None => (0, 0),
-            };
-            let recorder = RunRecorder::reopen(&run_dir, lock, position.0, position.1)?;
-            Ok(Prepared { session, recorder: Some(recorder), progress })
-        }
-        RunOrigin::Fork(checkpoint_path) => {
-            let ckpt = read_checkpoint(&checkpoint_path)?;
-            if request.preset.train.epochs <= ckpt.state.epoch {
-                return Err(Error::config(
-                    "preset",
-                    "train.epochs",
-                    format!(
-                        "{} epochs leaves nothing to train after the checkpoint's epoch {}",
-                        request.preset.train.epochs, ckpt.state.epoch
-                    ),
-                ));
-            }
-            let parent = checkpoint_path
-                .parent()
-                .and_then(Path::parent)
-                .and_then(Path::file_name)
-                .map(|run| format!("{}/epoch-{}", run.to_string_lossy(), ckpt.state.epoch));
-            let recorder = match &options.runs_dir {
-                Some(dir) => Some(RunRecorder::create(dir, &request.preset, parent)?),
-                None => None,
-            };
-            let same_optimizer = {
-                let parent_preset = checkpoint_path
-                    .parent()
-                    .and_then(Path::parent)
-                    .map(|run| run.join("preset.toml"))
-                    .and_then(|p| Preset::load(&p).ok());
-                parent_preset.is_some_and(|p| p.train.optimizer == request.preset.train.optimizer)
-            };
-            let fork = |session: Result<Session>| -> Result<Session> {
-                let mut session = session?;
-                ckpt.restore_into(&mut session, same_optimizer)?;
-                let mut state = ckpt.state.clone();
-                state.base_learning_rate = session.preset.train.learning_rate;
-                session.seek(&state);
-                Ok(session)
-            };
-            let (session, recorder) = set_up(fork(new_session(request.preset)), recorder)?;
-            Ok(Prepared { session, recorder, progress: Progress::default() })
-        }
-    }
-}
-
 /// A checkpoint's state at the session's position: within an epoch, or at the start of one.
 fn checkpoint_state(session: &Session, progress: &Progress, elapsed_s: f64) -> CheckpointState {
     CheckpointState {
@@ -633,46 +525,6 @@ fn checkpoint_state(session: &Session, progress: &Progress, elapsed_s: f64) -> C
 fn checkpoint_interval(preset: &Preset) -> Option<Duration> {
     let minutes = preset.train.checkpoint_minutes;
     (minutes > 0.0 && minutes.is_finite()).then(|| Duration::from_secs_f64(minutes * 60.0))
-}
-
-/// The newest checkpoint of a run that reads back and fits the run; an unreadable newest one
-/// (a crash between writing its weights and the disk keeping them) falls back to the one before.
-fn newest_readable_checkpoint(run_dir: &Path, session: &Session) -> Result<Option<crate::record::Checkpoint>> {
-    let mut first_error = None;
-    for path in crate::record::checkpoints_newest_first(run_dir) {
-        let checked = read_checkpoint(&path).and_then(|ckpt| {
-            let s = &ckpt.state;
-            if s.batch >= session.batches_per_epoch.max(1) || s.epoch > session.preset.train.epochs {
-                return Err(Error::format(
-                    &path,
-                    format!(
-                        "position epoch {} batch {} does not fit this run ({} epochs of {} batches)",
-                        s.epoch, s.batch, session.preset.train.epochs, session.batches_per_epoch
-                    ),
-                ));
-            }
-            Ok(ckpt)
-        });
-        match checked {
-            Ok(ckpt) => return Ok(Some(ckpt)),
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    first_error.map_or(Ok(None), Err)
-}
-
-/// A new run's folder exists before its data and model do: when those fail, the folder says the
-/// run failed and why, instead of reading `running` (then `interrupted`) for ever.
-fn set_up(session: Result<Session>, recorder: Option<RunRecorder>) -> Result<(Session, Option<RunRecorder>)> {
-    match session {
-        Ok(session) => Ok((session, recorder)),
-        Err(error) => {
-            if let Some(mut r) = recorder {
-                r.mark_failed(&error);
-            }
-            Err(error)
-        }
-    }
 }
 
 fn global_step(session: &Session) -> usize {

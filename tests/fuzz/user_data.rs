@@ -89,3 +89,69 @@ fn a_png_claiming_huge_pixels_is_refused_without_allocating_them() {
     assert!(r.is_err());
     assert!(peak < 8 << 20, "held {peak} bytes");
 }
+
+/// PNG's CRC-32 (the chunk checksum), so a crafted header is one a decoder reads.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A small PNG file whose (valid) header declares `width` x `height` 8-bit RGB pixels.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = encoded(image::ImageFormat::Png);
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// The declared size is read before decoding: a small file claiming 16384 x 16384 pixels (RGB:
+/// 768 MiB decoded, as much again converted) is refused naming the file and its size.
+#[test]
+fn an_image_declaring_too_many_pixels_is_refused_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.png");
+    std::fs::write(&path, png_declaring(16_384, 16_384)).unwrap();
+    let (r, peak) = crate::support::peak_of(|| image_folder::decode(&path, [3, 32, 32]));
+    let err = r.unwrap_err().to_string();
+    assert!(err.contains("huge.png") && err.contains("16384x16384") && err.contains("megapixels"), "{err}");
+    assert!(peak < 1 << 20, "held {peak} bytes");
+    // under the pixel cap the header still decides: the decoder's cap (from the file's bytes)
+    let (r, peak) = crate::support::peak_of(|| image_folder::decode_bytes(&png_declaring(4000, 4000), [3, 32, 32]));
+    assert!(r.is_err());
+    assert!(peak < 8 << 20, "held {peak} bytes");
+}
+
+/// What follows decoding is capped too: a real PNG of 16384 x 1 grey pixels (a few hundred
+/// bytes, 16 KiB decoded) resized to 1024 x 1024 would hold 256 MiB in the resize's
+/// intermediate image; it is refused naming the work, before decoding. A 24-megapixel photo's
+/// worth of pixels still decodes.
+#[test]
+fn the_conversion_and_resize_after_decoding_are_capped() {
+    let line = image::GrayImage::from_fn(16_384, 1, |x, _| image::Luma([(x % 251) as u8]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    line.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let (r, peak) = crate::support::peak_of(|| image_folder::decode_bytes(bytes.get_ref(), [3, 1024, 1024]));
+    let err = r.unwrap_err();
+    assert!(err.contains("16384x1") && err.contains("MiB"), "{err}");
+    assert!(peak < 8 << 20, "held {peak} bytes");
+    // the same line to a small image is fine
+    let (r, _) = crate::support::peak_of(|| image_folder::decode_bytes(bytes.get_ref(), [1, 4, 64]));
+    assert_eq!(r.unwrap().len(), 4 * 64);
+
+    let photo = image::RgbImage::from_fn(6000, 4000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    photo.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    drop(photo);
+    let (r, peak) = crate::support::peak_of(|| image_folder::decode_bytes(bytes.get_ref(), [3, 224, 224]));
+    assert_eq!(r.unwrap().len(), 3 * 224 * 224);
+    // the decoded 72 MB, no copy for the colour, the resize's 21 MB
+    assert!(peak < 110 << 20, "held {peak} bytes");
+}

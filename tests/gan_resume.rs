@@ -1,0 +1,84 @@
+//! A GAN (two networks, two optimizers, noise from the run's RNG) paused, or stopped and resumed
+//! within an epoch, goes on to the numbers of the run that was never interrupted: every step's
+//! losses and every epoch's figures.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gradlab::record::{self, load_run};
+use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Trainer, WorkerOptions};
+use gradlab::Preset;
+
+/// 540 training digits in batches of 64: 9 batches an epoch.
+fn preset() -> Preset {
+    let mut p = Preset::builtin("gan_mnist_mlp").unwrap();
+    p.train.epochs = 3;
+    p.data.limit = 600;
+    p.train.threads = 1;
+    p.train.checkpoint_minutes = 0.0;
+    p
+}
+
+fn only_run(runs: &Path) -> PathBuf {
+    let runs = record::list_runs(runs);
+    assert_eq!(runs.len(), 1);
+    runs[0].0.clone()
+}
+
+/// Starts `request` and answers its events: `on_step` sees each (epoch, batch) and may send.
+fn drive(trainer: &Trainer, request: RunRequest, mut on_step: impl FnMut(&Trainer, usize, usize)) -> RunStatus {
+    assert!(trainer.send(Command::Start(Box::new(request))));
+    loop {
+        match trainer.recv_timeout(Duration::from_secs(300)).expect("the training thread went quiet") {
+            Event::Step { epoch, batch, .. } => on_step(trainer, epoch, batch),
+            Event::Paused { .. } => assert!(trainer.send(Command::Resume)),
+            Event::Finished(s) => return s.status,
+            Event::Failed { error } => panic!("{error}"),
+            _ => {}
+        }
+    }
+}
+
+type Figures = Vec<(usize, f64, Option<gradlab::train::generative::GanEpoch>)>;
+
+fn epoch_figures(run: &Path) -> Figures {
+    load_run(run).unwrap().epochs.iter().map(|m| (m.epoch, m.train_loss, m.gan)).collect()
+}
+
+#[test]
+fn a_gan_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole_dir = dir.path().join("whole");
+    let trainer = Trainer::spawn(WorkerOptions::headless(Some(whole_dir.clone())));
+    // paused a few batches into the first epoch and resumed at once: the same numbers
+    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
+        if (epoch, batch) == (1, 4) {
+            assert!(t.send(Command::Pause));
+        }
+    });
+    assert_eq!(status, RunStatus::Completed);
+    let whole = only_run(&whole_dir);
+
+    // stopped within the second epoch: its newest checkpoint is within the epoch
+    let cut_dir = dir.path().join("cut");
+    let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut_dir.clone())));
+    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
+        if (epoch, batch) == (2, 3) {
+            assert!(t.send(Command::Stop));
+        }
+    });
+    assert_eq!(status, RunStatus::Stopped);
+    let run = only_run(&cut_dir);
+    let latest = record::latest_checkpoint(&run).unwrap();
+    assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
+    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Resume(run.clone()) }, |_, _, _| {});
+    assert_eq!(status, RunStatus::Completed);
+
+    let resumed = epoch_figures(&run);
+    assert_eq!(resumed.len(), 3);
+    assert!(resumed.iter().all(|f| f.2.is_some()), "a GAN's epochs have their figures");
+    assert_eq!(resumed, epoch_figures(&whole));
+    assert_eq!(load_run(&run).unwrap().steps, load_run(&whole).unwrap().steps);
+}
