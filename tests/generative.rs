@@ -265,3 +265,14 @@ fn the_mlp_gan_draws_most_of_the_ten_digits_as_a_pretrained_classifier_reads_the
     assert_eq!(reading.counts.iter().sum::<usize>(), 64);
     assert!(reading.covered() >= 7, "{reading:?}");
 }
+
+#[test]
+fn the_dcgan_draws_most_of_the_ten_digits_within_three_epochs() {
+    let seen = run(small("gan_mnist_dcgan", 3, 0), None);
+    let grids: Vec<&ImageGrid> = seen.grids.iter().filter(|g| g.kind == GridKind::Samples).collect();
+    assert_eq!(grids.len(), 3);
+    let reading = grids[2].reading.as_ref().expect("MNIST samples are read by the pretrained CNN");
+    assert!(reading.covered() >= 7, "{reading:?}");
+    let last = seen.outcome.epochs.last().unwrap().gan.unwrap();
+    assert!(last.train.d_loss.is_finite() && last.train.g_loss.is_finite(), "{last:?}");
+}

@@ -255,12 +255,12 @@ fn layers(model: &ModelSpec, input: &ModelInput) -> Result<Layers> {
                     LayerSpec::Dropout2d(_) | LayerSpec::Upsample(_) => values,
                     LayerSpec::Reshape(_) => 0.0,
                     LayerSpec::ConvTranspose2d(c) => {
-                        // every input pixel's contributions (kernel x kernel x channels), and
-                        // each kernel position's spread, padded copy and running sum (each about
-                        // the output's size)
+                        // the fused CPU op: every input pixel's contributions (kernel x kernel x
+                        // channels, made in the forward and again in the backward, one at a
+                        // time) and the output
                         let k = (c.kernel * c.kernel) as f64;
                         let pixels = layer.input.iter().skip(1).map(|&d| d as f64).product::<f64>();
-                        pixels * k * c.channels as f64 + 3.0 * k * values + values
+                        pixels * k * c.channels as f64 + values
                     }
                     LayerSpec::TransformerBlock(b) => {
                         let d = layer.output.last().copied().unwrap_or(1) as f64;
