@@ -129,19 +129,15 @@ fn rows_per_task(features: usize) -> usize {
     (TASK / features.max(1)).max(1)
 }
 
-/// Per-feature sums of `f(row, feature, value)` over the rows of a `[rows, features]` matrix,
-/// in f64: task sums in row order, added in task order.
-fn feature_sums(m: &[f32], features: usize, f: impl Fn(usize, f32) -> f64 + Sync) -> Vec<f64> {
+/// Per-feature sums over the rows of a `[rows, features]` matrix, in f64: `add_row(acc, row)`
+/// adds one row into a task's sums; task sums are added in task order.
+fn feature_sums(m: &[f32], features: usize, add_row: impl Fn(&mut [f64], &[f32]) + Sync) -> Vec<f64> {
     let per = rows_per_task(features) * features;
     let partials: Vec<Vec<f64>> = m
         .par_chunks(per)
         .map(|chunk| {
             let mut acc = vec![0f64; features];
-            for row in chunk.chunks(features) {
-                for (j, (a, v)) in acc.iter_mut().zip(row).enumerate() {
-                    *a += f(j, *v);
-                }
-            }
+            chunk.chunks(features).for_each(|row| add_row(&mut acc, row));
             acc
         })
         .collect();
@@ -152,40 +148,16 @@ fn feature_sums(m: &[f32], features: usize, f: impl Fn(usize, f32) -> f64 + Sync
     sums
 }
 
-/// Two per-feature sums over a pair of `[rows, features]` matrices at once, in f64:
-/// `(Σ a, Σ a * g(b))` with `g` applied per feature.
-fn paired_sums(a: &[f32], b: &[f32], features: usize, g: impl Fn(usize, f32) -> f64 + Sync) -> (Vec<f64>, Vec<f64>) {
-    let per = rows_per_task(features) * features;
-    let partials: Vec<(Vec<f64>, Vec<f64>)> = a
-        .par_chunks(per)
-        .zip(b.par_chunks(per))
-        .map(|(ca, cb)| {
-            let (mut s, mut t) = (vec![0f64; features], vec![0f64; features]);
-            for (ra, rb) in ca.chunks(features).zip(cb.chunks(features)) {
-                for j in 0..features {
-                    let av = f64::from(ra[j]);
-                    s[j] += av;
-                    t[j] += av * g(j, rb[j]);
-                }
-            }
-            (s, t)
-        })
-        .collect();
-    let (mut s, mut t) = (vec![0f64; features], vec![0f64; features]);
-    for (ps, pt) in &partials {
-        s.iter_mut().zip(ps).for_each(|(a, p)| *a += p);
-        t.iter_mut().zip(pt).for_each(|(a, p)| *a += p);
-    }
-    (s, t)
-}
-
 /// Per-feature mean and biased variance of `[rows, features]` (two passes: the variance of the
 /// centred values, which keeps its precision when the mean is large).
 pub(super) fn batch_stats(x: &[f32], features: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = (x.len() / features.max(1)).max(1) as f64;
-    let mean: Vec<f64> = feature_sums(x, features, |_, v| f64::from(v)).iter().map(|s| s / rows).collect();
-    let var = feature_sums(x, features, |j, v| (f64::from(v) - mean[j]).powi(2));
-    (mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| (v / rows) as f32).collect())
+    let sums = feature_sums(x, features, |acc, row| acc.iter_mut().zip(row).for_each(|(a, v)| *a += f64::from(*v)));
+    let mean: Vec<f64> = sums.iter().map(|s| s / rows).collect();
+    let squares = feature_sums(x, features, |acc, row| {
+        acc.iter_mut().zip(row).zip(&mean).for_each(|((a, v), m)| *a += (f64::from(*v) - m).powi(2));
+    });
+    (mean.iter().map(|&m| m as f32).collect(), squares.iter().map(|&v| (v / rows) as f32).collect())
 }
 
 /// `y = (x - centre) * scale + shift` per feature (the last axis).
@@ -195,8 +167,8 @@ pub(super) fn normalise(x: &[f32], centre: &[f32], scale: &[f32], shift: &[f32])
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(per).zip(x.par_chunks(per)).for_each(|(yc, xc)| {
         for (yr, xr) in yc.chunks_mut(features).zip(xc.chunks(features)) {
-            for j in 0..features.min(xr.len()) {
-                yr[j] = (xr[j] - centre[j]) * scale[j] + shift[j];
+            for (((y, x), c), (s, b)) in yr.iter_mut().zip(xr).zip(centre).zip(scale.iter().zip(shift)) {
+                *y = (x - c) * s + b;
             }
         }
     });
@@ -217,20 +189,44 @@ pub(super) fn batch_norm_backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let features = mean.len().max(1);
     let rows = (x.len() / features).max(1) as f64;
-    let xhat = |j: usize, v: f32| (f64::from(v) - f64::from(mean[j])) * f64::from(invstd[j]);
-    let (sum_dy, sum_dy_xhat) = paired_sums(dy, x, features, xhat);
+    // Σdy and Σ(dy * xhat) in one pass over a task's rows of dy and x side by side
+    let per = rows_per_task(features) * features;
+    let partials: Vec<Vec<f64>> = dy
+        .par_chunks(per)
+        .zip(x.par_chunks(per))
+        .map(|(dc, xc)| {
+            let mut acc = vec![0f64; 2 * features];
+            let (sum_dy, sum_dy_xhat) = acc.split_at_mut(features);
+            for (dr, xr) in dc.chunks(features).zip(xc.chunks(features)) {
+                for ((s, t), ((d, v), (m, i))) in
+                    sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut()).zip(dr.iter().zip(xr).zip(mean.iter().zip(invstd)))
+                {
+                    *s += f64::from(*d);
+                    *t += f64::from(*d) * f64::from((v - m) * i);
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut sums = vec![0f64; 2 * features];
+    for part in &partials {
+        sums.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+    }
+    let (sum_dy, sum_dy_xhat) = (sums[..features].to_vec(), sums[features..].to_vec());
     let k: Vec<f32> = (0..features).map(|j| gamma[j] * invstd[j]).collect();
     let through_stats = |sums: &[f64]| -> Vec<f32> {
         sums.iter().map(|s| if batch_statistics { (s / rows) as f32 } else { 0.0 }).collect()
     };
     let (mean_dy, mean_dy_xhat) = (through_stats(&sum_dy), through_stats(&sum_dy_xhat));
-    let per = rows_per_task(features) * features;
     let mut dx = vec![0f32; x.len()];
     dx.par_chunks_mut(per).zip(x.par_chunks(per).zip(dy.par_chunks(per))).for_each(|(dc, (xc, gc))| {
         for (dr, (xr, gr)) in dc.chunks_mut(features).zip(xc.chunks(features).zip(gc.chunks(features))) {
-            for j in 0..features.min(xr.len()) {
-                let xh = (xr[j] - mean[j]) * invstd[j];
-                dr[j] = k[j] * (gr[j] - mean_dy[j] - xh * mean_dy_xhat[j]);
+            for ((d, (x, g)), ((m, i), (k, (a, b)))) in dr
+                .iter_mut()
+                .zip(xr.iter().zip(gr))
+                .zip(mean.iter().zip(invstd).zip(k.iter().zip(mean_dy.iter().zip(&mean_dy_xhat))))
+            {
+                *d = k * (g - a - (x - m) * i * b);
             }
         }
     });

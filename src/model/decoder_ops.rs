@@ -173,10 +173,10 @@ impl CustomOp3 for BatchNorm {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         self.check(x.shape(), gamma.shape())?;
-        let dy = grad.flatten_all()?.to_vec1::<f32>()?;
         let gamma_v = gamma.flatten_all()?.to_vec1::<f32>()?;
-        let (dx, dgamma, dbeta) =
-            with_data(x, |x| batch_norm_backward(x, &dy, &self.mean, &self.invstd, &gamma_v, self.batch_statistics))?;
+        let (dx, dgamma, dbeta) = with_data(x, |x| {
+            with_data(grad, |dy| batch_norm_backward(x, dy, &self.mean, &self.invstd, &gamma_v, self.batch_statistics))
+        })??;
         let dx = if x.track_op() { Some(tensor(dx, x.shape())?) } else { None };
         Ok((dx, Some(tensor(dgamma, gamma.shape())?), Some(tensor(dbeta, beta.shape())?)))
     }

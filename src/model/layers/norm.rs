@@ -142,8 +142,8 @@ impl BatchNorm {
         let c = self.weight.dim(0)?;
         let op = match mode {
             Mode::Train(_) => {
-                let values = flat.flatten_all()?.to_vec1::<f32>()?;
-                let (mean, var) = crate::model::decoder_kernels::batch_stats(&values, c);
+                let (mean, var) =
+                    crate::model::fused::with_data(flat, |x| crate::model::decoder_kernels::batch_stats(x, c))?;
                 let device = flat.device();
                 self.track(&Tensor::new(mean.as_slice(), device)?, &Tensor::new(var.as_slice(), device)?, rows)?;
                 crate::model::decoder_ops::BatchNorm::new(mean, &var, self.eps, true)
