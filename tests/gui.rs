@@ -562,6 +562,8 @@ fn a_gan_shows_both_losses_and_browsable_sample_grids() {
     assert_eq!(run.gan_steps.len(), 3 * run.batches_per_epoch, "both losses of every batch");
     assert_eq!(run.grids.len(), 3);
     h.get_by_label_contains("discriminator loss");
+    // the pretrained MNIST CNN's reading of the newest samples
+    h.get_by_label_contains("A pretrained MNIST CNN: read as");
     h.state_mut().run.fix_timings_for_snapshot(20_000.0, 2.0);
     h.run();
     h.snapshot("gan_samples");
