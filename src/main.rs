@@ -169,6 +169,7 @@ enum PresetCmd {
 }
 
 fn main() -> ExitCode {
+    gradlab::train::tune_candle_pool();
     let cli = Cli::parse();
     let result = match cli.command {
         None => open_gui(None, false, false, PathBuf::from("runs")),

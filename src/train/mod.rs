@@ -18,4 +18,4 @@ pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest,
 pub use metrics::Confusion;
 pub use prefetch::{BatchSource, AHEAD as BATCHES_AHEAD};
 pub use session::{device_for, evaluate, EpochProgress, Session, StepMetrics};
-pub use worker::{cores, resolve_threads, Trainer, Waker, WorkerOptions, STEP_WAKE_INTERVAL};
+pub use worker::{cores, resolve_threads, tune_candle_pool, Trainer, Waker, WorkerOptions, STEP_WAKE_INTERVAL};

@@ -50,6 +50,24 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// How many times candle's element-wise workers spin before they sleep, unless the user set it.
+const CANDLE_SPIN_LIMIT: &str = "1000";
+
+/// Call first thing in `main`, before any thread starts (it sets an environment variable).
+///
+/// candle 0.11 runs its element-wise ops on a pool of its own whose workers spin 25,000 times
+/// waiting for the next op before they sleep. Our compute pool keeps the same cores busy between
+/// those ops, so the spinning took their time: a quarter of the CPU samples of a VAE's training
+/// were a candle worker spinning. With 1,000 spins, `gradlab bench --no-reference` on the 2-core
+/// machine went from 1,275 to 1,907 samples/s (DCGAN), 3,055 to 3,857 (MLP GAN), 15,100 to 18,100
+/// (VAE), 4,170 to 4,940 (CNN), 1,480 to 1,910 (character LSTM); the transformer was unchanged.
+pub fn tune_candle_pool() {
+    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, CANDLE_SPIN_LIMIT);
+    }
+}
+
 /// The handle the GUI or CLI holds.
 pub struct Trainer {
     commands: Sender<Command>,
