@@ -136,9 +136,8 @@ fn grid(ui: &mut Ui, kind: GridKind, grids: &[&ImageGrid]) {
     ui.add(egui::Image::new((texture.id(), size))).on_hover_text(format!("{} of epoch {}", kind.title(), shown.epoch));
     ui.label(RichText::new(format!("epoch {}", shown.epoch)).small().weak());
     if let Some(reading) = &shown.reading {
-        ui.label(format!("A pretrained MNIST CNN: {}", reading.describe())).on_hover_text(
-            "A generator that collapsed to one shape covers one or two digits, however its losses look",
-        );
+        ui.label(format!("A pretrained MNIST CNN: {}", reading.describe()))
+            .on_hover_text("A generator that collapsed to one shape covers one or two digits, however its losses look");
     }
 }
 

@@ -30,7 +30,8 @@ impl DigitReading {
     /// "9 of 10 digits (most: 1, 14 of 64), 71% sure".
     pub fn describe(&self) -> String {
         let total: usize = self.counts.iter().sum();
-        let (most, n) = self.counts.iter().enumerate().max_by_key(|&(d, &n)| (n, std::cmp::Reverse(d))).unwrap_or((0, &0));
+        let (most, n) =
+            self.counts.iter().enumerate().max_by_key(|&(d, &n)| (n, std::cmp::Reverse(d))).unwrap_or((0, &0));
         format!(
             "read as {} of 10 digits (most often {most}: {n} of {total}), {:.0}% sure",
             self.covered(),

@@ -1,9 +1,9 @@
 //! Training: the session (one run in memory), optimizers, metrics, and the training thread with
 //! its commands and events.
 
+pub mod digit_reading;
 mod event;
 pub mod generative;
-pub mod digit_reading;
 pub mod generative_views;
 mod metrics;
 pub mod optim;
