@@ -28,13 +28,22 @@ fn only_run(runs: &Path) -> PathBuf {
 }
 
 /// Starts `request` and answers its events: `on_step` sees each (epoch, batch) and may send.
-fn drive(trainer: &Trainer, request: RunRequest, mut on_step: impl FnMut(&Trainer, usize, usize)) -> RunStatus {
+/// Returns how the run ended and where it paused: (epoch, batch) of each pause.
+fn drive(
+    trainer: &Trainer,
+    request: RunRequest,
+    mut on_step: impl FnMut(&Trainer, usize, usize),
+) -> (RunStatus, Vec<(usize, usize)>) {
     assert!(trainer.send(Command::Start(Box::new(request))));
+    let mut pauses = Vec::new();
     loop {
         match trainer.recv_timeout(Duration::from_secs(300)).expect("the training thread went quiet") {
             Event::Step { epoch, batch, .. } => on_step(trainer, epoch, batch),
-            Event::Paused { .. } => assert!(trainer.send(Command::Resume)),
-            Event::Finished(s) => return s.status,
+            Event::Paused { epoch, batch } => {
+                pauses.push((epoch, batch));
+                assert!(trainer.send(Command::Resume));
+            }
+            Event::Finished(s) => return (s.status, pauses),
             Event::Failed { error } => panic!("{error}"),
             _ => {}
         }
@@ -53,18 +62,20 @@ fn a_gan_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers() {
     let whole_dir = dir.path().join("whole");
     let trainer = Trainer::spawn(WorkerOptions::headless(Some(whole_dir.clone())));
     // paused a few batches into the first epoch and resumed at once: the same numbers
-    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
-        if (epoch, batch) == (1, 4) {
-            assert!(t.send(Command::Pause));
-        }
-    });
+    let (status, pauses) =
+        drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
+            if (epoch, batch) == (1, 4) {
+                assert!(t.send(Command::Pause));
+            }
+        });
     assert_eq!(status, RunStatus::Completed);
+    assert_eq!(pauses.len(), 1, "the run paused once: {pauses:?}");
     let whole = only_run(&whole_dir);
 
     // stopped within the second epoch: its newest checkpoint is within the epoch
     let cut_dir = dir.path().join("cut");
     let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut_dir.clone())));
-    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
+    let (status, _) = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
         if (epoch, batch) == (2, 3) {
             assert!(t.send(Command::Stop));
         }
@@ -73,7 +84,8 @@ fn a_gan_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers() {
     let run = only_run(&cut_dir);
     let latest = record::latest_checkpoint(&run).unwrap();
     assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
-    let status = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Resume(run.clone()) }, |_, _, _| {});
+    let (status, _) =
+        drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Resume(run.clone()) }, |_, _, _| {});
     assert_eq!(status, RunStatus::Completed);
 
     let resumed = epoch_figures(&run);

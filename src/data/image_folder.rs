@@ -199,9 +199,9 @@ pub fn decode_bytes(bytes: &[u8], [c, h, w]: [usize; 3]) -> std::result::Result<
     let pixels = u64::from(w0) * u64::from(h0);
     if pixels > MAX_PIXELS {
         return Err(format!(
-            "declares {w0}x{h0} pixels ({:.0} megapixels); an image may have at most {} megapixels",
+            "declares {w0}x{h0} pixels ({:.0} megapixels); an image may have at most {:.1} megapixels",
             pixels as f64 / 1e6,
-            MAX_PIXELS / 1_000_000
+            MAX_PIXELS as f64 / 1e6
         ));
     }
     let same_colour =

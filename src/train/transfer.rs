@@ -169,7 +169,9 @@ fn source_tensors(t: &TransferSpec) -> Result<Source> {
         // the run's model says in which order its layers read a flattened image
         let preset = crate::config::Preset::load(&dir.join("preset.toml"))?;
         let info = crate::record::DataInfo::read(&dir)?;
-        let orders = flatten_orders(&preset.model, &info.model_input(preset.task))?;
+        let orders = flatten_orders(&preset.model, &info.model_input(preset.task)).map_err(|e| {
+            Error::Other(format!("the source run {}: its preset's model does not fit its data: {e}", dir.display()))
+        })?;
         // a run without an accuracy (an autoencoder, a VAE, a GAN) has no best epoch: its last
         if which == crate::export::Which::Best && !preset.task.has_accuracy() {
             which = crate::export::Which::Last;
