@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use candle_core::Device;
 use gradlab::data::{self, AugmentSpec};
 use gradlab::export::{find_checkpoint, Which};
-use gradlab::record::{self, load_run};
-use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Session, Trainer, WorkerOptions};
+use gradlab::record::load_run;
+use gradlab::train::{RunOrigin, RunRequest, RunStatus, Session};
 use gradlab::Preset;
 
 fn augment() -> AugmentSpec {
@@ -38,41 +35,16 @@ fn small_preset() -> Preset {
     p
 }
 
-fn only_run(runs_dir: &Path) -> PathBuf {
-    let runs = record::list_runs(runs_dir);
-    assert_eq!(runs.len(), 1, "one run in {}", runs_dir.display());
-    runs[0].0.clone()
-}
-
 #[test]
 fn an_augmented_run_resumed_within_an_epoch_or_forked_at_its_end_equals_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
     let a = common::run_request(RunRequest { preset: small_preset(), origin: RunOrigin::Fresh }, Some(&whole));
     assert_eq!(a.summary.unwrap().status, RunStatus::Completed);
-    let whole_run = only_run(&whole);
+    let whole_run = common::only_run(&whole);
 
     // stopped a few batches into the second epoch: the newest checkpoint is within the epoch
-    let cut = dir.path().join("cut");
-    let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut.clone())));
-    assert!(trainer.send(Command::Start(Box::new(RunRequest { preset: small_preset(), origin: RunOrigin::Fresh }))));
-    loop {
-        match trainer.recv_timeout(Duration::from_secs(120)).unwrap() {
-            Event::Step { epoch: 2, batch: 3, .. } => assert!(trainer.send(Command::Stop)),
-            Event::Finished(s) => {
-                assert_eq!(s.status, RunStatus::Stopped);
-                break;
-            }
-            Event::Failed { error } => panic!("{error}"),
-            _ => {}
-        }
-    }
-    let run = only_run(&cut);
-    let latest = record::latest_checkpoint(&run).unwrap();
-    assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
-    assert!(trainer
-        .send(Command::Start(Box::new(RunRequest { preset: small_preset(), origin: RunOrigin::Resume(run.clone()) }))));
-    assert_eq!(common::collect(&trainer).summary.unwrap().status, RunStatus::Completed);
+    let run = common::stop_in_second_epoch_and_resume(&small_preset(), &dir.path().join("cut"));
     assert_eq!(common::epoch_figures(&run), common::epoch_figures(&whole_run));
     assert_eq!(load_run(&run).unwrap().steps, load_run(&whole_run).unwrap().steps);
 

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use gradlab::record::{self, load_run};
+use gradlab::record::load_run;
 use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Trainer, WorkerOptions};
 use gradlab::Preset;
 
@@ -19,12 +19,6 @@ fn preset() -> Preset {
     p.train.threads = 1;
     p.train.checkpoint_minutes = 0.0;
     p
-}
-
-fn only_run(runs: &Path) -> PathBuf {
-    let runs = record::list_runs(runs);
-    assert_eq!(runs.len(), 1);
-    runs[0].0.clone()
 }
 
 /// Starts `request` and answers its events: `on_step` sees each (epoch, batch) and may send.
@@ -70,23 +64,10 @@ fn a_gan_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers() {
         });
     assert_eq!(status, RunStatus::Completed);
     assert_eq!(pauses.len(), 1, "the run paused once: {pauses:?}");
-    let whole = only_run(&whole_dir);
+    let whole = common::only_run(&whole_dir);
 
     // stopped within the second epoch: its newest checkpoint is within the epoch
-    let cut_dir = dir.path().join("cut");
-    let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut_dir.clone())));
-    let (status, _) = drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Fresh }, |t, epoch, batch| {
-        if (epoch, batch) == (2, 3) {
-            assert!(t.send(Command::Stop));
-        }
-    });
-    assert_eq!(status, RunStatus::Stopped);
-    let run = only_run(&cut_dir);
-    let latest = record::latest_checkpoint(&run).unwrap();
-    assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
-    let (status, _) =
-        drive(&trainer, RunRequest { preset: preset(), origin: RunOrigin::Resume(run.clone()) }, |_, _, _| {});
-    assert_eq!(status, RunStatus::Completed);
+    let run = common::stop_in_second_epoch_and_resume(&preset(), &dir.path().join("cut"));
 
     let resumed = epoch_figures(&run);
     assert_eq!(resumed.len(), 3);

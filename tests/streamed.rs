@@ -7,11 +7,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use gradlab::data::{cifar, AugmentSpec};
 use gradlab::record::{self, load_run};
-use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Trainer, WorkerOptions};
+use gradlab::train::{RunOrigin, RunRequest, RunStatus};
 use gradlab::Preset;
 
 /// A CIFAR-10 folder in the real binary format (60 records per file: 270 training images, 30
@@ -57,18 +56,12 @@ threads = 1
     p
 }
 
-fn only_run(runs_dir: &Path) -> PathBuf {
-    let runs = record::list_runs(runs_dir);
-    assert_eq!(runs.len(), 1, "one run in {}", runs_dir.display());
-    runs[0].0.clone()
-}
-
 /// A whole recorded run of `p` under `runs`.
 fn recorded(p: Preset, runs: &Path) -> PathBuf {
     let outcome = common::run_request(RunRequest { preset: p, origin: RunOrigin::Fresh }, Some(runs));
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert_eq!(outcome.summary.unwrap().status, RunStatus::Completed);
-    only_run(runs)
+    common::only_run(runs)
 }
 
 #[test]
@@ -91,28 +84,7 @@ fn a_streamed_run_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers()
     let dir = tempfile::tempdir().unwrap();
     let whole = recorded(preset(true, true), &dir.path().join("whole"));
 
-    let cut = dir.path().join("cut");
-    let trainer = Trainer::spawn(WorkerOptions::headless(Some(cut.clone())));
-    assert!(trainer.send(Command::Start(Box::new(RunRequest { preset: preset(true, true), origin: RunOrigin::Fresh }))));
-    loop {
-        match trainer.recv_timeout(Duration::from_secs(300)).unwrap() {
-            Event::Step { epoch: 2, batch: 3, .. } => assert!(trainer.send(Command::Stop)),
-            Event::Finished(s) => {
-                assert_eq!(s.status, RunStatus::Stopped);
-                break;
-            }
-            Event::Failed { error } => panic!("{error}"),
-            _ => {}
-        }
-    }
-    let run = only_run(&cut);
-    let latest = record::latest_checkpoint(&run).unwrap();
-    assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
-    assert!(trainer.send(Command::Start(Box::new(RunRequest {
-        preset: preset(true, true),
-        origin: RunOrigin::Resume(run.clone())
-    }))));
-    assert_eq!(common::collect(&trainer).summary.unwrap().status, RunStatus::Completed);
+    let run = common::stop_in_second_epoch_and_resume(&preset(true, true), &dir.path().join("cut"));
     assert_eq!(common::epoch_figures(&run), common::epoch_figures(&whole));
     assert_eq!(load_run(&run).unwrap().steps, load_run(&whole).unwrap().steps);
 }

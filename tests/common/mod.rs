@@ -1,10 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gradlab::train::{Command, EpochMetrics, Event, RunOrigin, RunRequest, Summary, Trainer, WorkerOptions};
+use gradlab::record;
+use gradlab::train::{Command, EpochMetrics, Event, RunOrigin, RunRequest, RunStatus, Summary, Trainer, WorkerOptions};
 use gradlab::Preset;
 
 pub struct Outcome {
@@ -38,6 +39,38 @@ pub fn collect(trainer: &Trainer) -> Outcome {
             _ => {}
         }
     }
+}
+
+/// The one run directory in `runs_dir`.
+pub fn only_run(runs_dir: &Path) -> PathBuf {
+    let runs = record::list_runs(runs_dir);
+    assert_eq!(runs.len(), 1, "one run in {}", runs_dir.display());
+    runs[0].0.clone()
+}
+
+/// Trains `preset` into `runs_dir`, stops it at the third batch of the second epoch (its newest
+/// checkpoint is then within that epoch), resumes it to its end and returns its run directory.
+pub fn stop_in_second_epoch_and_resume(preset: &Preset, runs_dir: &Path) -> PathBuf {
+    let trainer = Trainer::spawn(WorkerOptions::headless(Some(runs_dir.to_path_buf())));
+    assert!(trainer.send(Command::Start(Box::new(RunRequest { preset: preset.clone(), origin: RunOrigin::Fresh }))));
+    loop {
+        match trainer.recv_timeout(Duration::from_secs(300)).expect("the training thread went quiet") {
+            Event::Step { epoch: 2, batch: 3, .. } => assert!(trainer.send(Command::Stop)),
+            Event::Finished(s) => {
+                assert_eq!(s.status, RunStatus::Stopped);
+                break;
+            }
+            Event::Failed { error } => panic!("{error}"),
+            _ => {}
+        }
+    }
+    let run = only_run(runs_dir);
+    let latest = record::latest_checkpoint(&run).unwrap();
+    assert!(latest.to_string_lossy().contains("epoch-1-batch-"), "a checkpoint within epoch 2: {}", latest.display());
+    let request = RunRequest { preset: preset.clone(), origin: RunOrigin::Resume(run.clone()) };
+    assert!(trainer.send(Command::Start(Box::new(request))));
+    assert_eq!(collect(&trainer).summary.unwrap().status, RunStatus::Completed);
+    run
 }
 
 pub fn train(preset: Preset) -> Outcome {
