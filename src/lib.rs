@@ -10,6 +10,7 @@ pub mod export;
 pub mod model;
 pub mod record;
 pub mod rng;
+pub mod sweep;
 pub mod task;
 pub mod train;
 

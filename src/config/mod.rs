@@ -10,6 +10,7 @@ use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 
+pub(crate) use validate::toml_error;
 pub use validate::{discriminator_error, discriminator_input, input_shape_hint, model_input_hint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

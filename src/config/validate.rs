@@ -299,7 +299,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     None
 }
 
-pub(super) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
     let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
     let key = e.span().and_then(|s| key_at(text, s.start)).unwrap_or_default();
     let message = e.message().trim().to_string();

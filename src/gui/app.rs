@@ -116,6 +116,8 @@ impl GradlabApp {
             waker: Some(waker.clone()),
             runs_dir: options.runs_dir.clone(),
             step_wake_interval: live_refresh,
+            sweep: None,
+            until_epoch: None,
         });
         let io = Io::spawn(Some(waker.clone()));
         io.send(IoRequest::ScanPresets(options.preset_dirs));

@@ -53,6 +53,21 @@ pub struct RunInfo {
     pub machine: Machine,
     pub gradlab_version: String,
     pub candle_version: String,
+    /// The sweep trial this run is (absent for ordinary runs and runs from before sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepTag>,
+}
+
+/// Marks a run as one trial of a sweep (`sweep::`); kept here so `record` needs nothing of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepTag {
+    /// The sweep's id (its folder name under `<runs>/sweeps/`).
+    pub sweep: String,
+    /// The trial's index in the sweep's plan.
+    pub trial: usize,
+    /// `<array job>_<task>` when a Slurm job runs it (refreshed on every resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
 }
 
 /// The display name a user gave the run, when renamed (see `rename_run`).
@@ -200,6 +215,17 @@ impl RunRecorder {
     /// folder is put together under a hidden name and renamed into place, so a run folder is
     /// never seen half made.
     pub fn create(runs_dir: &Path, preset: &Preset, parent: Option<String>) -> Result<Self> {
+        Self::create_tagged(runs_dir, preset, parent, None)
+    }
+
+    /// As `create`, the run marked as a sweep's trial from its first summary.json on, so a
+    /// listing never sees the trial untagged.
+    pub fn create_tagged(
+        runs_dir: &Path,
+        preset: &Preset,
+        parent: Option<String>,
+        sweep: Option<SweepTag>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(runs_dir).map_err(|e| Error::io(runs_dir, e))?;
         remove_abandoned_staging(runs_dir);
         let base = format!("{}_{}", timestamp(), slug(&preset.title));
@@ -222,7 +248,7 @@ impl RunRecorder {
                 Err(e) => return Err(Error::io(&staging, e)),
             }
         };
-        let made = Self::fill(&staging, &id, preset, parent).and_then(|(info, lock)| {
+        let made = Self::fill(&staging, &id, preset, parent, sweep).and_then(|(info, lock)| {
             let dir = runs_dir.join(&id);
             std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
             let metrics = append(&dir.join("metrics.csv"))?;
@@ -235,7 +261,13 @@ impl RunRecorder {
         made
     }
 
-    fn fill(dir: &Path, id: &str, preset: &Preset, parent: Option<String>) -> Result<(RunInfo, RunLock)> {
+    fn fill(
+        dir: &Path,
+        id: &str,
+        preset: &Preset,
+        parent: Option<String>,
+        sweep: Option<SweepTag>,
+    ) -> Result<(RunInfo, RunLock)> {
         // the lock is on the file, so it stays held when the folder is renamed
         let lock = RunLock::acquire(dir)?;
         std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
@@ -272,6 +304,7 @@ impl RunRecorder {
             },
             gradlab_version: env!("CARGO_PKG_VERSION").into(),
             candle_version: "0.11".into(),
+            sweep,
         };
         info.write(dir)?;
         Ok((info, lock))
@@ -329,6 +362,16 @@ impl RunRecorder {
             accuracy,
             _lock: lock,
         })
+    }
+
+    /// A resumed trial's tag: a requeued Slurm task runs under a new job id, which replaces the
+    /// old one (the sweep and trial never change). Written with the next summary.
+    pub fn retag(&mut self, sweep: Option<SweepTag>) -> Result<()> {
+        if let Some(tag) = sweep {
+            self.info.sweep = Some(tag);
+            self.info.write(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Records that the run failed and why, as far as the disk lets it.

@@ -40,7 +40,7 @@ pub(super) fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Pr
     match request.origin {
         RunOrigin::Fresh => {
             let recorder = match &options.runs_dir {
-                Some(dir) => Some(RunRecorder::create(dir, &request.preset, None)?),
+                Some(dir) => Some(RunRecorder::create_tagged(dir, &request.preset, None, options.sweep.clone())?),
                 None => None,
             };
             let start = |session: Result<Session>| -> Result<Session> {
@@ -74,7 +74,8 @@ pub(super) fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Pr
                 }
                 None => (0, 0),
             };
-            let recorder = RunRecorder::reopen(&run_dir, lock, position.0, position.1)?;
+            let mut recorder = RunRecorder::reopen(&run_dir, lock, position.0, position.1)?;
+            recorder.retag(options.sweep.clone())?;
             Ok(Prepared { session, recorder: Some(recorder), progress })
         }
         RunOrigin::Fork(checkpoint_path) => {

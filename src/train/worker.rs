@@ -38,11 +38,23 @@ pub struct WorkerOptions {
     pub runs_dir: Option<PathBuf>,
     /// Step events wake the receiver at most this often (epoch and lifecycle events at once).
     pub step_wake_interval: Duration,
+    /// A sweep trial: fresh runs are created with this tag, resumed ones get it refreshed.
+    pub sweep: Option<crate::record::SweepTag>,
+    /// Stop at the end of this epoch (successive halving's rungs): the run ends `stopped` at an
+    /// epoch boundary, its checkpoint written, and resumes exactly as if never stopped.
+    pub until_epoch: Option<usize>,
 }
 
 impl WorkerOptions {
     pub fn headless(runs_dir: Option<PathBuf>) -> Self {
-        Self { default_threads: cores(), waker: None, runs_dir, step_wake_interval: STEP_WAKE_INTERVAL }
+        Self {
+            default_threads: cores(),
+            waker: None,
+            runs_dir,
+            step_wake_interval: STEP_WAKE_INTERVAL,
+            sweep: None,
+            until_epoch: None,
+        }
     }
 }
 
@@ -395,7 +407,8 @@ fn run_in_pool(
                 events.send(Event::Resumed)?;
             }
         }
-        if control.stop || session.finished() {
+        let rung_done = options.until_epoch.is_some_and(|until| session.epoch >= until && session.batch == 0);
+        if control.stop || session.finished() || rung_done {
             if let (Some(r), true) = (recorder.as_mut(), session.batch > 0 && !session.finished()) {
                 // stopped within an epoch: keep the batches trained since the last checkpoint
                 let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
