@@ -10,20 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use super::SlurmSpec;
 use crate::error::{Error, Result};
-
-/// What a sweep asks of Slurm: `[slurm]` in the sweep file, overridden by the CLI's flags.
-/// Each is passed to sbatch only when given, so the cluster's defaults apply otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SlurmOptions {
-    pub partition: Option<String>,
-    /// `--time`, as Slurm reads it (`"00:30:00"`, `"2-00:00:00"`).
-    pub time: Option<String>,
-    /// `--cpus-per-task`; also each trial's `--threads`. One when not given.
-    pub cpus: Option<usize>,
-    /// `--mem`, as Slurm reads it (`"4G"`).
-    pub mem: Option<String>,
-}
 
 /// One rung's job array, everything its script needs. Paths must be absolute: the tasks run in
 /// another process, maybe on another node.
@@ -40,7 +28,9 @@ pub struct RungJob<'a> {
     pub gradlab: &'a Path,
     /// The directory the tasks start in, so relative data paths resolve as `sweep plan` checked them.
     pub chdir: &'a Path,
-    pub options: &'a SlurmOptions,
+    /// `[slurm]` with the CLI's flags over it; each flag goes to sbatch only when given, so the
+    /// cluster's defaults apply otherwise (`--cpus-per-task` is 1 then).
+    pub options: &'a SlurmSpec,
 }
 
 /// `slurm/rung-R.sbatch` inside the sweep folder.
@@ -113,8 +103,7 @@ pub fn sh_quote(s: &str) -> String {
 }
 
 fn utf8(path: &Path) -> Result<&str> {
-    path.to_str()
-        .ok_or_else(|| Error::Other(format!("{}: a Slurm script needs a UTF-8 path", path.display())))
+    path.to_str().ok_or_else(|| Error::Other(format!("{}: a Slurm script needs a UTF-8 path", path.display())))
 }
 
 /// A value inside `#SBATCH --flag="..."` cannot hold a quote or a line break; in an output file
@@ -228,14 +217,21 @@ pub fn submit_rung(job: &RungJob) -> Result<String> {
 }
 
 /// Submits `gradlab sweep advance` to run once `after` has ended, however it ended.
-pub fn submit_advance(gradlab: &Path, sweep_dir: &Path, after: &str, options: &SlurmOptions) -> Result<String> {
+/// It starts in `chdir`, so the rungs it submits start there too.
+pub fn submit_advance(
+    gradlab: &Path,
+    sweep_dir: &Path,
+    chdir: &Path,
+    after: &str,
+    options: &SlurmSpec,
+) -> Result<String> {
     let mut cmd = Command::new("sbatch");
     cmd.arg("--parsable")
         .arg(format!("--dependency=afterany:{after}"))
         .arg("--cpus-per-task=1")
         .arg(format!("--job-name={}", advance_job_name(sweep_dir)))
         .arg(format!("--output={}/slurm/advance-%j.out", utf8(sweep_dir)?))
-        .arg(format!("--chdir={}", utf8(sweep_dir)?));
+        .arg(format!("--chdir={}", utf8(chdir)?));
     if let Some(p) = &options.partition {
         cmd.arg(format!("--partition={p}"));
     }
@@ -259,11 +255,7 @@ pub fn queue(job_ids: &[String]) -> Result<Vec<QueueEntry>> {
         return Ok(Vec::new());
     }
     let out = run(Command::new("squeue").args(["-h", "-r", "-o", SQUEUE_FORMAT, "-j", &job_ids.join(",")]))?;
-    squeue_answer(
-        out.status.success(),
-        &String::from_utf8_lossy(&out.stdout),
-        &String::from_utf8_lossy(&out.stderr),
-    )
+    squeue_answer(out.status.success(), &String::from_utf8_lossy(&out.stdout), &String::from_utf8_lossy(&out.stderr))
 }
 
 /// `scancel` of these jobs (arrays whole). A job Slurm has forgotten is not an error.

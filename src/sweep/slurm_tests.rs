@@ -1,6 +1,6 @@
 use super::*;
 
-fn job<'a>(trials: &'a [usize], until: Option<usize>, options: &'a SlurmOptions) -> RungJob<'a> {
+fn job<'a>(trials: &'a [usize], until: Option<usize>, options: &'a SlurmSpec) -> RungJob<'a> {
     RungJob {
         sweep_id: "2026-11-27T23-00-00_spiral-lr",
         rung: 1,
@@ -21,7 +21,7 @@ fn directives(script: &str) -> Vec<&str> {
 
 #[test]
 fn the_array_lists_the_rungs_trials_and_ids_are_task_ids() {
-    let options = SlurmOptions::default();
+    let options = SlurmSpec::default();
     let s = job(&[0, 3, 5, 8], Some(3), &options).script().unwrap();
     let d = directives(&s);
     assert!(d.contains(&"--array=0,3,5,8"), "{s}");
@@ -37,14 +37,14 @@ fn the_array_lists_the_rungs_trials_and_ids_are_task_ids() {
 
 #[test]
 fn slurm_flags_appear_only_when_given() {
-    let none = SlurmOptions::default();
+    let none = SlurmSpec::default();
     let d_none = job(&[0], None, &none).script().unwrap();
     for flag in ["--partition", "--time", "--mem"] {
         assert!(!d_none.contains(flag), "{flag} without a value: {d_none}");
     }
     assert!(directives(&d_none).contains(&"--cpus-per-task=1"), "one CPU by default: {d_none}");
 
-    let all = SlurmOptions {
+    let all = SlurmSpec {
         partition: Some("debug".into()),
         time: Some("00:30:00".into()),
         cpus: Some(4),
@@ -59,7 +59,7 @@ fn slurm_flags_appear_only_when_given() {
 
 #[test]
 fn until_epoch_on_every_rung_but_the_last() {
-    let options = SlurmOptions::default();
+    let options = SlurmSpec::default();
     let early = job(&[0, 1], Some(2), &options).script().unwrap();
     assert!(early.trim_end().ends_with("--until-epoch 2"), "{early}");
     let last = job(&[0, 1], None, &options).script().unwrap();
@@ -68,7 +68,7 @@ fn until_epoch_on_every_rung_but_the_last() {
 
 #[test]
 fn paths_with_spaces_and_quotes_survive_bash() {
-    let options = SlurmOptions::default();
+    let options = SlurmSpec::default();
     let mut j = job(&[2], None, &options);
     let sweep = Path::new("/tmp/my runs/it's/sweeps/2026-11-27T23-00-00_x");
     j.sweep_dir = sweep;
@@ -109,7 +109,7 @@ fn paths_with_spaces_and_quotes_survive_bash() {
 
 #[test]
 fn a_path_an_sbatch_line_cannot_carry_is_refused_by_name() {
-    let options = SlurmOptions::default();
+    let options = SlurmSpec::default();
     let mut j = job(&[0], None, &options);
     j.sweep_dir = Path::new("/tmp/say \"hi\"/sweeps/x");
     let e = j.script().unwrap_err().to_string();
@@ -130,8 +130,10 @@ fn sbatch_parsable_gives_the_job_id() {
 #[test]
 fn squeue_lines_parse_and_invalid_job_id_means_nothing_queued() {
     // as the one-node 22.05 cluster prints them: pending tasks first, then running ones
-    let q = parse_squeue("1236_2|PENDING|Resources\n1236_3|PENDING|Resources\n1237|PENDING|Dependency\n1236_0|RUNNING|None\n")
-        .unwrap();
+    let q = parse_squeue(
+        "1236_2|PENDING|Resources\n1236_3|PENDING|Resources\n1237|PENDING|Dependency\n1236_0|RUNNING|None\n",
+    )
+    .unwrap();
     assert_eq!(q.len(), 4);
     assert_eq!(q[0], QueueEntry { job: "1236_2".into(), state: "PENDING".into(), reason: "Resources".into() });
     assert_eq!(q[0].array_task(), Some(("1236", 2)));
