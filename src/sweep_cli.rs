@@ -242,7 +242,7 @@ mod slurm_part {
     use std::time::{Duration, Instant};
 
     use anyhow::{bail, Context};
-    use gradlab::sweep::slurm_run::{self, Advanced};
+    use gradlab::sweep::slurm_run::{self, Advanced, Resumed};
     use gradlab::sweep::{list_sweeps, slurm, status, sweeps_dir, trial_runs};
     use gradlab::sweep::{Plan, SlurmSpec, SweepSpec, SweepState, SweepStatus};
 
@@ -327,11 +327,22 @@ mod slurm_part {
 
     /// `gradlab sweep resume DIR --slurm …`: resubmits the current rung's unfinished trials.
     pub fn resume_slurm(dir: &Path, args: &SlurmArgs) -> anyhow::Result<()> {
-        let _ = args;
-        bail!(
-            "{}: resuming a Slurm sweep is not supported yet; its trials are ordinary runs: `gradlab resume RUN_DIR` continues one",
-            dir.display()
-        )
+        let state = SweepState::read(dir)?;
+        let given = args.partition.is_some() || args.time.is_some() || args.cpus.is_some() || args.mem.is_some();
+        let options = given.then(|| slurm_options(&state.slurm.clone().unwrap_or_default(), args));
+        let cwd = std::env::current_dir().context("reading the current folder")?;
+        let submitted = Instant::now();
+        match slurm_run::resume(dir, options, args.gradlab.as_deref(), &cwd)? {
+            Resumed::Submitted { array, trials } => {
+                println!("resubmitted job {array} ({} tasks): trials {trials:?}", trials.len());
+            }
+            Resumed::Advanced(Advanced::Nothing(status)) => println!("sweep is {}: nothing to do", status.title()),
+            Resumed::Advanced(done) => print_advanced(&done),
+        }
+        if args.wait {
+            wait_slurm(dir, submitted)?;
+        }
+        Ok(())
     }
 
     /// `gradlab sweep status [DIR|ID] [--runs-dir R]`.
@@ -367,7 +378,12 @@ mod slurm_part {
 
     /// `gradlab sweep advance DIR` (the advance job's command).
     pub fn advance(dir: &Path) -> anyhow::Result<()> {
-        match slurm_run::advance(dir)? {
+        print_advanced(&slurm_run::advance(dir)?);
+        Ok(())
+    }
+
+    fn print_advanced(done: &Advanced) {
+        match done {
             Advanced::Nothing(status) => println!("sweep is {}: nothing to do", status.title()),
             Advanced::Waiting(n) => println!("the rung still has {n} tasks queued or running"),
             Advanced::Next { rung, array, trials } => {
@@ -375,6 +391,5 @@ mod slurm_part {
             }
             Advanced::Completed => println!("sweep completed"),
         }
-        Ok(())
     }
 }

@@ -78,12 +78,22 @@ fn submit(tmp: &Path, builtin: &str, set: &str) -> (PathBuf, Jobs, Instant) {
     let submitted = Instant::now();
     let out = gradlab(
         tmp,
-        &["sweep", "run", "sweep.toml", "--slurm", "--cpus", "1", "--runs-dir", "runs", "--gradlab", env!("CARGO_BIN_EXE_gradlab")],
+        &[
+            "sweep",
+            "run",
+            "sweep.toml",
+            "--slurm",
+            "--cpus",
+            "1",
+            "--runs-dir",
+            "runs",
+            "--gradlab",
+            env!("CARGO_BIN_EXE_gradlab"),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("submitted job") && stdout.contains("(4 tasks)"), "{stdout}");
-    let sweeps: Vec<PathBuf> =
-        std::fs::read_dir(runs.join("sweeps")).unwrap().map(|e| e.unwrap().path()).collect();
+    let sweeps: Vec<PathBuf> = std::fs::read_dir(runs.join("sweeps")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(sweeps.len(), 1, "{sweeps:?}");
     let dir = sweeps[0].clone();
     let jobs = Jobs(dir.clone());
@@ -208,5 +218,33 @@ fn cancel_stops_every_job_and_leaves_started_trials_resumable() {
     let status = gradlab(tmp.path(), &["sweep", "status", dir.to_str().unwrap()]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.lines().next().unwrap().contains("cancelled"), "{status}");
+
+    // resume: the killed trials continue in their own runs, as tasks of a new array
+    let out = gradlab(tmp.path(), &["sweep", "resume", dir.to_str().unwrap(), "--slurm"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("resubmitted job") && stdout.contains("(4 tasks)"), "{stdout}");
+    let array = SweepState::read(&dir).unwrap().slurm_jobs.last().unwrap().array.clone();
+    let (run, info) = &started[0];
+    let trial = info.sweep.as_ref().unwrap().trial;
+    let resumed = Instant::now();
+    loop {
+        let now = RunInfo::read(run).unwrap();
+        let job = now.sweep.and_then(|t| t.slurm_job);
+        if job == Some(format!("{array}_{trial}")) && run_is_locked(run) == Some(true) {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(180),
+            "trial {trial} not resumed in 180 s:\n{}",
+            diagnose(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut tagged: Vec<usize> = list_runs(&runs).iter().map(|(_, i)| i.sweep.as_ref().unwrap().trial).collect();
+    let count = tagged.len();
+    tagged.sort_unstable();
+    tagged.dedup();
+    assert_eq!(tagged.len(), count, "one run per trial after the resume");
+    gradlab(tmp.path(), &["sweep", "cancel", dir.to_str().unwrap()]);
     drop(jobs);
 }

@@ -54,7 +54,8 @@ pub fn submit(plan: &Plan, runs_dir: &Path, gradlab: &Path, chdir: &Path, option
     state.runs_dir = runs_dir;
     state.gradlab = Some(gradlab);
     state.started_at = crate::record::timestamp();
-    let job = submit_rung(&dir, plan, &mut state, &chdir)?;
+    let trials = state.active.clone();
+    let job = submit_trials(&dir, plan, &mut state, &trials, &chdir)?;
     Ok(Submission {
         id: state.id.clone(),
         dir,
@@ -64,9 +65,10 @@ pub fn submit(plan: &Plan, runs_dir: &Path, gradlab: &Path, chdir: &Path, option
     })
 }
 
-/// Submits the state's current rung (`state.active`) and its advance job, recording each job
-/// in state.json as soon as it exists, so `sweep cancel` finds it even if the next sbatch fails.
-fn submit_rung(dir: &Path, plan: &Plan, state: &mut SweepState, chdir: &Path) -> Result<SlurmJob> {
+/// Submits `trials` of the state's current rung as an array, and its advance job, recording each
+/// job in state.json as soon as it exists, so `sweep cancel` finds it even if the next sbatch
+/// fails.
+fn submit_trials(dir: &Path, plan: &Plan, state: &mut SweepState, trials: &[usize], chdir: &Path) -> Result<SlurmJob> {
     let options = state.slurm.clone().unwrap_or_default();
     let gradlab = state
         .gradlab
@@ -75,7 +77,7 @@ fn submit_rung(dir: &Path, plan: &Plan, state: &mut SweepState, chdir: &Path) ->
     let job = RungJob {
         sweep_id: &state.id,
         rung: state.rung,
-        trials: &state.active,
+        trials,
         until_epoch: plan.until_epoch(state.rung),
         sweep_dir: dir,
         runs_dir: &state.runs_dir,
@@ -149,9 +151,71 @@ pub fn advance(dir: &Path) -> Result<Advanced> {
     state.rung += 1;
     state.active = survivors.clone();
     let chdir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    let job = submit_rung(dir, &plan, &mut state, &chdir)?;
+    let job = submit_trials(dir, &plan, &mut state, &survivors, &chdir)?;
     write_summary(dir, state.status)?;
     Ok(Advanced::Next { rung: state.rung, array: job.array, trials: survivors })
+}
+
+/// What `resume` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resumed {
+    /// These trials of the current rung were submitted again, as this array.
+    Submitted { array: String, trials: Vec<usize> },
+    /// The rung had no unfinished trial: what `advance` then did.
+    Advanced(Advanced),
+}
+
+/// `sweep resume --slurm`: submits the current rung's unfinished trials again (a killed or
+/// cancelled trial resumes its run from its last checkpoint, a trial that never started starts),
+/// with `options` and `gradlab` when given instead of the sweep's. Refused while any of its jobs
+/// is still queued or running; a completed sweep is left as it is.
+pub fn resume(dir: &Path, options: Option<SlurmSpec>, gradlab: Option<&Path>, chdir: &Path) -> Result<Resumed> {
+    {
+        let _lock = SweepState::lock(dir)?;
+        let mut state = SweepState::read(dir)?;
+        if state.mode != Mode::Slurm {
+            return Err(Error::Other(format!("{}: this sweep ran locally; resume it without --slurm", dir.display())));
+        }
+        if state.status == SweepStatus::Completed {
+            return Ok(Resumed::Advanced(Advanced::Nothing(state.status)));
+        }
+        if let Some(busy) = slurm::queue(&job_ids(&state))?.first() {
+            return Err(Error::Other(format!(
+                "{}: its job {} is still {}; cancel the sweep first or let it run",
+                dir.display(),
+                busy.job,
+                busy.state
+            )));
+        }
+        let plan = read_plan(dir)?;
+        let until = plan.until_epoch(state.rung);
+        let runs = trial_runs(&state.runs_dir, &state.id);
+        let unfinished: Vec<usize> = state
+            .active
+            .iter()
+            .copied()
+            .filter(|t| {
+                runs.get(t).is_none_or(|(_, info)| {
+                    info.status != RunStatus::Completed && until.is_none_or(|e| info.epochs_completed < e)
+                })
+            })
+            .collect();
+        if options.is_some() {
+            state.slurm = options;
+        }
+        if let Some(g) = gradlab {
+            state.gradlab = Some(std::path::absolute(g).map_err(|e| Error::io(g, e))?);
+        }
+        state.status = SweepStatus::Running;
+        let chdir = std::path::absolute(chdir).map_err(|e| Error::io(chdir, e))?;
+        if !unfinished.is_empty() {
+            let job = submit_trials(dir, &plan, &mut state, &unfinished, &chdir)?;
+            write_summary(dir, state.status)?;
+            return Ok(Resumed::Submitted { array: job.array, trials: unfinished });
+        }
+        state.write(dir)?;
+    }
+    Ok(Resumed::Advanced(advance(dir)?))
 }
 
 /// `sweep cancel`: state `cancelled` first (an advance job that starts now does nothing), then

@@ -41,7 +41,8 @@ pub enum TrialState {
     Running,
     /// Stopped at a rung's end or by the user, resumable.
     Stopped,
-    /// Stopped by halving at this rung: a `stopped` run, resumable and forkable.
+    /// Stopped by halving at this rung (0-based; shown 1-based, as the header counts rungs): a
+    /// `stopped` run, resumable and forkable.
     Pruned(usize),
     Completed,
     Failed,
@@ -62,7 +63,7 @@ impl TrialState {
             TrialState::Queued(reason) => format!("queued ({reason})"),
             TrialState::Running => "running".into(),
             TrialState::Stopped => "stopped".into(),
-            TrialState::Pruned(rung) => format!("pruned at rung {rung}"),
+            TrialState::Pruned(rung) => format!("pruned at rung {}", rung + 1),
             TrialState::Completed => "completed".into(),
             TrialState::Failed => "failed".into(),
             TrialState::Interrupted => "interrupted".into(),

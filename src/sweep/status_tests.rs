@@ -85,7 +85,7 @@ fn every_trial_state_from_run_folders_and_the_queue() {
 
     let table = render("lr", &state, 1, &rows);
     assert!(table.starts_with(&format!("lr ({ID}): slurm, running, rung 1/1; rung 1: job 1236 (advance 1237)\n")));
-    for want in ["queued (Resources)", "pruned at rung 0", "lost (see slurm/1236_6.out)", "52.0%", "4/4"] {
+    for want in ["queued (Resources)", "pruned at rung 1", "lost (see slurm/1236_6.out)", "52.0%", "4/4"] {
         assert!(table.contains(want), "{want} missing:\n{table}");
     }
     assert_eq!(table.lines().count(), 2 + 7, "{table}");
