@@ -1,4 +1,4 @@
-//! Sweeps on a real Slurm cluster: `.ci/run` starts a one-node one (../shared/slurm) and sets
+//! Sweeps on a real Slurm cluster: `.ci/run` starts a one-node one (.ci/slurm) and sets
 //! `GRADLAB_SLURM`. Without it, and outside CI, these tests skip with a note; under either, a
 //! missing `sinfo` or a node that is not idle fails them.
 //!
