@@ -585,3 +585,73 @@ fn the_task_picker_offers_the_generative_tasks_and_sets_up_their_models() {
     preset.validate("gui").unwrap();
     h.get_by_label("Start");
 }
+
+/// A sweep from its file: Open sweep… (a scripted dialog), Start; Stop once the first trial has
+/// ended, Resume, and every trial completes, each a row with its learning rate; Open on the best
+/// trial selects its run for the comparison.
+#[test]
+fn a_sweep_starts_stops_resumes_and_opens_its_best_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spiral_lr.toml");
+    std::fs::write(
+        &file,
+        "name = \"spiral lr\"\nbuiltin = \"spiral_mlp\"\n\
+         [set]\n\"data.samples\" = 300\n\"train.epochs\" = 40\n\
+         [vary]\n\"train.learning_rate\" = { log = [1e-3, 1e-1], count = 3 }\n",
+    )
+    .unwrap();
+    let mut setup = Setup::new(Preset::builtin("spiral_mlp").unwrap());
+    setup.runs_dir = Some(dir.path().join("runs"));
+    let mut h = setup.harness();
+    settle(&mut h);
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Sweep").click();
+    h.run();
+    setup.answer(&file);
+    h.get_by_label("Open sweep…").click();
+    step_until(&mut h, "the sweep file", Duration::from_secs(20), |a| a.sweep_panel.opened.is_some());
+    assert_eq!(h.state().sweep_panel.rows(&[]).len(), 3);
+    h.get_by_label("Start sweep").click();
+    step_until(&mut h, "the first trial", Duration::from_secs(120), |a| {
+        a.sweep_panel.rows(&a.runs.runs).iter().any(|r| r.status == "completed")
+    });
+    {
+        use egui_kittest::kittest::NodeT;
+        assert!(h.get_by_label("Start").accesskit_node().is_disabled(), "one run or one sweep at a time");
+    }
+    h.get_by_label("Stop sweep").click();
+    step_until(&mut h, "the stop", Duration::from_secs(60), |a| !a.sweep_running());
+    let stopped = h.state().sweep_panel.rows(&h.state().runs.runs);
+    assert!(stopped.iter().any(|r| r.status != "completed"), "Stop ended the sweep early: {stopped:?}");
+
+    h.get_by_label("Resume sweep").click();
+    step_until(&mut h, "every trial", Duration::from_secs(300), |a| {
+        !a.sweep_running() && a.sweep_panel.rows(&a.runs.runs).iter().all(|r| r.status == "completed")
+    });
+    // the listing catches up with the last trial's record, and the best trial's curves load
+    step_until(&mut h, "the runs and curves", Duration::from_secs(30), |a| {
+        let rows = a.sweep_panel.rows(&a.runs.runs);
+        let best = a.sweep_panel.best(&rows).and_then(|i| rows[i].run_dir.clone());
+        a.runs.runs.len() == 3 && best.is_some_and(|d| a.runs.loaded.contains_key(&d))
+    });
+    h.run();
+    let rows = h.state().sweep_panel.rows(&h.state().runs.runs);
+    for (row, lr) in rows.iter().zip(["0.001", "0.01", "0.1"]) {
+        assert_eq!(gradlab::gui::format_value(&row.values[0]), lr);
+        h.get_by_label(lr);
+        let preset = Preset::load(&row.run_dir.as_ref().unwrap().join("preset.toml")).unwrap();
+        assert!((preset.train.learning_rate - lr.parse::<f64>().unwrap()).abs() < 1e-12, "trial {}", row.index);
+    }
+    assert_eq!(h.get_all_by_label("completed").count(), 3);
+    h.snapshot("sweep");
+
+    let best = h.state().sweep_panel.best(&rows).unwrap();
+    let best_dir = rows[best].run_dir.clone().unwrap();
+    h.get_all_by_label("Open").nth(best).unwrap().click();
+    h.run();
+    assert!(h.state().runs.selected.contains(&best_dir));
+    assert_eq!(h.state().view, View::Runs);
+    // the runs list holds the trials under their sweep's header
+    h.get_by_label_contains("Sweep spiral lr · 3/3 done");
+}
