@@ -2,25 +2,221 @@
 //! the Slurm submissions (Slurm part, at the end of this file).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use gradlab::sweep::{LocalOptions, LocalSweep, Metric, Plan, SweepEvent, SweepStatus, SweepSummary, ThreadSplit};
+use gradlab::train::RunStatus;
 
 /// `gradlab sweep FILE`: the trials, the rungs, the thread split and the memory estimate.
 pub fn plan(file: &Path, parallel: Option<usize>) -> anyhow::Result<()> {
-    let _ = (file, parallel);
-    bail!("not yet")
+    let plan = Plan::load(file)?;
+    let mode = match plan.spec.random {
+        Some(r) => format!("{} random samples (seed {})", r.samples, r.seed),
+        None => "a grid".into(),
+    };
+    println!(
+        "{} ({}): {} trials, {mode} over {}; ranked by {}",
+        plan.spec.name,
+        file.display(),
+        plan.trials.len(),
+        plan.varied_keys().join(", "),
+        plan.metric().key()
+    );
+    for t in &plan.trials {
+        println!("  #{:03}  {}", t.index, t.describe());
+    }
+    match &plan.rungs {
+        Some(r) => println!(
+            "rungs: {} epochs for {} trials (the best 1/{} go on)",
+            list(&r.epochs),
+            list(&r.keep),
+            plan.spec.halving.map_or(2, |h| h.eta)
+        ),
+        None => println!(
+            "no rungs: every trial trains its {} epochs",
+            plan.trials.first().map_or(0, |t| t.preset.train.epochs)
+        ),
+    }
+    let split = ThreadSplit::new(gradlab::train::cores(), parallel.unwrap_or(1));
+    println!("{}", describe_split(&split));
+    if let Some(first) = plan.trials.first() {
+        println!("{}", memory(&first.preset, split.parallel(), &format!("{}: trial 0", file.display()))?);
+    }
+    Ok(())
+}
+
+fn list(v: &[usize]) -> String {
+    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn describe_split(split: &ThreadSplit) -> String {
+    format!(
+        "threads: {} cores, {} trial{} at once with {} threads",
+        split.budget,
+        split.parallel(),
+        if split.parallel() == 1 { "" } else { "s" },
+        list(&split.slots)
+    )
+}
+
+/// One trial's estimate times the trials at once, against the limit: per-trial checks do not
+/// add up, so the sweep checks the sum.
+fn memory(preset: &gradlab::Preset, parallel: usize, origin: &str) -> anyhow::Result<String> {
+    let Some(estimate) = gradlab::budget::check(preset, origin)? else {
+        return Ok("memory not estimated: the data's size is known only once it is read".into());
+    };
+    let (limit, limit_text) = gradlab::budget::limit(preset);
+    let total = estimate.peak() * parallel as f64;
+    let fmt = gradlab::budget::format_bytes;
+    if total > limit {
+        bail!(
+            "{origin}: {parallel} trials at once need about {} ({} each) but {limit_text}; use a smaller -j",
+            fmt(total),
+            fmt(estimate.peak())
+        );
+    }
+    Ok(format!(
+        "memory: {} per trial, {} for {parallel} at once, of {} available",
+        fmt(estimate.peak()),
+        fmt(total),
+        fmt(limit)
+    ))
+}
+
+/// Before any thread starts: candle's element-wise pool is process-wide, so trials side by side
+/// would each fan out over every core; one thread each keeps them within their slots.
+fn one_candle_thread(parallel: usize) {
+    if parallel > 1 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
 }
 
 /// `gradlab sweep run FILE [-j N]`: the whole sweep here, N trials at a time.
 pub fn run_local(file: &Path, parallel: Option<usize>, runs_dir: &Path, quiet: bool) -> anyhow::Result<()> {
-    let _ = (file, parallel, runs_dir, quiet);
-    bail!("not yet")
+    let plan = Plan::load(file)?;
+    let parallel = parallel.unwrap_or(1);
+    let split = ThreadSplit::new(gradlab::train::cores(), parallel);
+    if let Some(first) = plan.trials.first() {
+        memory(&first.preset, split.parallel(), &format!("{}: trial 0", file.display()))?;
+    }
+    one_candle_thread(split.parallel());
+    let sweep = LocalSweep::start(runs_dir, plan, LocalOptions::headless(parallel))?;
+    follow(&sweep, &split, quiet)
 }
 
 /// `gradlab sweep resume DIR [-j N]`: a stopped or interrupted local sweep, where it was.
 pub fn resume_local(dir: &Path, parallel: Option<usize>, quiet: bool) -> anyhow::Result<()> {
-    let _ = (dir, parallel, quiet);
-    bail!("not yet")
+    let state = gradlab::sweep::SweepState::read(dir)?;
+    let parallel = parallel.unwrap_or(state.parallel.max(1));
+    let split = ThreadSplit::new(gradlab::train::cores(), parallel);
+    one_candle_thread(split.parallel());
+    let sweep = LocalSweep::resume(dir, LocalOptions::headless(parallel))?;
+    follow(&sweep, &split, quiet)
+}
+
+/// Prints a local sweep's events until it ends, then its table and throughput.
+fn follow(sweep: &LocalSweep, split: &ThreadSplit, quiet: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut ended = 0usize;
+    let mut failed = vec![];
+    while let Some(event) = sweep.recv() {
+        match event {
+            SweepEvent::Started { dir, trials, rungs } => {
+                println!("sweep {}: {trials} trials, {rungs} rung(s); {}", dir.display(), describe_split(split));
+            }
+            SweepEvent::TrialStarted { trial, rung, run_dir, threads } if !quiet => {
+                let dir = run_dir.map_or_else(String::new, |d| format!(" → {}", d.display()));
+                println!("trial {trial} started (rung {rung}, {threads} threads){dir}");
+            }
+            SweepEvent::TrialEpoch { trial, epoch, epochs, validation_loss, validation_accuracy } if !quiet => {
+                println!(
+                    "  trial {trial} epoch {epoch}/{epochs}: val loss {validation_loss:.4} acc {:.2}%",
+                    100.0 * validation_accuracy
+                );
+            }
+            SweepEvent::TrialStarted { .. } | SweepEvent::TrialEpoch { .. } => {}
+            SweepEvent::TrialEnded { trial, status, run_dir, error } => {
+                if status == RunStatus::Completed {
+                    ended += 1;
+                }
+                let dir = run_dir.map_or_else(String::new, |d| format!(" ({})", d.display()));
+                match &error {
+                    Some(e) => println!("trial {trial} failed{dir}: {e}"),
+                    None => println!("trial {trial} {}{dir}", status.title()),
+                }
+                if status == RunStatus::Failed {
+                    failed.push(trial);
+                }
+            }
+            SweepEvent::RungEnded { rung, promoted, pruned } => {
+                ended += pruned.len();
+                println!("rung {rung} ended: trials {} go on; {} pruned", list(&promoted), list(&pruned));
+            }
+            SweepEvent::Failed(e) => bail!("the sweep failed: {e}"),
+            SweepEvent::Finished(summary) => {
+                print_table(&summary);
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "{ended} trials in {secs:.1} s: {:.2} trials/min; {}",
+                    ended as f64 * 60.0 / secs.max(1e-9),
+                    best_line(&summary)
+                );
+                if summary.status != SweepStatus::Completed {
+                    bail!(
+                        "the sweep is {}; continue it with `gradlab sweep resume {}`",
+                        summary.status.title(),
+                        sweep.dir().display()
+                    );
+                }
+                if !failed.is_empty() {
+                    bail!("trial(s) {} failed (see above)", list(&failed));
+                }
+                return Ok(());
+            }
+        }
+    }
+    Err(anyhow::anyhow!("the sweep's thread ended unexpectedly")).context("sweep")
+}
+
+/// `best trial 2 (93.10%)`, or by loss `best trial 2 (val loss 0.1234)`.
+fn best_line(summary: &SweepSummary) -> String {
+    let Some(best) = summary.best else {
+        return "no trial has a result".into();
+    };
+    let metric = summary.trials.get(best).and_then(|t| t.metric).unwrap_or(f64::NAN);
+    match summary.metric {
+        Metric::ValidationAccuracy => format!("best trial {best} ({:.2}%)", 100.0 * metric),
+        Metric::ValidationLoss => format!("best trial {best} (val loss {metric:.4})"),
+    }
+}
+
+fn print_table(summary: &SweepSummary) {
+    println!(
+        "{:>5}  {:11} {:>9} {:>9}  values",
+        "trial",
+        "status",
+        "epochs",
+        summary.metric.key().trim_start_matches("validation_")
+    );
+    for t in &summary.trials {
+        let status = match (t.pruned_at, t.status) {
+            (Some(r), _) => format!("pruned r{r}"),
+            (None, Some(s)) => s.title().to_string(),
+            (None, None) => "not run".into(),
+        };
+        let metric = t.metric.map_or("-".into(), |m| match summary.metric {
+            Metric::ValidationAccuracy => format!("{:.2}%", 100.0 * m),
+            Metric::ValidationLoss => format!("{m:.4}"),
+        });
+        let values: Vec<String> = t.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:>5}  {status:11} {:>9} {metric:>9}  {}",
+            t.index,
+            format!("{}/{}", t.epochs_completed, t.epochs_planned),
+            values.join(" ")
+        );
+    }
 }
 
 // ---- Slurm part -------------------------------------------------------------------------------

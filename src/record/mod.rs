@@ -30,6 +30,7 @@ pub use checkpoint::{
 };
 pub use history::{delete_run, list_runs, load_run, rename_run, RunData};
 pub use lock::{is_held as run_is_locked, RunLock, LOCK_FILE};
+pub(crate) use recorder::slug;
 pub use recorder::{DataInfo, Machine, RunInfo, RunRecorder, SweepTag, METRICS_HEADER};
 pub use time::timestamp;
 

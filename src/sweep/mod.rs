@@ -16,6 +16,7 @@
 //! `list_runs` skips `sweeps/`, which has no summary.json.
 //!
 //! Public API (what the CLI, the GUI and the Slurm side call):
+//! - `Plan::load(path)` = `Plan::new(SweepSpec::load(path)?)`.
 //! - `SweepSpec::load(path)` / `SweepSpec::from_toml(text, origin, base_dir)`: parse + validate;
 //!   errors name the file and `vary."key"` etc.
 //! - `Plan::new(spec)`: the trials (`Trial { index, values, preset }`) in fixed order and the
@@ -23,12 +24,16 @@
 //! - `set_dotted(table, key, value)`: the dotted-key setter a trial uses.
 //! - `ThreadSplit::new(budget, parallel)`: threads per local slot.
 //! - `write_sweep_dir(runs_dir, &plan) -> PathBuf`: claims and fills `<runs>/sweeps/<id>/`.
-//! - `read_plan(sweep_dir) -> Plan`: the plan back from a sweep folder (sweep.toml + trials/).
+//! - `read_plan(sweep_dir) -> Plan`: the plan back from a sweep folder (plan.json + trials/);
+//!   `PlanFile::read(sweep_dir)`: plan.json alone (ids, values as JSON, rungs);
+//!   `trial_file(sweep_dir, i)`: trials/NNN.toml.
 //! - `SweepState::{read, write, lock}` (state.json, state.lock); `SweepSummary::{read, write,
 //!   collect}` (summary.json); `trial_runs(runs_dir, id)`: the trials' run folders by index.
 //! - `LocalSweep::{start, resume, stop, try_recv, recv, recv_timeout, dir, is_running}`.
 //! - `rank::{metric_of, survivors, keep_count}`: the metric of a run; who goes to the next rung.
 
+mod expand;
+mod folder;
 mod plan;
 pub mod rank;
 mod run;
@@ -37,9 +42,8 @@ mod spec;
 mod state;
 pub mod status;
 
-pub use plan::{
-    read_plan, set_dotted, sweep_id, write_sweep_dir, Plan, PlanFile, PlanTrial, Rungs, ThreadSplit, Trial,
-};
+pub use folder::{json_of, read_plan, trial_file, write_sweep_dir, PlanFile, PlanTrial};
+pub use plan::{set_dotted, sweep_id, Plan, Rungs, ThreadSplit, Trial};
 pub use run::{LocalOptions, LocalSweep, SweepEvent};
 pub use spec::{Axis, HalvingSpec, Metric, RandomSpec, SlurmSpec, SweepSpec, MAX_TRIALS};
 pub use state::{

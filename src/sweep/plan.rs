@@ -3,11 +3,11 @@
 //! rungs, the threads per local slot, and the sweep folder.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{Metric, SweepSpec};
+use super::spec::{HalvingSpec, Metric, SweepSpec, MAX_TRIALS};
 use crate::config::Preset;
 use crate::error::{Error, Result};
 
@@ -44,10 +44,52 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Expands the spec into trials (grid or random) and rungs; every trial's preset is checked.
+    /// Reads a sweep file and plans it.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::new(SweepSpec::load(path)?)
+    }
+
+    /// Expands the spec into trials (grid or random) and rungs; every trial's preset is checked
+    /// through `Preset::from_toml`, and each `set`/`vary` key alone first, so a bad key is named
+    /// as the sweep file says it.
     pub fn new(spec: SweepSpec) -> Result<Self> {
-        let _ = spec;
-        Err(Error::Other("sweep planning is not written yet".into()))
+        let base = spec.base_preset()?;
+        let base_table: toml::Table = base.to_toml().parse().expect("a preset's TOML parses back");
+        let rungs = spec.halving.map(|h| rungs_of(h, count_trials(&spec)));
+        // each key alone on the base, so an error names the sweep file's key
+        let mut fixed = base_table.clone();
+        for (key, value) in &spec.set {
+            let what = format!("set.\"{key}\"");
+            set_dotted(&mut fixed, key, value.clone()).map_err(|m| spec.err(&what, m))?;
+            check_alone(&spec, &base_table, key, value, &what)?;
+        }
+        if let Some(r) = &rungs {
+            let last = *r.epochs.last().expect("at least 2 rungs");
+            set_dotted(&mut fixed, "train.epochs", toml::Value::Integer(last as i64))
+                .map_err(|m| spec.err("halving", m))?;
+        }
+        let combos = match spec.random {
+            Some(random) => super::expand::random(&spec, random),
+            None => super::expand::grid(&spec),
+        };
+        for key in spec.vary.keys() {
+            let what = format!("vary.\"{key}\"");
+            for value in super::expand::distinct(combos.iter().map(|c| &c[key])) {
+                check_alone(&spec, &fixed, key, value, &what)?;
+            }
+        }
+        let mut trials = Vec::with_capacity(combos.len());
+        for (index, values) in combos.into_iter().enumerate() {
+            let mut table = fixed.clone();
+            for (key, value) in &values {
+                set_dotted(&mut table, key, value.clone()).map_err(|m| spec.err(format!("vary.\"{key}\""), m))?;
+            }
+            table.insert("title".into(), toml::Value::String(format!("{} #{index:03}", spec.name)));
+            let text = toml::to_string(&table).expect("a TOML table serialises");
+            let preset = Preset::from_toml(&text, &format!("{}: trial {index}", spec.origin))?;
+            trials.push(Trial { index, values, preset });
+        }
+        Ok(Self { spec, trials, rungs })
     }
 
     pub fn metric(&self) -> Metric {
@@ -75,13 +117,147 @@ impl Plan {
 /// `model.layers.2.units`) in a preset's TOML table. A missing parent table is an error naming
 /// `what` (e.g. `vary."model.foo.bar"`); a missing last key is added.
 pub fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> std::result::Result<(), String> {
-    let _ = (table, key, value);
-    Err("not written yet".into())
+    let segments: Vec<&str> = key.split('.').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(format!("`{key}` is not a dotted key such as `train.learning_rate`"));
+    }
+    let (last, parents) = segments.split_last().expect("split gives one segment at least");
+    let mut here = Slot::Table(table);
+    for (i, segment) in parents.iter().enumerate() {
+        let path = segments[..=i].join(".");
+        here = match here.child(segment) {
+            Some(toml::Value::Table(t)) => Slot::Table(t),
+            Some(toml::Value::Array(a)) => Slot::Array(a),
+            Some(_) => return Err(format!("`{path}` is a value, not a table or list, in the preset")),
+            None => return Err(format!("the preset has no `{path}` to set `{key}` in")),
+        };
+    }
+    match here {
+        Slot::Table(t) => {
+            t.insert((*last).to_string(), value);
+            Ok(())
+        }
+        Slot::Array(a) => {
+            let len = a.len();
+            let slot =
+                last.parse::<usize>().ok().and_then(|i| a.get_mut(i)).ok_or_else(|| {
+                    format!("`{last}` is not an index of the {len}-element list `{}`", parents.join("."))
+                })?;
+            *slot = value;
+            Ok(())
+        }
+    }
 }
 
-/// Validates the parts of a spec that do not need its base preset (`SweepSpec::from_toml`).
+/// Where a dotted key's walk stands: in a table or in an array.
+enum Slot<'a> {
+    Table(&'a mut toml::Table),
+    Array(&'a mut Vec<toml::Value>),
+}
+
+impl<'a> Slot<'a> {
+    fn child(self, segment: &str) -> Option<&'a mut toml::Value> {
+        match self {
+            Slot::Table(t) => t.get_mut(segment),
+            Slot::Array(a) => segment.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+        }
+    }
+}
+
+/// Sets one key on `table` and reads the result as a preset: its error names the sweep file's
+/// key (`what`) with the preset's reason.
+fn check_alone(spec: &SweepSpec, table: &toml::Table, key: &str, value: &toml::Value, what: &str) -> Result<()> {
+    let mut table = table.clone();
+    set_dotted(&mut table, key, value.clone()).map_err(|m| spec.err(what, m))?;
+    let text = toml::to_string(&table).expect("a TOML table serialises");
+    Preset::from_toml(&text, "trial").map(drop).map_err(|e| match e {
+        Error::Config { key: k, message, .. } if k.is_empty() || k == key => {
+            spec.err(what, format!("{message} ({value})"))
+        }
+        Error::Config { key: k, message, .. } => spec.err(what, format!("`{k}`: {message} (with {value})")),
+        other => spec.err(what, other.to_string()),
+    })
+}
+
+/// Trials a spec plans (grid product or random samples), saturating.
+fn count_trials(spec: &SweepSpec) -> usize {
+    match spec.random {
+        Some(r) => r.samples,
+        None => spec.vary.values().map(super::expand::grid_len).fold(1usize, usize::saturating_mul),
+    }
+}
+
+/// Rung r trains `min_epochs * eta^r` epochs; each rung keeps `ceil(n / eta)` of the one before.
+fn rungs_of(h: HalvingSpec, trials: usize) -> Rungs {
+    let epochs = (0..h.rungs).map(|r| h.min_epochs.saturating_mul(h.eta.saturating_pow(r as u32))).collect();
+    let mut keep = vec![trials];
+    for _ in 1..h.rungs {
+        keep.push(super::rank::keep_count(*keep.last().expect("one rung at least"), h.eta));
+    }
+    Rungs { epochs, keep }
+}
+
+/// The most epochs a halving sweep's last rung may train.
+const MAX_HALVING_EPOCHS: usize = 10_000;
+
+/// Validates what a spec says without its base preset (`SweepSpec::from_toml`).
 pub(super) fn validate_spec(spec: &SweepSpec) -> Result<()> {
-    let _ = spec;
+    if spec.name.trim().is_empty() {
+        return Err(spec.err("name", "give the sweep a name"));
+    }
+    for key in spec.set.keys() {
+        if matches!(key.as_str(), "title" | "train.threads") {
+            return Err(spec.err(format!("set.\"{key}\""), "is chosen by the sweep (trial titles; the thread split)"));
+        }
+    }
+    if spec.vary.is_empty() {
+        return Err(spec.err(
+            "vary",
+            "give at least one key to vary, e.g. \"train.learning_rate\" = { log = [1e-3, 1e-1], count = 3 }",
+        ));
+    }
+    for (key, axis) in &spec.vary {
+        let what = format!("vary.\"{key}\"");
+        match key.as_str() {
+            "title" => return Err(spec.err(what, "trials are titled `<name> #NNN`; vary something else")),
+            "train.threads" => {
+                return Err(spec.err(what, "threads never change a run's numbers; `-j` splits the cores among trials"))
+            }
+            "train.epochs" if spec.halving.is_some() => {
+                return Err(spec.err(what, "under [halving] the rungs set the epochs (min_epochs * eta^rung)"))
+            }
+            _ => {}
+        }
+        super::expand::check_axis(axis, spec.random.is_some()).map_err(|m| spec.err(what, m))?;
+    }
+    if let Some(r) = spec.random {
+        if r.samples == 0 || r.samples > MAX_TRIALS {
+            return Err(spec.err("random.samples", format!("{} samples: give 1 to {MAX_TRIALS}", r.samples)));
+        }
+    } else if count_trials(spec) > MAX_TRIALS {
+        return Err(spec.err("vary", format!("the grid has {} trials; at most {MAX_TRIALS}", count_trials(spec))));
+    }
+    if let Some(h) = spec.halving {
+        if h.eta < 2 {
+            return Err(spec.err("halving.eta", format!("{}: keep 1/eta per rung needs eta >= 2", h.eta)));
+        }
+        if h.rungs < 2 {
+            return Err(spec.err("halving.rungs", format!("{}: halving needs 2 rungs or more", h.rungs)));
+        }
+        if h.min_epochs == 0 {
+            return Err(spec.err("halving.min_epochs", "the first rung trains at least 1 epoch"));
+        }
+        let last = u32::try_from(h.rungs - 1)
+            .ok()
+            .and_then(|r| h.eta.checked_pow(r))
+            .and_then(|f| f.checked_mul(h.min_epochs));
+        if last.is_none_or(|e| e > MAX_HALVING_EPOCHS) {
+            return Err(spec.err(
+                "halving.rungs",
+                format!("the last rung would train min_epochs * eta^(rungs - 1) > {MAX_HALVING_EPOCHS} epochs"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -109,38 +285,5 @@ impl ThreadSplit {
 
 /// A sweep's id: `<timestamp>_<slug of its name>`.
 pub fn sweep_id(name: &str) -> String {
-    let _ = name;
-    String::new()
-}
-
-/// plan.json: what a reader of the folder needs without re-planning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanFile {
-    pub id: String,
-    pub name: String,
-    pub metric: Metric,
-    pub keys: Vec<String>,
-    pub trials: Vec<PlanTrial>,
-    pub rungs: Option<Rungs>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanTrial {
-    pub index: usize,
-    pub values: BTreeMap<String, serde_json::Value>,
-    pub title: String,
-}
-
-/// Claims `<runs_dir>/sweeps/<id>/` and writes sweep.toml, plan.json, trials/NNN.toml and a
-/// `planned` state.json. Returns the folder.
-pub fn write_sweep_dir(runs_dir: &Path, plan: &Plan) -> Result<PathBuf> {
-    let _ = (runs_dir, plan);
-    Err(Error::Other("sweep folders are not written yet".into()))
-}
-
-/// The plan of a sweep folder, read back from its sweep.toml and trials/ (the presets as
-/// written, so a changed base preset does not change a sweep under way).
-pub fn read_plan(sweep_dir: &Path) -> Result<Plan> {
-    let _ = sweep_dir;
-    Err(Error::Other("sweep folders are not read yet".into()))
+    format!("{}_{}", crate::record::timestamp(), crate::record::slug(name))
 }

@@ -105,6 +105,26 @@ impl SweepState {
         crate::record::write_atomic(&sweep_dir.join("state.json"), json.as_bytes())
     }
 
+    /// Takes state.lock, or says that another process drives the sweep.
+    pub fn try_lock(sweep_dir: &Path) -> Result<std::fs::File> {
+        let path = sweep_dir.join(STATE_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
+                "{}: another process drives this sweep (it holds {}); wait for it or stop it first",
+                sweep_dir.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
     /// Takes state.lock (blocking until a concurrent driver lets go): hold it across a read,
     /// change and write of state.json.
     pub fn lock(sweep_dir: &Path) -> Result<std::fs::File> {
@@ -165,8 +185,40 @@ impl SweepSummary {
 
     /// The summary as the folders stand: the plan, state.json and the trials' run folders.
     pub fn collect(sweep_dir: &Path) -> Result<Self> {
-        let _ = sweep_dir;
-        Err(Error::Other("sweep summaries are not written yet".into()))
+        let plan = super::folder::PlanFile::read(sweep_dir)?;
+        let state = SweepState::read(sweep_dir)?;
+        let mut runs = trial_runs(&state.runs_dir, &plan.id);
+        let epochs_planned = plan.rungs.as_ref().and_then(|r| r.epochs.last().copied());
+        let trials: Vec<TrialSummary> = plan
+            .trials
+            .iter()
+            .map(|t| {
+                let run = runs.remove(&t.index);
+                let info = run.as_ref().map(|(_, info)| info);
+                TrialSummary {
+                    index: t.index,
+                    values: t.values.clone(),
+                    run: info.map(|i| i.id.clone()),
+                    status: info.map(|i| i.status),
+                    epochs_completed: info.map_or(0, |i| i.epochs_completed),
+                    epochs_planned: info.map(|i| i.epochs_planned).or(epochs_planned).unwrap_or(0),
+                    best_validation_accuracy: info.and_then(|i| i.best_validation_accuracy),
+                    metric: run.as_ref().and_then(|(dir, _)| super::rank::metric_of(dir, plan.metric)),
+                    pruned_at: state.pruned.get(&t.index).copied(),
+                    slurm_job: info.and_then(|i| i.sweep.as_ref()?.slurm_job.clone()),
+                }
+            })
+            .collect();
+        let best = super::rank::best(trials.iter().filter_map(|t| Some((t.index, t.metric?))), plan.metric);
+        Ok(Self {
+            id: plan.id,
+            name: plan.name,
+            status: state.status,
+            metric: plan.metric,
+            trials,
+            best,
+            wall_time_s: state.wall_time_s,
+        })
     }
 }
 
