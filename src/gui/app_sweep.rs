@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::app::{GradlabApp, Notice, View, DRAIN_BUDGET};
 use super::io::IoRequest;
 use super::sweep_panel::SweepAction;
-use crate::sweep::LocalOptions;
+use crate::sweep::{LocalOptions, SweepEvent};
 
 impl GradlabApp {
     /// Whether a local sweep is starting or running (the single-run Start waits for it).
@@ -31,11 +31,14 @@ impl GradlabApp {
                 }
                 return;
             };
+            // a trial's folder came or went, or a rung ended: list the runs again now (epochs
+            // come with the events, and the 2 s poll catches the records up)
+            if !matches!(event, SweepEvent::TrialEpoch { .. }) {
+                self.last_runs_poll = None;
+            }
             if let Some(message) = self.sweep_panel.apply(event) {
                 self.notice = Some(Notice::Error(message));
             }
-            // a trial started or ended, or an epoch passed: list the runs again for the table
-            self.last_runs_poll = None;
         }
         // more events wait: come back soon rather than block this frame
         ctx.request_repaint();

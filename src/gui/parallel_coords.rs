@@ -52,6 +52,8 @@ impl Value {
 pub struct Axis {
     pub name: String,
     pub scale: Scale,
+    /// Values labelled along a numeric axis besides its ends (a grid's few points).
+    pub marks: Vec<f64>,
 }
 
 impl Axis {
@@ -65,8 +67,18 @@ impl Axis {
                 _ => None,
             })
             .collect();
+        let mut marks = Vec::new();
         let scale = match numbers {
             Some(xs) if !xs.is_empty() => {
+                for x in &xs {
+                    if !marks.contains(x) {
+                        marks.push(*x);
+                    }
+                }
+                // many values (a random sample) would crowd the axis: the ends only
+                if marks.len() > 5 {
+                    marks.clear();
+                }
                 let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 if log && min > 0.0 {
@@ -86,7 +98,7 @@ impl Axis {
                 Scale::Categories(names)
             }
         };
-        Self { name: name.into(), scale }
+        Self { name: name.into(), scale, marks }
     }
 
     /// Where a value sits along the axis: 0 at the bottom, 1 at the top; `None` for a value the
@@ -114,9 +126,14 @@ impl Axis {
     /// every category.
     fn ticks(&self) -> Vec<(f32, String)> {
         match &self.scale {
-            Scale::Linear { min, max } | Scale::Log { min, max } if min == max => vec![(0.5, short_number(*min))],
             Scale::Linear { min, max } | Scale::Log { min, max } => {
-                vec![(0.0, short_number(*min)), (1.0, short_number(*max))]
+                let mut values = self.marks.clone();
+                for end in [*min, *max] {
+                    if !values.contains(&end) {
+                        values.push(end);
+                    }
+                }
+                values.into_iter().filter_map(|x| Some((self.fraction(&Value::Number(x))?, short_number(x)))).collect()
             }
             Scale::Categories(names) => {
                 names.iter().map(|n| (self.fraction(&Value::Category(n.clone())).unwrap_or(0.5), n.clone())).collect()
@@ -135,7 +152,7 @@ fn span(x: f64, lo: f64, hi: f64) -> f64 {
 }
 
 fn short_number(x: f64) -> String {
-    if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e5) {
+    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) {
         format!("{x:.1e}")
     } else if x.fract() == 0.0 {
         format!("{x:.0}")
@@ -212,12 +229,18 @@ pub fn show(
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
     });
-    for (x, axis) in axis_xs(axes.len(), plot).into_iter().zip(axes) {
+    for (i, (x, axis)) in axis_xs(axes.len(), plot).into_iter().zip(axes).enumerate() {
         painter.line_segment([Pos2::new(x, plot.top()), Pos2::new(x, plot.bottom())], Stroke::new(1.0, weak));
         painter.text(Pos2::new(x, response.rect.top() + 2.0), Align2::CENTER_TOP, &axis.name, font.clone(), text);
         for (t, label) in axis.ticks() {
             let y = plot.bottom() - t * plot.height();
-            painter.text(Pos2::new(x + 4.0, y), Align2::LEFT_CENTER, label, font.clone(), weak);
+            // the first axis is labelled on its left, in the margin, away from the lines
+            let (at, align) = if i == 0 && axes.len() > 1 {
+                (Pos2::new(x - 5.0, y), Align2::RIGHT_CENTER)
+            } else {
+                (Pos2::new(x + 5.0, y), Align2::LEFT_CENTER)
+            };
+            painter.text(at, align, label, font.clone(), weak);
         }
     }
     // pending first, then by result, so the best lines are drawn on top

@@ -193,7 +193,7 @@ impl SweepPanel {
                 let epochs_planned = info.map_or(trial.preset.train.epochs, |i| i.epochs_planned);
                 let epoch = info.map_or(0, |i| i.epochs_completed).max(live.map_or(0, |l| l.epoch));
                 let status_text = match (self.pruned.get(&trial.index), status) {
-                    (Some(r), Some(RunStatus::Stopped)) => format!("pruned at rung {r}"),
+                    (Some(r), Some(RunStatus::Stopped)) => format!("pruned at rung {}", r + 1),
                     (_, Some(s)) => s.title().to_string(),
                     (_, None) => "pending".into(),
                 };

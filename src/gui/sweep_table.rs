@@ -83,14 +83,12 @@ pub fn chart(ui: &mut Ui, plan: &Plan, rows: &[TrialRow]) -> Option<usize> {
         .collect();
     let results: Vec<Value> = rows.iter().filter_map(|r| r.result).map(Value::Number).collect();
     let metric = plan.metric();
-    axes.push(Axis::fit(
-        match metric {
-            Metric::ValidationAccuracy => "best val acc",
-            Metric::ValidationLoss => "best val loss",
-        },
-        &results,
-        false,
-    ));
+    let name = match metric {
+        Metric::ValidationAccuracy => "best val acc",
+        Metric::ValidationLoss => "best val loss",
+    };
+    // results are labelled at their ends only: close ones would overlap
+    axes.push(Axis { marks: vec![], ..Axis::fit(name, &results, false) });
     let lines: Vec<Vec<Option<Value>>> = rows
         .iter()
         .map(|r| r.values.iter().map(|v| Some(Value::from_toml(v))).chain([r.result.map(Value::Number)]).collect())
