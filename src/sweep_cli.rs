@@ -158,7 +158,7 @@ fn follow(sweep: &LocalSweep, split: &ThreadSplit, quiet: bool) -> anyhow::Resul
                 print_table(&summary);
                 let secs = started.elapsed().as_secs_f64();
                 println!(
-                    "{ended} trials in {secs:.1} s: {:.2} trials/min; {}",
+                    "{ended} trials in {secs:.2} s: {:.1} trials/min; {}",
                     ended as f64 * 60.0 / secs.max(1e-9),
                     best_line(&summary)
                 );

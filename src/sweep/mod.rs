@@ -50,3 +50,6 @@ pub use state::{
     list_sweeps, sweeps_dir, trial_runs, Mode, SlurmJob, SweepState, SweepStatus, SweepSummary, TrialSummary,
     STATE_LOCK,
 };
+
+#[cfg(test)]
+mod tests;

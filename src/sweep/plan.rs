@@ -170,11 +170,15 @@ fn check_alone(spec: &SweepSpec, table: &toml::Table, key: &str, value: &toml::V
     let mut table = table.clone();
     set_dotted(&mut table, key, value.clone()).map_err(|m| spec.err(what, m))?;
     let text = toml::to_string(&table).expect("a TOML table serialises");
+    // the line numbers are the generated preset's, not the sweep file's: leave them out
+    let unlined = |m: &str| m.rfind(" (line ").map_or(m, |at| &m[..at]).to_string();
     Preset::from_toml(&text, "trial").map(drop).map_err(|e| match e {
         Error::Config { key: k, message, .. } if k.is_empty() || k == key => {
-            spec.err(what, format!("{message} ({value})"))
+            spec.err(what, format!("{} (value {value})", unlined(&message)))
         }
-        Error::Config { key: k, message, .. } => spec.err(what, format!("`{k}`: {message} (with {value})")),
+        Error::Config { key: k, message, .. } => {
+            spec.err(what, format!("`{k}`: {} (value {value})", unlined(&message)))
+        }
         other => spec.err(what, other.to_string()),
     })
 }

@@ -61,8 +61,39 @@ pub fn best(scores: impl IntoIterator<Item = (usize, f64)>, metric: Metric) -> O
         .into_iter()
         .filter(|(_, x)| x.is_finite())
         .fold(None, |best: Option<(usize, f64)>, (t, x)| match best {
-            Some((bt, bx)) if !metric.better(x, bx) && !(x == bx && t < bt) => Some((bt, bx)),
+            Some((bt, bx)) if !(metric.better(x, bx) || x == bx && t < bt) => Some((bt, bx)),
             _ => Some((t, x)),
         })
         .map(|(t, _)| t)
+}
+
+/// Ends rung `state.rung` of a halving sweep: ranks its trials by the metric so far (their runs
+/// in `state.runs_dir`), keeps `plan.rungs.keep[rung + 1]`, marks the rest pruned at this rung
+/// and moves `state` to the next rung with the survivors active. Returns (promoted, pruned),
+/// each in trial order. The caller writes the state (the local driver, or `sweep advance`).
+pub fn promote(plan: &super::Plan, state: &mut super::SweepState) -> (Vec<usize>, Vec<usize>) {
+    let rung = state.rung;
+    let runs = super::trial_runs(&state.runs_dir, &state.id);
+    let standings: Vec<Standing> = state
+        .active
+        .iter()
+        .map(|&trial| {
+            let run = runs.get(&trial);
+            Standing {
+                trial,
+                score: run.and_then(|(dir, _)| metric_of(dir, plan.metric())),
+                status: run.map_or(RunStatus::Failed, |(_, info)| info.status),
+            }
+        })
+        .collect();
+    let keep = plan.rungs.as_ref().and_then(|r| r.keep.get(rung + 1).copied()).unwrap_or(1);
+    let mut promoted = survivors(&standings, plan.metric(), keep);
+    promoted.sort_unstable();
+    let pruned: Vec<usize> = state.active.iter().copied().filter(|t| !promoted.contains(t)).collect();
+    for &t in &pruned {
+        state.pruned.insert(t, rung);
+    }
+    state.rung = rung + 1;
+    state.active.clone_from(&promoted);
+    (promoted, pruned)
 }

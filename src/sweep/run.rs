@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 
 use super::plan::{Plan, ThreadSplit};
-use super::rank::{metric_of, survivors, Standing};
+use super::rank::promote;
 use super::state::{trial_runs, Mode, SweepState, SweepStatus, SweepSummary};
 use crate::error::{Error, Result};
 use crate::record::SweepTag;
@@ -258,29 +258,7 @@ impl Driver {
                 return Ok(());
             }
             // rank by the metric so far; the rest stay `stopped` runs, pruned at this rung
-            let runs = trial_runs(&self.state.runs_dir, &self.state.id);
-            let standings: Vec<Standing> = self
-                .state
-                .active
-                .iter()
-                .map(|&trial| {
-                    let run = runs.get(&trial);
-                    Standing {
-                        trial,
-                        score: run.and_then(|(dir, _)| metric_of(dir, self.plan.metric())),
-                        status: run.map_or(RunStatus::Failed, |(_, info)| info.status),
-                    }
-                })
-                .collect();
-            let keep = self.plan.rungs.as_ref().map_or(1, |r| r.keep[rung + 1]);
-            let mut promoted = survivors(&standings, self.plan.metric(), keep);
-            promoted.sort_unstable();
-            let pruned: Vec<usize> = self.state.active.iter().copied().filter(|t| !promoted.contains(t)).collect();
-            for &t in &pruned {
-                self.state.pruned.insert(t, rung);
-            }
-            self.state.rung = rung + 1;
-            self.state.active = promoted.clone();
+            let (promoted, pruned) = promote(&self.plan, &mut self.state);
             self.state.write(&self.dir)?;
             self.summary()?;
             if self.send(SweepEvent::RungEnded { rung, promoted, pruned }).is_err() {
