@@ -222,7 +222,6 @@ fn print_table(summary: &SweepSummary) {
 // ---- Slurm part -------------------------------------------------------------------------------
 
 /// `sweep run --slurm` / `sweep resume --slurm` settings (flags over the file's `[slurm]`).
-#[allow(dead_code)] // read by the Slurm part
 #[derive(Debug, Clone, Default)]
 pub struct SlurmArgs {
     pub partition: Option<String>,
@@ -235,32 +234,162 @@ pub struct SlurmArgs {
     pub wait: bool,
 }
 
-/// `gradlab sweep run FILE --slurm …`.
-pub fn run_slurm(file: &Path, runs_dir: &Path, args: &SlurmArgs) -> anyhow::Result<()> {
-    let _ = (file, runs_dir, args);
-    bail!("not yet")
-}
+pub use slurm_part::{advance, cancel, resume_slurm, run_slurm, status};
 
-/// `gradlab sweep resume DIR --slurm …`: resubmits the current rung's unfinished trials.
-pub fn resume_slurm(dir: &Path, args: &SlurmArgs) -> anyhow::Result<()> {
-    let _ = (dir, args);
-    bail!("not yet")
-}
+/// The Slurm commands, in their own module so their imports stay apart from the local ones.
+mod slurm_part {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
 
-/// `gradlab sweep status [DIR|ID] [--runs-dir R]`.
-pub fn status(target: Option<&str>, runs_dir: &Path) -> anyhow::Result<()> {
-    let _ = (target, runs_dir);
-    bail!("not yet")
-}
+    use anyhow::{bail, Context};
+    use gradlab::sweep::slurm_run::{self, Advanced, Resumed};
+    use gradlab::sweep::{list_sweeps, slurm, status, sweeps_dir, trial_runs};
+    use gradlab::sweep::{Plan, SlurmSpec, SweepSpec, SweepState, SweepStatus};
 
-/// `gradlab sweep cancel DIR`.
-pub fn cancel(dir: &Path) -> anyhow::Result<()> {
-    let _ = dir;
-    bail!("not yet")
-}
+    use super::SlurmArgs;
 
-/// `gradlab sweep advance DIR` (the advance job's command).
-pub fn advance(dir: &Path) -> anyhow::Result<()> {
-    let _ = dir;
-    bail!("not yet")
+    /// `gradlab sweep run FILE --slurm …`: writes the sweep folder and submits rung 0 and its
+    /// advance job; nothing waits here unless `--wait`.
+    pub fn run_slurm(file: &Path, runs_dir: &Path, args: &SlurmArgs) -> anyhow::Result<()> {
+        let spec = SweepSpec::load(file)?;
+        let options = slurm_options(&spec.slurm, args);
+        let plan = Plan::new(spec)?;
+        let gradlab = match &args.gradlab {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().context("finding this gradlab binary for the jobs (give --gradlab)")?,
+        };
+        let cwd = std::env::current_dir().context("reading the current folder")?;
+        let submitted = Instant::now();
+        let sub = slurm_run::submit(&plan, runs_dir, &gradlab, &cwd, &options)?;
+        println!("submitted job {} ({} tasks), then advance job {}", sub.array, sub.tasks, sub.advance);
+        println!("sweep folder {}", sub.dir.display());
+        println!(
+            "follow it: gradlab sweep status {}    cancel it: gradlab sweep cancel {}",
+            sub.dir.display(),
+            sub.dir.display()
+        );
+        if args.wait {
+            wait_slurm(&sub.dir, submitted)?;
+        }
+        Ok(())
+    }
+
+    /// `[slurm]` from the file with the command's flags over it.
+    fn slurm_options(file: &SlurmSpec, args: &SlurmArgs) -> SlurmSpec {
+        SlurmSpec {
+            partition: args.partition.clone().or_else(|| file.partition.clone()),
+            time: args.time.clone().or_else(|| file.time.clone()),
+            cpus: args.cpus.or(file.cpus),
+            mem: args.mem.clone().or_else(|| file.mem.clone()),
+        }
+    }
+
+    /// `--wait`: polls the run folders and state.json (no Slurm calls but one squeue per 5 s, to
+    /// notice a sweep whose jobs all ended without finishing it) and prints when the first metrics
+    /// row appears and when the sweep ends.
+    fn wait_slurm(dir: &Path, submitted: Instant) -> anyhow::Result<()> {
+        let mut first_metrics = false;
+        let mut last_queue_check = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let state = SweepState::read(dir)?;
+            if !first_metrics && trial_runs(&state.runs_dir, &state.id).values().any(|(run, _)| has_step_row(run)) {
+                first_metrics = true;
+                println!("first metrics after {:.1} s", submitted.elapsed().as_secs_f64());
+            }
+            if state.status != SweepStatus::Running {
+                println!("{} after {:.1} s", state.status.title(), submitted.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            if last_queue_check.elapsed() > Duration::from_secs(5) {
+                last_queue_check = Instant::now();
+                if slurm::queue(&slurm_run::job_ids(&state))?.is_empty()
+                    && SweepState::read(dir)?.status == SweepStatus::Running
+                {
+                    let advance = state.slurm_jobs.last().and_then(|j| j.advance.clone()).unwrap_or_default();
+                    bail!(
+                        "every job of the sweep has ended but it is still running: see {}",
+                        dir.join("slurm").join(format!("advance-{advance}.out")).display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Whether a run's metrics.csv has a training step yet (its first few KiB are enough).
+    fn has_step_row(run_dir: &Path) -> bool {
+        use std::io::Read;
+        let mut head = String::new();
+        std::fs::File::open(run_dir.join("metrics.csv"))
+            .and_then(|f| f.take(16 << 10).read_to_string(&mut head))
+            .is_ok_and(|_| head.lines().any(|l| l.starts_with("step,")))
+    }
+
+    /// `gradlab sweep resume DIR --slurm …`: resubmits the current rung's unfinished trials.
+    pub fn resume_slurm(dir: &Path, args: &SlurmArgs) -> anyhow::Result<()> {
+        let state = SweepState::read(dir)?;
+        let given = args.partition.is_some() || args.time.is_some() || args.cpus.is_some() || args.mem.is_some();
+        let options = given.then(|| slurm_options(&state.slurm.clone().unwrap_or_default(), args));
+        let cwd = std::env::current_dir().context("reading the current folder")?;
+        let submitted = Instant::now();
+        match slurm_run::resume(dir, options, args.gradlab.as_deref(), &cwd)? {
+            Resumed::Submitted { array, trials } => {
+                println!("resubmitted job {array} ({} tasks): trials {trials:?}", trials.len());
+            }
+            Resumed::Advanced(Advanced::Nothing(status)) => println!("sweep is {}: nothing to do", status.title()),
+            Resumed::Advanced(done) => print_advanced(&done),
+        }
+        if args.wait {
+            wait_slurm(dir, submitted)?;
+        }
+        Ok(())
+    }
+
+    /// `gradlab sweep status [DIR|ID] [--runs-dir R]`.
+    pub fn status(target: Option<&str>, runs_dir: &Path) -> anyhow::Result<()> {
+        let dir = match target {
+            Some(t) if Path::new(t).join("state.json").is_file() => PathBuf::from(t),
+            Some(id) => {
+                let dir = sweeps_dir(runs_dir).join(id);
+                if !dir.join("state.json").is_file() {
+                    bail!("no sweep `{id}`: neither a sweep folder nor a sweep in {}", sweeps_dir(runs_dir).display());
+                }
+                dir
+            }
+            None => list_sweeps(runs_dir)
+                .into_iter()
+                .next()
+                .with_context(|| format!("no sweeps in {}", sweeps_dir(runs_dir).display()))?,
+        };
+        print!("{}", status::sweep_status(&dir)?);
+        Ok(())
+    }
+
+    /// `gradlab sweep cancel DIR`.
+    pub fn cancel(dir: &Path) -> anyhow::Result<()> {
+        let ids = slurm_run::cancel(dir)?;
+        if ids.is_empty() {
+            println!("{}: nothing to cancel", dir.display());
+        } else {
+            println!("cancelled jobs {}; started trials are resumable runs", ids.join(" "));
+        }
+        Ok(())
+    }
+
+    /// `gradlab sweep advance DIR` (the advance job's command).
+    pub fn advance(dir: &Path) -> anyhow::Result<()> {
+        print_advanced(&slurm_run::advance(dir)?);
+        Ok(())
+    }
+
+    fn print_advanced(done: &Advanced) {
+        match done {
+            Advanced::Nothing(status) => println!("sweep is {}: nothing to do", status.title()),
+            Advanced::Waiting(n) => println!("the rung still has {n} tasks queued or running"),
+            Advanced::Next { rung, array, trials } => {
+                println!("rung {} submitted as job {array}: trials {trials:?}", rung + 1);
+            }
+            Advanced::Completed => println!("sweep completed"),
+        }
+    }
 }

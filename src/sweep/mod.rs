@@ -38,6 +38,7 @@ mod plan;
 pub mod rank;
 mod run;
 pub mod slurm;
+pub mod slurm_run;
 mod spec;
 mod state;
 pub mod status;
