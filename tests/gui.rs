@@ -660,3 +660,36 @@ fn a_sweep_starts_stops_resumes_and_opens_its_best_trial() {
     // the runs list holds the trials under their sweep's header
     h.get_by_label_contains("Sweep spiral lr · 3/3 done");
 }
+
+/// Trials recorded by Slurm jobs (`train --sweep-trial` in a job array's environment) are listed
+/// under their sweep's header with the job id, apart from the ordinary runs.
+#[test]
+fn a_sweeps_trials_are_grouped_with_their_slurm_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let train = |extra: &[&str], task: Option<usize>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"));
+        cmd.args(["train", "--builtin", "xor_mlp", "--epochs", "2", "-q", "--runs-dir"]).arg(&runs).args(extra);
+        if let Some(task) = task {
+            cmd.env("SLURM_ARRAY_JOB_ID", "1234").env("SLURM_ARRAY_TASK_ID", task.to_string());
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    train(&["--sweep-trial", "2026-11-27T23-40-00_xor/0"], Some(0));
+    // a halving rung's end: stopped at epoch 1
+    train(&["--sweep-trial", "2026-11-27T23-40-00_xor/1", "--until-epoch", "1"], Some(1));
+    train(&[], None);
+    let mut setup = Setup::new(Preset::builtin("xor_mlp").unwrap());
+    setup.runs_dir = Some(runs);
+    let mut h = setup.harness();
+    settle(&mut h);
+    h.get_by_label("Runs").click();
+    step_until(&mut h, "three runs", Duration::from_secs(20), |a| a.runs.runs.len() == 3);
+    h.run();
+    h.get_by_label("Sweep xor · 1/2 done · jobs 1234");
+    h.get_by_label("Slurm job");
+    h.get_by_label("1234_0");
+    h.get_by_label("1234_1");
+    assert_eq!(h.get_all_by_label("Name").count(), 2, "the ordinary runs' table and the sweep's");
+}

@@ -426,7 +426,18 @@ impl GradlabApp {
                         Err(e) => self.error(e),
                     }
                 }
-                IoReply::Sweeps(sweeps) => self.runs.sweeps = sweeps,
+                IoReply::Sweeps(sweeps) => {
+                    // a sweep driven elsewhere (the CLI, Slurm) shows its state as its folder says
+                    if self.sweep.is_none() && !self.sweep_starting {
+                        let shown = self.sweep_panel.id();
+                        if let Some(status) =
+                            sweeps.iter().find(|s| Some(&s.id) == shown.as_ref()).and_then(|s| s.status)
+                        {
+                            self.sweep_panel.status = Some(status);
+                        }
+                    }
+                    self.runs.sweeps = sweeps;
+                }
                 IoReply::Done(message) => {
                     self.notice = Some(Notice::Info(message));
                     self.last_runs_poll = None;

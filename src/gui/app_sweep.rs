@@ -78,6 +78,10 @@ impl GradlabApp {
                 }
                 return;
             }
+            SweepAction::CancelSlurm => {
+                let Some(dir) = self.sweep_panel.opened.as_ref().and_then(|o| o.dir.clone()) else { return };
+                IoRequest::CancelSlurm(dir)
+            }
             SweepAction::OpenTrial(dir) => {
                 self.runs.selected.insert(dir.clone());
                 self.view = View::Runs;

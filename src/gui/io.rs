@@ -58,6 +58,8 @@ pub enum IoRequest {
     },
     /// The sweeps in a runs folder, for the runs list's headers.
     ListSweeps(PathBuf),
+    /// `sweep cancel`: a Slurm sweep's jobs scancelled, its state and summary `cancelled`.
+    CancelSlurm(PathBuf),
 }
 
 pub enum IoReply {
@@ -198,6 +200,13 @@ fn handle(request: IoRequest) -> IoReply {
             IoReply::SweepStarted(LocalSweep::resume(&dir, options).map(Box::new).map_err(|e| e.to_string()))
         }
         IoRequest::ListSweeps(runs_dir) => IoReply::Sweeps(list_sweeps(&runs_dir)),
+        IoRequest::CancelSlurm(dir) => match crate::sweep::slurm_run::cancel(&dir) {
+            Ok(ids) if ids.is_empty() => IoReply::Done(format!("{}: nothing to cancel", dir.display())),
+            Ok(ids) => {
+                IoReply::Done(format!("Cancelled Slurm jobs {}; started trials are resumable runs", ids.join(", ")))
+            }
+            Err(e) => IoReply::Failed(e.to_string()),
+        },
     }
 }
 
@@ -227,15 +236,9 @@ fn list_sweeps(runs_dir: &Path) -> Vec<SweepHeader> {
             let id = dir.file_name()?.to_string_lossy().into_owned();
             let name = plan.get("name").and_then(|n| n.as_str()).unwrap_or(&id).to_string();
             let trials = plan.get("trials").and_then(|t| t.as_array()).map_or(0, Vec::len);
-            let jobs = crate::sweep::SweepState::read(&dir)
-                .map(|s| {
-                    s.slurm_jobs
-                        .iter()
-                        .flat_map(|j| std::iter::once(j.array.clone()).chain(j.advance.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some(SweepHeader { id, name, trials, jobs })
+            let state = crate::sweep::SweepState::read(&dir).ok();
+            let jobs = state.as_ref().map(crate::sweep::slurm_run::job_ids).unwrap_or_default();
+            Some(SweepHeader { id, name, trials, jobs, status: state.map(|s| s.status) })
         })
         .collect()
 }

@@ -10,6 +10,7 @@ use super::compare;
 use super::setup_panel::Action;
 use crate::export::{ExportFormat, Which};
 use crate::record::{RunData, RunInfo};
+use crate::sweep::SweepStatus;
 use crate::train::RunStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,7 @@ enum SortKey {
 }
 
 /// What the runs list shows above a sweep's trials, read from its folder by the io thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SweepHeader {
     /// The folder name under `<runs>/sweeps/`, as in each trial's `SweepTag`.
     pub id: String,
@@ -34,6 +35,8 @@ pub struct SweepHeader {
     pub trials: usize,
     /// Slurm array and advance job ids (none for a local sweep).
     pub jobs: Vec<String>,
+    /// As its state.json says (`None` when it cannot be read).
+    pub status: Option<SweepStatus>,
 }
 
 #[derive(Default)]

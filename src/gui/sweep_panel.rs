@@ -11,7 +11,7 @@ use egui::Ui;
 
 use super::compare::{self, CompareMetric};
 use crate::record::{RunData, RunInfo};
-use crate::sweep::{Metric, Plan, SweepEvent, SweepState, SweepStatus};
+use crate::sweep::{Metric, Mode, Plan, SweepEvent, SweepState, SweepStatus};
 use crate::train::RunStatus;
 
 /// What the panel asks the app to do.
@@ -21,6 +21,8 @@ pub enum SweepAction {
     Start,
     Stop,
     Resume,
+    /// `sweep cancel` of a Slurm sweep (its jobs scancelled; started trials stay resumable).
+    CancelSlurm,
     /// Select this trial's run and show it in the runs view.
     OpenTrial(PathBuf),
 }
@@ -262,14 +264,27 @@ impl SweepPanel {
             if ui.add_enabled(running, egui::Button::new("Stop sweep")).clicked() {
                 actions.push(SweepAction::Stop);
             }
+            let on_slurm = opened.as_ref().and_then(|o| o.state.as_ref()).is_some_and(|s| s.mode == Mode::Slurm);
             let resumable = opened.as_ref().is_some_and(|o| o.dir.is_some())
                 && !matches!(status, Some(SweepStatus::Completed | SweepStatus::Running));
-            if ui
-                .add_enabled(resumable && can_start, egui::Button::new("Resume sweep"))
-                .on_hover_text("Finished trials stay; stopped ones continue from their checkpoints")
-                .clicked()
-            {
+            let resume = ui.add_enabled(resumable && can_start && !on_slurm, egui::Button::new("Resume sweep"));
+            let resume = if on_slurm {
+                resume.on_disabled_hover_text("A Slurm sweep resumes on the cluster: gradlab sweep resume DIR --slurm")
+            } else {
+                resume.on_hover_text("Finished trials stay; stopped ones continue from their checkpoints")
+            };
+            if resume.clicked() {
                 actions.push(SweepAction::Resume);
+            }
+            if on_slurm {
+                let cancellable = !matches!(status, Some(SweepStatus::Completed | SweepStatus::Cancelled));
+                if ui
+                    .add_enabled(cancellable, egui::Button::new("Cancel on Slurm"))
+                    .on_hover_text("scancel its jobs; started trials stay resumable runs")
+                    .clicked()
+                {
+                    actions.push(SweepAction::CancelSlurm);
+                }
             }
         });
         let Some(opened) = opened.as_ref() else {
