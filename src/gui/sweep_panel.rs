@@ -68,6 +68,8 @@ pub struct TrialRow {
     /// The varied values, in the plan's key order.
     pub values: Vec<toml::Value>,
     pub status: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
     /// "rung r/R · e/E" (halving) or "e/E".
     pub progress: String,
     pub best_accuracy: Option<f64>,
@@ -192,7 +194,10 @@ impl SweepPanel {
                 let run = listed.get(&trial.index);
                 let info = run.map(|(_, i)| i);
                 let status = live.and_then(|l| l.status).or(info.map(|i| i.status));
-                let epochs_planned = info.map_or(trial.preset.train.epochs, |i| i.epochs_planned);
+                let epochs_planned = info
+                    .map(|i| i.epochs_planned)
+                    .or(live.map(|l| l.epochs).filter(|e| *e > 0))
+                    .unwrap_or(trial.preset.train.epochs);
                 let epoch = info.map_or(0, |i| i.epochs_completed).max(live.map_or(0, |l| l.epoch));
                 let status_text = match (self.pruned.get(&trial.index), status) {
                     (Some(r), Some(RunStatus::Stopped)) => format!("pruned at rung {}", r + 1),
@@ -220,6 +225,7 @@ impl SweepPanel {
                     index: trial.index,
                     values: plan.varied_keys().iter().filter_map(|k| trial.values.get(k).cloned()).collect(),
                     status: status_text,
+                    error: live.and_then(|l| l.error.clone()).or_else(|| info.and_then(|i| i.error.clone())),
                     progress,
                     best_accuracy,
                     result,

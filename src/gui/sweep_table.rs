@@ -45,11 +45,14 @@ pub fn trial_table(ui: &mut Ui, keys: &[String], rows: &[TrialRow], actions: &mu
                 ui.label(format_value(v));
             }
             let status = RichText::new(&row.status);
-            ui.label(match row.status.as_str() {
+            let status = ui.label(match row.status.as_str() {
                 "failed" | "interrupted" => status.color(ui.visuals().warn_fg_color),
                 "running" => status.strong(),
                 _ => status,
             });
+            if let Some(error) = &row.error {
+                status.on_hover_text(error);
+            }
             ui.label(&row.progress);
             ui.label(row.best_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)));
             if with_jobs {
