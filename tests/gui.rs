@@ -693,3 +693,45 @@ fn a_sweeps_trials_are_grouped_with_their_slurm_jobs() {
     h.get_by_label("1234_1");
     assert_eq!(h.get_all_by_label("Name").count(), 2, "the ordinary runs' table and the sweep's");
 }
+
+/// Successive halving in the sweep view: after the first rung the better half goes on, the rest
+/// show as pruned.
+#[test]
+fn a_halving_sweep_shows_its_pruned_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("halving.toml");
+    std::fs::write(
+        &file,
+        "name = \"spiral halving\"\nbuiltin = \"spiral_mlp\"\n\
+         [set]\n\"data.samples\" = 300\n\
+         [vary]\n\"train.learning_rate\" = { values = [0.0001, 0.001, 0.01, 0.03] }\n\
+         [halving]\neta = 2\nrungs = 2\nmin_epochs = 1\n",
+    )
+    .unwrap();
+    let mut setup = Setup::new(Preset::builtin("spiral_mlp").unwrap());
+    setup.runs_dir = Some(dir.path().join("runs"));
+    let mut h = setup.harness();
+    settle(&mut h);
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Sweep").click();
+    h.run();
+    setup.answer(&file);
+    h.get_by_label("Open sweep…").click();
+    step_until(&mut h, "the sweep file", Duration::from_secs(20), |a| a.sweep_panel.opened.is_some());
+    h.get_by_label("Start sweep").click();
+    step_until(&mut h, "both rungs", Duration::from_secs(120), |a| {
+        !a.sweep_running() && a.sweep_panel.rows(&a.runs.runs).iter().all(|r| r.status != "pending")
+    });
+    step_until(&mut h, "the records", Duration::from_secs(20), |a| a.runs.runs.len() == 4);
+    h.run();
+    let rows = h.state().sweep_panel.rows(&h.state().runs.runs);
+    let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(status.iter().filter(|s| **s == "completed").count(), 2, "{status:?}");
+    assert_eq!(status.iter().filter(|s| **s == "pruned at rung 1").count(), 2, "{status:?}");
+    // the promoted trials were the better two after one epoch, and trained on to the last rung
+    assert_eq!(h.get_all_by_label("pruned at rung 1").count(), 2);
+    assert_eq!(h.get_all_by_label("rung 2/2 · 2/2").count(), 2);
+    assert_eq!(h.get_all_by_label("rung 1/2 · 1/2").count(), 2);
+    h.get_by_label_contains("successive halving over 2 rungs");
+}
