@@ -66,12 +66,13 @@ fn gradlab(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// Writes a sweep of 4 learning rates over a built-in preset and submits it, one CPU a trial.
-fn submit(tmp: &Path, builtin: &str, set: &str) -> (PathBuf, Jobs, Instant) {
+/// Writes a sweep of 4 learning rates over a built-in preset (and `more` tables) and submits
+/// it, one CPU a trial.
+fn submit(tmp: &Path, builtin: &str, set: &str, more: &str) -> (PathBuf, Jobs, Instant) {
     let file = tmp.join("sweep.toml");
     let text = format!(
         "name = \"slurm {builtin}\"\nbuiltin = \"{builtin}\"\nmetric = \"validation_accuracy\"\n\
-         [set]\n{set}\n[vary]\n\"train.learning_rate\" = {{ log = [1e-3, 1e-1], count = 4 }}\n"
+         [set]\n{set}\n[vary]\n\"train.learning_rate\" = {{ log = [1e-3, 1e-1], count = 4 }}\n{more}"
     );
     std::fs::write(&file, text).unwrap();
     let runs = tmp.join("runs");
@@ -120,7 +121,7 @@ fn diagnose(dir: &Path) -> String {
 fn a_sweep_runs_as_job_arrays_and_its_advance_job_completes_it() {
     let Some(_cluster) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"train.epochs\" = 3\n\"data.samples\" = 300");
+    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"train.epochs\" = 3\n\"data.samples\" = 300", "");
     let dir = jobs.0.clone();
 
     // summary.json `completed` is written by the advance job alone: the afterany path is tested
@@ -180,7 +181,7 @@ fn cancel_stops_every_job_and_leaves_started_trials_resumable() {
     let Some(_cluster) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
     // 2 cores, a CPU each: two trials run, two wait
-    let (runs, jobs, submitted) = submit(tmp.path(), "mnist_mlp", "\"train.epochs\" = 50");
+    let (runs, jobs, submitted) = submit(tmp.path(), "mnist_mlp", "\"train.epochs\" = 50", "");
     let dir = jobs.0.clone();
     while !list_runs(&runs).iter().any(|(run, _)| has_step_row(run)) {
         assert!(submitted.elapsed() < Duration::from_secs(180), "no training step in 180 s:\n{}", diagnose(&dir));
@@ -246,5 +247,36 @@ fn cancel_stops_every_job_and_leaves_started_trials_resumable() {
     tagged.dedup();
     assert_eq!(tagged.len(), count, "one run per trial after the resume");
     gradlab(tmp.path(), &["sweep", "cancel", dir.to_str().unwrap()]);
+    drop(jobs);
+}
+
+#[test]
+fn halving_on_slurm_submits_the_next_rung_from_the_advance_job() {
+    let Some(_cluster) = cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let halving = "[halving]\neta = 2\nrungs = 2\nmin_epochs = 1\n";
+    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"data.samples\" = 300", halving);
+    let dir = jobs.0.clone();
+    while !SweepSummary::read(&dir).is_ok_and(|s| s.status == SweepStatus::Completed) {
+        assert!(submitted.elapsed() < Duration::from_secs(180), "not completed in 180 s:\n{}", diagnose(&dir));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let state = SweepState::read(&dir).unwrap();
+    assert_eq!(state.slurm_jobs.len(), 2, "one array per rung");
+    let second = &state.slurm_jobs[1];
+    assert_eq!((second.rung, second.trials.len()), (1, 2), "the best half goes on");
+    assert!(dir.join("slurm/rung-1.sbatch").is_file());
+    let runs = list_runs(&runs);
+    assert_eq!(runs.len(), 4, "a promoted trial continues in its own run");
+    for (run, info) in &runs {
+        let tag = info.sweep.as_ref().unwrap();
+        if second.trials.contains(&tag.trial) {
+            assert_eq!((info.status, info.epochs_completed), (RunStatus::Completed, 2), "{}", run.display());
+            assert_eq!(tag.slurm_job, Some(format!("{}_{}", second.array, tag.trial)), "the tag follows the task");
+        } else {
+            assert_eq!((info.status, info.epochs_completed), (RunStatus::Stopped, 1), "{}", run.display());
+            assert_eq!(state.pruned.get(&tag.trial), Some(&0));
+        }
+    }
     drop(jobs);
 }

@@ -181,3 +181,45 @@ fn a_stopped_sweep_resumes_to_the_end_in_the_same_folders() {
     assert_eq!(found[0].1.id, first.id);
     assert!(found.iter().all(|(_, i)| i.epochs_completed == 12));
 }
+
+#[test]
+fn train_as_a_sweep_trial_continues_its_own_run_rung_by_rung() {
+    let runs = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let preset = Preset::from_toml(
+        "title = \"trial\"\n[data]\nset = \"spiral\"\nsamples = 300\n[model]\nkind = \"mlp\"\nhidden = [16]\n[train]\nepochs = 2\nbatch_size = 32\n",
+        "trial.toml",
+    )
+    .unwrap();
+    let file = work.path().join("trial.toml");
+    preset.save(&file).unwrap();
+    let train = |extra: &[&str], job: &str| {
+        let out = gradlab()
+            .arg("train")
+            .arg(&file)
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .args(["-q", "--threads", "1", "--sweep-trial", "sw/3"])
+            .args(extra)
+            .env("SLURM_ARRAY_JOB_ID", job)
+            .env("SLURM_ARRAY_TASK_ID", "3")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    train(&["--until-epoch", "1"], "10");
+    let first = common::only_run(runs.path());
+    let info = RunInfo::read(&first).unwrap();
+    assert_eq!((info.status, info.epochs_completed), (RunStatus::Stopped, 1), "a rung's end is a success");
+    // the same rung again (a requeued task) has nothing to do
+    assert!(train(&["--until-epoch", "1"], "10").contains("nothing to do"));
+    // the last rung resumes the same run to its end, tagged with the new job
+    train(&[], "11");
+    assert_eq!(common::only_run(runs.path()), first);
+    let info = RunInfo::read(&first).unwrap();
+    assert_eq!((info.status, info.epochs_completed), (RunStatus::Completed, 2));
+    let tag = info.sweep.unwrap();
+    assert_eq!((tag.sweep.as_str(), tag.trial, tag.slurm_job.as_deref()), ("sw", 3, Some("11_3")));
+    assert!(train(&[], "12").contains("has completed"));
+}

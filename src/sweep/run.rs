@@ -304,8 +304,11 @@ impl Driver {
             if slots.iter().all(Option::is_none) {
                 return Ok(());
             }
+            // once stopping, a hung-up command channel (the handle dropped) must not wake us
+            // in a loop while the trials finish their batch
+            let commands = if self.stopping { crossbeam_channel::never() } else { self.commands.clone() };
             select! {
-                recv(self.commands) -> c => {
+                recv(commands) -> c => {
                     if matches!(c, Ok(Control::Stop) | Err(_)) && !self.stopping {
                         self.stopping = true;
                         for r in slots.iter().flatten() {

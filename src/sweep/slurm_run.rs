@@ -127,29 +127,7 @@ pub fn advance(dir: &Path) -> Result<Advanced> {
         write_summary(dir, state.status)?;
         return Ok(Advanced::Completed);
     }
-    let runs = trial_runs(&state.runs_dir, &state.id);
-    let standings: Vec<rank::Standing> = state
-        .active
-        .iter()
-        .map(|&trial| match runs.get(&trial) {
-            Some((run_dir, info)) => {
-                rank::Standing { trial, score: rank::metric_of(run_dir, plan.metric()), status: info.status }
-            }
-            None => rank::Standing { trial, score: None, status: RunStatus::Failed },
-        })
-        .collect();
-    let keep = plan
-        .rungs
-        .as_ref()
-        .and_then(|r| r.keep.get(state.rung + 1).copied())
-        .unwrap_or_else(|| rank::keep_count(standings.len(), 2));
-    let mut survivors = rank::survivors(&standings, plan.metric(), keep);
-    survivors.sort_unstable();
-    for &trial in state.active.iter().filter(|t| !survivors.contains(t)) {
-        state.pruned.insert(trial, state.rung);
-    }
-    state.rung += 1;
-    state.active = survivors.clone();
+    let (survivors, _pruned) = rank::promote(&plan, &mut state);
     let chdir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let job = submit_trials(dir, &plan, &mut state, &survivors, &chdir)?;
     write_summary(dir, state.status)?;

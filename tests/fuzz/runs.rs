@@ -57,7 +57,7 @@ fn read_files(dir: &Path, names: &[&str]) -> Vec<(String, Vec<u8>)> {
     names.iter().map(|n| ((*n).to_string(), std::fs::read(dir.join(n)).unwrap())).collect()
 }
 
-fn make_base(preset: &str) -> Base {
+fn make_base(preset: &str, tagged: bool) -> Base {
     let keep = tempfile::tempdir().unwrap();
     let runs = keep.path().join("runs");
     let preset = Preset::from_toml(preset, "fuzz-base.toml").unwrap();
@@ -67,7 +67,14 @@ fn make_base(preset: &str) -> Base {
     let (run, _) = list_runs(&runs).pop().expect("the run is recorded");
     let model = keep.path().join("model");
     export_run(&run, Which::Last, &model).unwrap();
-    let run_files = read_files(&run, &["summary.json", "metrics.csv", "epochs.jsonl", "data.json", "preset.toml"]);
+    let mut run_files = read_files(&run, &["summary.json", "metrics.csv", "epochs.jsonl", "data.json", "preset.toml"]);
+    if tagged {
+        // a sweep trial's summary carries its tag (record::SweepTag): fuzz that field too
+        let mut summary: serde_json::Value = serde_json::from_slice(&run_files[0].1).unwrap();
+        summary["sweep"] =
+            serde_json::json!({ "sweep": "2026-11-27T23-40-00_fuzz", "trial": 3, "slurm_job": "1234_3" });
+        run_files[0].1 = serde_json::to_vec_pretty(&summary).unwrap();
+    }
     let ck = read_files(&run.join("checkpoints"), &["epoch-1.json", "epoch-1.safetensors"]);
     let checkpoint = [ck[0].clone(), ck[1].clone()];
     let model_files = read_files(&model, &["config.json", "model.safetensors", "labels.json", "preset.toml"]);
@@ -78,7 +85,7 @@ fn make_base(preset: &str) -> Base {
 
 fn bases() -> &'static [Base; 2] {
     static BASES: OnceLock<[Base; 2]> = OnceLock::new();
-    BASES.get_or_init(|| [make_base(CNN), make_base(MLP)])
+    BASES.get_or_init(|| [make_base(CNN, false), make_base(MLP, true)])
 }
 
 /// A safetensors file whose JSON header is edited where it describes a tensor: shapes (huge,
@@ -205,6 +212,7 @@ proptest! {
             prop_assert!(e.to_string().contains(&*dir.to_string_lossy()) || e.to_string().contains("preset.toml"), "{}", e);
         }
         bounded("listing runs", || list_runs(&runs))?;
+        bounded("finding sweep trials", || gradlab::sweep::trial_runs(&runs, "2026-11-27T23-40-00_fuzz"))?;
         let _ = bounded("reading data.json", || DataInfo::read(&dir))?;
     }
 
