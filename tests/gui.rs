@@ -735,3 +735,66 @@ fn a_halving_sweep_shows_its_pruned_trials() {
     assert_eq!(h.get_all_by_label("rung 1/2 · 1/2").count(), 2);
     h.get_by_label_contains("successive halving over 2 rungs");
 }
+
+/// A Slurm sweep opened from its folder (`sweep.toml` there): trials with a run show it, those
+/// without show what the folder says (here `cancelled`) with the array task they were given;
+/// Cancel on Slurm is there but has nothing left to cancel, and a local Resume is off.
+#[test]
+fn a_cancelled_slurm_sweep_opens_from_its_folder() {
+    use egui_kittest::kittest::NodeT;
+    use gradlab::sweep::{Mode, Plan, SlurmJob, SweepSpec, SweepState, SweepStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let file = dir.path().join("lr.toml");
+    std::fs::write(
+        &file,
+        "name = \"xor lr\"\nbuiltin = \"xor_mlp\"\n[set]\n\"train.epochs\" = 2\n\
+         [vary]\n\"train.learning_rate\" = { values = [0.01, 0.02, 0.03] }\n",
+    )
+    .unwrap();
+    let plan = Plan::new(SweepSpec::load(&file).unwrap()).unwrap();
+    let sweep = gradlab::sweep::write_sweep_dir(&runs, &plan).unwrap();
+    let mut state = SweepState::read(&sweep).unwrap();
+    state.mode = Mode::Slurm;
+    state.status = SweepStatus::Cancelled;
+    state.slurm_jobs =
+        vec![SlurmJob { rung: 0, array: "1234".into(), trials: vec![0, 1, 2], advance: Some("1235".into()) }];
+    state.write(&sweep).unwrap();
+    // trial 0 ran as array task 1234_0 (what the job's command line does)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .arg("train")
+        .arg(gradlab::sweep::trial_file(&sweep, 0))
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["-q", "--sweep-trial", &format!("{}/0", state.id)])
+        .env("SLURM_ARRAY_JOB_ID", "1234")
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut setup = Setup::new(Preset::builtin("xor_mlp").unwrap());
+    setup.runs_dir = Some(runs);
+    let mut h = setup.harness();
+    settle(&mut h);
+    h.get_by_label("Runs").click();
+    step_until(&mut h, "the trial's run", Duration::from_secs(20), |a| a.runs.runs.len() == 1);
+    h.run();
+    h.get_by_label_contains("Sweep xor lr · 1/3 done · jobs 1234, 1235");
+    h.get_by_label("Sweep").click();
+    h.run();
+    setup.answer(&sweep.join("sweep.toml"));
+    h.get_by_label("Open sweep…").click();
+    step_until(&mut h, "the sweep's trials", Duration::from_secs(20), |a| {
+        a.sweep_panel.rows(&a.runs.runs).iter().filter(|r| r.status == "cancelled").count() == 2
+    });
+    h.run();
+    let rows = h.state().sweep_panel.rows(&h.state().runs.runs);
+    let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(status, ["completed", "cancelled", "cancelled"]);
+    for job in ["1234_0", "1234_1", "1234_2"] {
+        h.get_by_label(job);
+    }
+    assert!(h.get_by_label("Cancel on Slurm").accesskit_node().is_disabled(), "nothing left to cancel");
+    assert!(h.get_by_label("Resume sweep").accesskit_node().is_disabled(), "it resumes on the cluster");
+}

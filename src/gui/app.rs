@@ -91,6 +91,8 @@ pub struct GradlabApp {
     pub(super) sweep_starting: bool,
     /// The best trial's run folder and epochs whose curves were last asked for.
     pub(super) best_requested: Option<(PathBuf, usize)>,
+    /// When a Slurm sweep's queue was last asked for.
+    pub(super) last_slurm_poll: Option<Instant>,
     pub(super) default_threads: usize,
     pub(super) waker: Waker,
     setup: SetupPanel,
@@ -151,6 +153,7 @@ impl GradlabApp {
             sweep: None,
             sweep_starting: false,
             best_requested: None,
+            last_slurm_poll: None,
             default_threads,
             waker,
             io,
@@ -415,6 +418,7 @@ impl GradlabApp {
                 IoReply::Run(_, Err(e)) => self.error(e),
                 IoReply::SweepRead(path, Ok(opened)) => {
                     self.sweep_panel.set_opened(*opened);
+                    self.last_slurm_poll = None;
                     self.notice = Some(Notice::Info(format!("Opened the sweep {}", path.display())));
                     self.last_runs_poll = None;
                 }
@@ -426,6 +430,8 @@ impl GradlabApp {
                         Err(e) => self.error(e),
                     }
                 }
+                IoReply::SlurmStatus(dir, Ok((status, rows))) => self.sweep_panel.set_slurm_status(&dir, status, &rows),
+                IoReply::SlurmStatus(_, Err(e)) => self.error(e),
                 IoReply::Sweeps(sweeps) => {
                     // a sweep driven elsewhere (the CLI, Slurm) shows its state as its folder says
                     if self.sweep.is_none() && !self.sweep_starting {
@@ -601,6 +607,7 @@ impl eframe::App for GradlabApp {
                         let shown = Shown { rows: &rows, loaded: &self.runs.loaded, running, can_start, max_parallel };
                         self.sweep_panel.ui(ui, &shown, &mut sweep_actions);
                         self.load_best_trial(best_dir);
+                        self.poll_slurm();
                     }
                 }
             }

@@ -3,12 +3,15 @@
 //! turns the sweep panel's buttons into requests. Nothing here blocks or touches a file.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::app::{GradlabApp, Notice, View, DRAIN_BUDGET};
 use super::io::IoRequest;
 use super::sweep_panel::SweepAction;
 use crate::sweep::{LocalOptions, SweepEvent};
+
+/// How often a shown Slurm sweep's queue is read (squeue asks the controller: not every frame).
+const SLURM_POLL: Duration = Duration::from_secs(10);
 
 impl GradlabApp {
     /// Whether a local sweep is starting or running (the single-run Start waits for it).
@@ -93,6 +96,14 @@ impl GradlabApp {
             self.error("Gradlab is busy with files; try again in a moment.");
         } else if starts {
             self.sweep_starting = true;
+        }
+    }
+
+    /// Asks the io thread for a Slurm sweep's queue and trials, at most every `SLURM_POLL`.
+    pub(super) fn poll_slurm(&mut self) {
+        let Some(dir) = self.sweep_panel.slurm_watch() else { return };
+        if self.last_slurm_poll.is_none_or(|t| t.elapsed() >= SLURM_POLL) && self.io.send(IoRequest::SlurmStatus(dir)) {
+            self.last_slurm_poll = Some(Instant::now());
         }
     }
 

@@ -11,7 +11,7 @@ use super::sweep_panel::OpenedSweep;
 use crate::config::Preset;
 use crate::export::Which;
 use crate::record::{self, RunData, RunInfo};
-use crate::sweep::{LocalOptions, LocalSweep, Plan};
+use crate::sweep::{status, LocalOptions, LocalSweep, Plan, SweepState, SweepStatus};
 use crate::train::Waker;
 
 /// One card of the preset gallery.
@@ -60,6 +60,8 @@ pub enum IoRequest {
     ListSweeps(PathBuf),
     /// `sweep cancel`: a Slurm sweep's jobs scancelled, its state and summary `cancelled`.
     CancelSlurm(PathBuf),
+    /// A Slurm sweep's trials: its folder joined with squeue (asked at most every 10 s).
+    SlurmStatus(PathBuf),
 }
 
 pub enum IoReply {
@@ -70,6 +72,7 @@ pub enum IoReply {
     SweepRead(PathBuf, Result<Box<OpenedSweep>, String>),
     SweepStarted(Result<Box<LocalSweep>, String>),
     Sweeps(Vec<SweepHeader>),
+    SlurmStatus(PathBuf, Result<(SweepStatus, Vec<status::TrialRow>), String>),
     /// A finished action, to tell the user.
     Done(String),
     Failed(String),
@@ -200,6 +203,10 @@ fn handle(request: IoRequest) -> IoReply {
             IoReply::SweepStarted(LocalSweep::resume(&dir, options).map(Box::new).map_err(|e| e.to_string()))
         }
         IoRequest::ListSweeps(runs_dir) => IoReply::Sweeps(list_sweeps(&runs_dir)),
+        IoRequest::SlurmStatus(dir) => {
+            let result = slurm_status(&dir).map_err(|e| e.to_string());
+            IoReply::SlurmStatus(dir, result)
+        }
         IoRequest::CancelSlurm(dir) => match crate::sweep::slurm_run::cancel(&dir) {
             Ok(ids) if ids.is_empty() => IoReply::Done(format!("{}: nothing to cancel", dir.display())),
             Ok(ids) => {
@@ -210,11 +217,25 @@ fn handle(request: IoRequest) -> IoReply {
     }
 }
 
+/// As `gradlab sweep status` joins them: the plan, the trials' runs and, while the sweep runs,
+/// the queue (unreadable: the run folders alone, as the CLI falls back).
+fn slurm_status(dir: &Path) -> crate::Result<(SweepStatus, Vec<status::TrialRow>)> {
+    let state = SweepState::read(dir)?;
+    let plan = crate::sweep::read_plan(dir)?;
+    let runs = crate::sweep::trial_runs(&state.runs_dir, &state.id);
+    let queue = if state.status == SweepStatus::Running {
+        crate::sweep::slurm::queue(&crate::sweep::slurm_run::job_ids(&state)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((state.status, status::join(&status::planned_trials(&plan), &state, &runs, &queue)))
+}
+
 fn read_sweep(file: &Path) -> crate::Result<OpenedSweep> {
     match super::sweep_panel::sweep_folder_of(file) {
         Some(dir) => {
             let plan = crate::sweep::read_plan(&dir)?;
-            let state = crate::sweep::SweepState::read(&dir).ok();
+            let state = SweepState::read(&dir).ok();
             Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: Some(dir), state })
         }
         None => {
@@ -236,7 +257,7 @@ fn list_sweeps(runs_dir: &Path) -> Vec<SweepHeader> {
             let id = dir.file_name()?.to_string_lossy().into_owned();
             let name = plan.get("name").and_then(|n| n.as_str()).unwrap_or(&id).to_string();
             let trials = plan.get("trials").and_then(|t| t.as_array()).map_or(0, Vec::len);
-            let state = crate::sweep::SweepState::read(&dir).ok();
+            let state = SweepState::read(&dir).ok();
             let jobs = state.as_ref().map(crate::sweep::slurm_run::job_ids).unwrap_or_default();
             Some(SweepHeader { id, name, trials, jobs, status: state.map(|s| s.status) })
         })

@@ -89,6 +89,9 @@ pub struct SweepPanel {
     /// Trial → the rung halving stopped it at.
     pruned: BTreeMap<usize, usize>,
     curve: CompareMetric,
+    /// A Slurm sweep's trials as its folder and the queue last said (status title, job), from
+    /// the io thread: `queued (Resources)`, `lost (see …)`, `cancelled` are not in the runs.
+    slurm: BTreeMap<usize, (String, Option<String>)>,
 }
 
 impl Default for SweepPanel {
@@ -99,6 +102,7 @@ impl Default for SweepPanel {
             status: None,
             live: BTreeMap::new(),
             pruned: BTreeMap::new(),
+            slurm: BTreeMap::new(),
             curve: CompareMetric::ValidationAccuracy,
         }
     }
@@ -110,6 +114,7 @@ impl SweepPanel {
         self.status = opened.state.as_ref().map(|s| s.status);
         self.pruned = opened.state.as_ref().map(|s| s.pruned.clone()).unwrap_or_default();
         self.live.clear();
+        self.slurm.clear();
         self.opened = Some(opened);
     }
 
@@ -117,6 +122,26 @@ impl SweepPanel {
     pub fn id(&self) -> Option<String> {
         let dir = self.opened.as_ref()?.dir.as_ref()?;
         dir.file_name().map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// The shown sweep's folder when it runs on Slurm and may still change, or has not been
+    /// read yet (its queue is worth asking).
+    pub fn slurm_watch(&self) -> Option<PathBuf> {
+        let opened = self.opened.as_ref()?;
+        let on_slurm = opened.state.as_ref().is_some_and(|s| s.mode == Mode::Slurm);
+        let settled =
+            matches!(self.status, Some(SweepStatus::Completed | SweepStatus::Cancelled | SweepStatus::Failed));
+        // a settled sweep is read once, for what its folder says of trials without a run
+        (on_slurm && (!settled || self.slurm.is_empty())).then(|| opened.dir.clone()).flatten()
+    }
+
+    /// A Slurm sweep's status joined with its queue (`sweep::status::join`), for the shown sweep.
+    pub fn set_slurm_status(&mut self, dir: &Path, status: SweepStatus, rows: &[crate::sweep::status::TrialRow]) {
+        if self.opened.as_ref().and_then(|o| o.dir.as_deref()) != Some(dir) {
+            return;
+        }
+        self.status = Some(status);
+        self.slurm = rows.iter().map(|r| (r.index, (r.state.title(), r.slurm_job.clone()))).collect();
     }
 
     /// Takes one event of the running sweep; returns an error message for the user, if any.
@@ -199,7 +224,10 @@ impl SweepPanel {
                     .or(live.map(|l| l.epochs).filter(|e| *e > 0))
                     .unwrap_or(trial.preset.train.epochs);
                 let epoch = info.map_or(0, |i| i.epochs_completed).max(live.map_or(0, |l| l.epoch));
+                let slurm = self.slurm.get(&trial.index);
                 let status_text = match (self.pruned.get(&trial.index), status) {
+                    // the queue knows what the run folders cannot: waiting, lost, cancelled
+                    _ if slurm.is_some() => slurm.map_or_else(String::new, |(title, _)| title.clone()),
                     (Some(r), Some(RunStatus::Stopped)) => format!("pruned at rung {}", r + 1),
                     (_, Some(s)) => s.title().to_string(),
                     (_, None) => "pending".into(),
@@ -229,7 +257,9 @@ impl SweepPanel {
                     progress,
                     best_accuracy,
                     result,
-                    slurm_job: info.and_then(|i| i.sweep.as_ref()?.slurm_job.clone()),
+                    slurm_job: info
+                        .and_then(|i| i.sweep.as_ref()?.slurm_job.clone())
+                        .or_else(|| slurm.and_then(|(_, job)| job.clone())),
                     run_dir: run.map(|(d, _)| d.clone()).or_else(|| live.and_then(|l| l.run_dir.clone())),
                 }
             })
