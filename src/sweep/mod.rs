@@ -27,10 +27,16 @@
 //! - `read_plan(sweep_dir) -> Plan`: the plan back from a sweep folder (plan.json + trials/);
 //!   `PlanFile::read(sweep_dir)`: plan.json alone (ids, values as JSON, rungs);
 //!   `trial_file(sweep_dir, i)`: trials/NNN.toml.
-//! - `SweepState::{read, write, lock}` (state.json, state.lock); `SweepSummary::{read, write,
-//!   collect}` (summary.json); `trial_runs(runs_dir, id)`: the trials' run folders by index.
-//! - `LocalSweep::{start, resume, stop, try_recv, recv, recv_timeout, dir, is_running}`.
-//! - `rank::{metric_of, survivors, keep_count}`: the metric of a run; who goes to the next rung.
+//! - `SweepState::{read, write, lock (blocking), try_lock (refuses)}` (state.json, state.lock);
+//!   `SweepSummary::{read, write, collect}` (summary.json; `collect` joins plan.json, state.json
+//!   and the run folders); `trial_runs(runs_dir, id)`: the trials' run folders by index (via
+//!   `list_runs`, so a dead writer reads `interrupted`); `list_sweeps(runs_dir)`: newest first.
+//! - `LocalSweep::{start(runs_dir, plan, LocalOptions), resume(sweep_dir, LocalOptions), stop,
+//!   try_recv, recv, recv_timeout, dir, is_running}`: events are `SweepEvent`s, ending with one
+//!   `Finished(SweepSummary)` (status completed, stopped or failed).
+//! - `rank::{metric_of, survivors, keep_count, best, promote}`: the metric of a run; who goes to
+//!   the next rung; `promote(&plan, &mut state)` ends a halving rung (the Slurm advance job and
+//!   the local driver share it).
 
 mod expand;
 mod folder;
