@@ -16,12 +16,14 @@ use super::run_view::LiveRun;
 use super::runs_panel::RunsPanel;
 use super::setup_panel::{Action, SetupPanel};
 use super::status_bar;
+use super::sweep_panel::{Shown, SweepPanel};
 use crate::config::Preset;
 use crate::export::find_checkpoint;
+use crate::sweep::LocalSweep;
 use crate::train::{Command, Event, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions};
 
 /// How long one frame may spend draining training events.
-const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+pub(super) const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 /// How often the live view refreshes while training when the GPU is a CPU.
 const SOFTWARE_REFRESH: Duration = Duration::from_secs(1);
 /// How often the runs folder is listed again (runs from the CLI appear on their own).
@@ -61,6 +63,8 @@ pub enum View {
     Experiments,
     Training,
     Runs,
+    /// A sweep's trials (reached from the Runs tab).
+    Sweep,
 }
 
 /// A message above the centre view until dismissed.
@@ -80,13 +84,24 @@ pub struct GradlabApp {
     pub fork_from: Option<(PathBuf, String)>,
     pub runs: RunsPanel,
     pub gallery: Gallery,
+    pub sweep_panel: SweepPanel,
+    /// The local sweep under way (its trials train on their own threads).
+    pub(super) sweep: Option<Box<LocalSweep>>,
+    /// Start or Resume sweep was asked of the io thread, which has not answered yet.
+    pub(super) sweep_starting: bool,
+    /// The best trial's run folder and epochs whose curves were last asked for.
+    pub(super) best_requested: Option<(PathBuf, usize)>,
+    /// When a Slurm sweep's queue was last asked for.
+    pub(super) last_slurm_poll: Option<Instant>,
+    pub(super) default_threads: usize,
+    pub(super) waker: Waker,
     setup: SetupPanel,
     trainer: Trainer,
     preview: PreviewLoader,
-    io: Io,
-    dialogs: Dialogs,
-    runs_dir: Option<PathBuf>,
-    last_runs_poll: Option<Instant>,
+    pub(super) io: Io,
+    pub(super) dialogs: Dialogs,
+    pub(super) runs_dir: Option<PathBuf>,
+    pub(super) last_runs_poll: Option<Instant>,
     start_pending: bool,
     quit_when_done: bool,
     frame_stats: FrameStats,
@@ -120,6 +135,7 @@ impl GradlabApp {
             until_epoch: None,
         });
         let io = Io::spawn(Some(waker.clone()));
+        let default_threads = options.default_threads;
         io.send(IoRequest::ScanPresets(options.preset_dirs));
         Self {
             text_view: super::text_views::TextViewState::default(),
@@ -132,7 +148,14 @@ impl GradlabApp {
             gallery: Gallery::default(),
             setup: SetupPanel::default(),
             trainer,
-            preview: PreviewLoader::spawn(Some(waker)),
+            preview: PreviewLoader::spawn(Some(waker.clone())),
+            sweep_panel: SweepPanel::default(),
+            sweep: None,
+            sweep_starting: false,
+            best_requested: None,
+            last_slurm_poll: None,
+            default_threads,
+            waker,
             io,
             dialogs: options.dialogs,
             runs_dir: options.runs_dir,
@@ -174,7 +197,7 @@ impl GradlabApp {
         self.trainer.dropped_steps()
     }
 
-    fn error(&mut self, message: impl Into<String>) {
+    pub(super) fn error(&mut self, message: impl Into<String>) {
         self.notice = Some(Notice::Error(message.into()));
     }
 
@@ -393,6 +416,34 @@ impl GradlabApp {
                     self.runs.set_loaded(dir, *data);
                 }
                 IoReply::Run(_, Err(e)) => self.error(e),
+                IoReply::SweepRead(path, Ok(opened)) => {
+                    self.sweep_panel.set_opened(*opened);
+                    self.last_slurm_poll = None;
+                    self.notice = Some(Notice::Info(format!("Opened the sweep {}", path.display())));
+                    self.last_runs_poll = None;
+                }
+                IoReply::SweepRead(_, Err(e)) => self.error(e),
+                IoReply::SweepStarted(result) => {
+                    self.sweep_starting = false;
+                    match result {
+                        Ok(sweep) => self.sweep = Some(sweep),
+                        Err(e) => self.error(e),
+                    }
+                }
+                IoReply::SlurmStatus(dir, Ok((status, rows))) => self.sweep_panel.set_slurm_status(&dir, status, &rows),
+                IoReply::SlurmStatus(_, Err(e)) => self.error(e),
+                IoReply::Sweeps(sweeps) => {
+                    // a sweep driven elsewhere (the CLI, Slurm) shows its state as its folder says
+                    if self.sweep.is_none() && !self.sweep_starting {
+                        let shown = self.sweep_panel.id();
+                        if let Some(status) =
+                            sweeps.iter().find(|s| Some(&s.id) == shown.as_ref()).and_then(|s| s.status)
+                        {
+                            self.sweep_panel.status = Some(status);
+                        }
+                    }
+                    self.runs.sweeps = sweeps;
+                }
                 IoReply::Done(message) => {
                     self.notice = Some(Notice::Info(message));
                     self.last_runs_poll = None;
@@ -407,8 +458,10 @@ impl GradlabApp {
             && self.io.send(IoRequest::ListRuns(dir.clone()))
         {
             self.last_runs_poll = Some(Instant::now());
+            // the sweeps' headers (names, plan sizes, Slurm jobs) ride on the same poll
+            self.io.send(IoRequest::ListSweeps(dir.clone()));
         }
-        if self.view == View::Runs {
+        if matches!(self.view, View::Runs | View::Sweep) {
             ctx.request_repaint_after(RUNS_POLL);
         }
     }
@@ -439,9 +492,10 @@ impl eframe::App for GradlabApp {
             // more events wait: come back soon rather than block this frame
             ctx.request_repaint();
         }
+        self.drain_sweep(ctx, start);
         self.preview.poll(ctx);
         self.take_io_replies();
-        if self.view == View::Runs || self.runs.listed_once {
+        if matches!(self.view, View::Runs | View::Sweep) || self.runs.listed_once {
             self.poll_runs(ctx);
         }
         if self.run.phase.is_active() {
@@ -452,6 +506,7 @@ impl eframe::App for GradlabApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let mut actions = Vec::new();
+        let mut sweep_actions = Vec::new();
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("Gradlab");
@@ -459,7 +514,11 @@ impl eframe::App for GradlabApp {
                 for (view, title) in
                     [(View::Experiments, "Experiments"), (View::Training, "Training"), (View::Runs, "Runs")]
                 {
-                    ui.selectable_value(&mut self.view, view, title);
+                    // the sweep view is part of the Runs tab
+                    let shown = self.view == view || (view == View::Runs && self.view == View::Sweep);
+                    if ui.selectable_label(shown, title).clicked() {
+                        self.view = view;
+                    }
                 }
                 ui.separator();
                 if ui.button("Open preset…").clicked() {
@@ -476,6 +535,9 @@ impl eframe::App for GradlabApp {
         // The memory check only while idle: a running run takes the memory it would compare with.
         let checked = match self.preset.validate("setup") {
             Err(e) => Err(e.to_string()),
+            Ok(()) if self.sweep_running() => {
+                Err("A sweep is running; Start is back when it ends or is stopped.".into())
+            }
             Ok(()) if self.run.phase.is_active() => Ok(None),
             Ok(()) => self.memory_check().clone(),
         };
@@ -527,14 +589,37 @@ impl eframe::App for GradlabApp {
                     self.gallery.ui(ui, &self.preset, can_start, &mut actions);
                 }
                 View::Training => live_view::show(ui, &self.run, &mut self.text_view, &mut actions),
-                View::Runs => self.runs.ui(ui, self.runs_dir.as_deref(), self.run.phase.is_active(), &mut actions),
+                View::Runs | View::Sweep => {
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut self.view, View::Runs, "All runs");
+                        ui.selectable_value(&mut self.view, View::Sweep, "Sweep");
+                    });
+                    ui.separator();
+                    if self.view == View::Runs {
+                        self.runs.ui(ui, self.runs_dir.as_deref(), self.run.phase.is_active(), &mut actions);
+                    } else {
+                        let rows = self.sweep_panel.rows(&self.runs.runs);
+                        let best = self.sweep_panel.best(&rows);
+                        let best_dir = rows.iter().find(|r| Some(r.index) == best).and_then(|r| r.run_dir.clone());
+                        let running = self.sweep_running();
+                        let can_start = !running && !self.run.phase.is_active();
+                        let max_parallel = self.default_threads;
+                        let shown = Shown { rows: &rows, loaded: &self.runs.loaded, running, can_start, max_parallel };
+                        self.sweep_panel.ui(ui, &shown, &mut sweep_actions);
+                        self.load_best_trial(best_dir);
+                        self.poll_slurm();
+                    }
+                }
             }
         });
         let ctx = ui.ctx().clone();
         for action in actions {
             self.act(action, &ctx);
         }
-        if self.view == View::Runs && !self.runs.listed_once {
+        for action in sweep_actions {
+            self.act_on_sweep(action);
+        }
+        if matches!(self.view, View::Runs | View::Sweep) && !self.runs.listed_once {
             self.poll_runs(&ctx);
         }
         self.frame_stats.end();

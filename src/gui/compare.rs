@@ -20,10 +20,10 @@ pub enum CompareMetric {
 }
 
 impl CompareMetric {
-    const ALL: [CompareMetric; 4] =
+    pub const ALL: [CompareMetric; 4] =
         [Self::ValidationAccuracy, Self::ValidationLoss, Self::TrainAccuracy, Self::TrainLoss];
 
-    fn title(self) -> &'static str {
+    pub fn title(self) -> &'static str {
         match self {
             Self::ValidationAccuracy => "validation accuracy",
             Self::ValidationLoss => "validation loss",
@@ -64,6 +64,61 @@ pub fn flatten_preset(preset: &crate::config::Preset) -> Vec<(String, String)> {
     out
 }
 
+/// The legend names of runs: their names, with the folder when two share one.
+fn names(runs: &[(&PathBuf, &RunData)]) -> Vec<String> {
+    runs.iter()
+        .map(|(dir, data)| {
+            let duplicate = runs.iter().filter(|(_, d)| d.info.name == data.info.name).count() > 1;
+            if duplicate {
+                format!(
+                    "{} ({})",
+                    data.info.name,
+                    dir.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+                )
+            } else {
+                data.info.name.clone()
+            }
+        })
+        .collect()
+}
+
+/// The runs' curves of `metric` overlaid, each run's best epoch marked (also the sweep panel's
+/// plot of its best trial).
+pub fn plot(
+    ui: &mut Ui,
+    id: &str,
+    runs: &[(&PathBuf, &RunData)],
+    names: &[String],
+    metric: CompareMetric,
+    height: f32,
+) -> egui::Response {
+    Plot::new(id)
+        .height(height)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .y_axis_label(metric.title())
+        .allow_scroll(false)
+        .show(ui, |p| {
+            for (i, ((_, data), name)) in runs.iter().zip(names).enumerate() {
+                let color = class_color(i as u32);
+                let pts: Vec<[f64; 2]> = data.epochs.iter().map(|m| [m.epoch as f64, metric.value(m)]).collect();
+                p.line(Line::new(name.clone(), pts).color(color).width(2.0));
+                // the best epoch (by validation accuracy), marked on the curve
+                if let Some(best) =
+                    data.epochs.iter().max_by(|a, b| a.validation.accuracy.total_cmp(&b.validation.accuracy))
+                {
+                    p.points(
+                        Points::new(name.clone(), vec![[best.epoch as f64, metric.value(best)]])
+                            .color(color)
+                            .shape(MarkerShape::Diamond)
+                            .radius(6.0),
+                    );
+                }
+            }
+        })
+        .response
+}
+
 pub fn show(
     ui: &mut Ui,
     runs: &[(&PathBuf, &RunData)],
@@ -86,47 +141,9 @@ pub fn show(
             .labelled_by(l.id);
         save_png = ui.button("Save plot as PNG…").clicked();
     });
-    let names: Vec<String> = runs
-        .iter()
-        .map(|(dir, data)| {
-            let duplicate = runs.iter().filter(|(_, d)| d.info.name == data.info.name).count() > 1;
-            if duplicate {
-                format!(
-                    "{} ({})",
-                    data.info.name,
-                    dir.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-                )
-            } else {
-                data.info.name.clone()
-            }
-        })
-        .collect();
+    let names = names(runs);
     let height = (ui.available_height() * 0.55).clamp(160.0, 360.0);
-    let response = Plot::new("compare_plot")
-        .height(height)
-        .legend(Legend::default())
-        .x_axis_label("epoch")
-        .y_axis_label(metric.title())
-        .allow_scroll(false)
-        .show(ui, |p| {
-            for (i, ((_, data), name)) in runs.iter().zip(&names).enumerate() {
-                let color = class_color(i as u32);
-                let pts: Vec<[f64; 2]> = data.epochs.iter().map(|m| [m.epoch as f64, metric.value(m)]).collect();
-                p.line(Line::new(name.clone(), pts).color(color).width(2.0));
-                // the best epoch (by validation accuracy), marked on the curve
-                if let Some(best) =
-                    data.epochs.iter().max_by(|a, b| a.validation.accuracy.total_cmp(&b.validation.accuracy))
-                {
-                    p.points(
-                        Points::new(name.clone(), vec![[best.epoch as f64, metric.value(best)]])
-                            .color(color)
-                            .shape(MarkerShape::Diamond)
-                            .radius(6.0),
-                    );
-                }
-            }
-        })
-        .response;
+    let response = plot(ui, "compare_plot", runs, &names, *metric, height);
     if save_png {
         actions.push(Action::SavePlotPng("compare", response.rect));
     }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use super::runs_panel::SweepHeader;
+use super::sweep_panel::OpenedSweep;
 use crate::config::Preset;
 use crate::export::Which;
 use crate::record::{self, RunData, RunInfo};
+use crate::sweep::{status, LocalOptions, LocalSweep, Plan, SweepState, SweepStatus};
 use crate::train::Waker;
 
 /// One card of the preset gallery.
@@ -27,9 +30,38 @@ pub enum IoRequest {
     LoadRun(PathBuf),
     RenameRun(PathBuf, String),
     DeleteRun(PathBuf),
-    ExportModel { run: PathBuf, which: Which, out: PathBuf, format: crate::export::ExportFormat },
-    CopyFile { from: PathBuf, to: PathBuf },
-    WritePng { path: PathBuf, image: Arc<egui::ColorImage> },
+    ExportModel {
+        run: PathBuf,
+        which: Which,
+        out: PathBuf,
+        format: crate::export::ExportFormat,
+    },
+    CopyFile {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    WritePng {
+        path: PathBuf,
+        image: Arc<egui::ColorImage>,
+    },
+    /// A sweep file, or a sweep folder's sweep.toml (then the folder's plan and state).
+    ReadSweep(PathBuf),
+    /// Writes the sweep folder and starts the sweep (its driver thread does the rest).
+    StartSweep {
+        runs_dir: PathBuf,
+        plan: Box<Plan>,
+        options: LocalOptions,
+    },
+    ResumeSweep {
+        dir: PathBuf,
+        options: LocalOptions,
+    },
+    /// The sweeps in a runs folder, for the runs list's headers.
+    ListSweeps(PathBuf),
+    /// `sweep cancel`: a Slurm sweep's jobs scancelled, its state and summary `cancelled`.
+    CancelSlurm(PathBuf),
+    /// A Slurm sweep's trials: its folder joined with squeue (asked at most every 10 s).
+    SlurmStatus(PathBuf),
 }
 
 pub enum IoReply {
@@ -37,6 +69,10 @@ pub enum IoReply {
     PresetRead(PathBuf, Result<Box<Preset>, String>),
     Runs(Vec<(PathBuf, RunInfo)>),
     Run(PathBuf, Result<Box<RunData>, String>),
+    SweepRead(PathBuf, Result<Box<OpenedSweep>, String>),
+    SweepStarted(Result<Box<LocalSweep>, String>),
+    Sweeps(Vec<SweepHeader>),
+    SlurmStatus(PathBuf, Result<(SweepStatus, Vec<status::TrialRow>), String>),
     /// A finished action, to tell the user.
     Done(String),
     Failed(String),
@@ -64,6 +100,8 @@ impl Io {
                     let on_panic = match &request {
                         IoRequest::LoadRun(dir) => Fallback::Run(dir.clone()),
                         IoRequest::ReadPreset(path) => Fallback::Preset(path.clone()),
+                        IoRequest::ReadSweep(path) => Fallback::Sweep(path.clone()),
+                        IoRequest::StartSweep { .. } | IoRequest::ResumeSweep { .. } => Fallback::SweepStart,
                         _ => Fallback::Failed,
                     };
                     let reply = super::catch_panic("reading or writing files", || handle(request))
@@ -98,6 +136,8 @@ impl Io {
 enum Fallback {
     Run(PathBuf),
     Preset(PathBuf),
+    Sweep(PathBuf),
+    SweepStart,
     Failed,
 }
 
@@ -106,6 +146,8 @@ impl Fallback {
         match self {
             Fallback::Run(dir) => IoReply::Run(dir, Err(error)),
             Fallback::Preset(path) => IoReply::PresetRead(path, Err(error)),
+            Fallback::Sweep(path) => IoReply::SweepRead(path, Err(error)),
+            Fallback::SweepStart => IoReply::SweepStarted(Err(error)),
             Fallback::Failed => IoReply::Failed(error),
         }
     }
@@ -150,7 +192,76 @@ fn handle(request: IoRequest) -> IoReply {
             format!("Wrote {}", to.display()),
         ),
         IoRequest::WritePng { path, image } => done(write_png(&path, &image), format!("Wrote {}", path.display())),
+        IoRequest::ReadSweep(path) => {
+            let result = read_sweep(&path).map(Box::new).map_err(|e| e.to_string());
+            IoReply::SweepRead(path, result)
+        }
+        IoRequest::StartSweep { runs_dir, plan, options } => {
+            IoReply::SweepStarted(LocalSweep::start(&runs_dir, *plan, options).map(Box::new).map_err(|e| e.to_string()))
+        }
+        IoRequest::ResumeSweep { dir, options } => {
+            IoReply::SweepStarted(LocalSweep::resume(&dir, options).map(Box::new).map_err(|e| e.to_string()))
+        }
+        IoRequest::ListSweeps(runs_dir) => IoReply::Sweeps(list_sweeps(&runs_dir)),
+        IoRequest::SlurmStatus(dir) => {
+            let result = slurm_status(&dir).map_err(|e| e.to_string());
+            IoReply::SlurmStatus(dir, result)
+        }
+        IoRequest::CancelSlurm(dir) => match crate::sweep::slurm_run::cancel(&dir) {
+            Ok(ids) if ids.is_empty() => IoReply::Done(format!("{}: nothing to cancel", dir.display())),
+            Ok(ids) => {
+                IoReply::Done(format!("Cancelled Slurm jobs {}; started trials are resumable runs", ids.join(", ")))
+            }
+            Err(e) => IoReply::Failed(e.to_string()),
+        },
     }
+}
+
+/// As `gradlab sweep status` joins them: the plan, the trials' runs and, while the sweep runs,
+/// the queue (unreadable: the run folders alone, as the CLI falls back).
+fn slurm_status(dir: &Path) -> crate::Result<(SweepStatus, Vec<status::TrialRow>)> {
+    let state = SweepState::read(dir)?;
+    let plan = crate::sweep::read_plan(dir)?;
+    let runs = crate::sweep::trial_runs(&state.runs_dir, &state.id);
+    let queue = if state.status == SweepStatus::Running {
+        crate::sweep::slurm::queue(&crate::sweep::slurm_run::job_ids(&state)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((state.status, status::join(&status::planned_trials(&plan), &state, &runs, &queue)))
+}
+
+fn read_sweep(file: &Path) -> crate::Result<OpenedSweep> {
+    match super::sweep_panel::sweep_folder_of(file) {
+        Some(dir) => {
+            let plan = crate::sweep::read_plan(&dir)?;
+            let state = SweepState::read(&dir).ok();
+            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: Some(dir), state })
+        }
+        None => {
+            let plan = crate::sweep::Plan::new(crate::sweep::SweepSpec::load(file)?)?;
+            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: None, state: None })
+        }
+    }
+}
+
+/// Each sweep folder's name, plan size and Slurm jobs, from its plan.json and state.json (a
+/// folder that cannot be read is left out: its trials then show under their own tags).
+fn list_sweeps(runs_dir: &Path) -> Vec<SweepHeader> {
+    crate::sweep::list_sweeps(runs_dir)
+        .into_iter()
+        .filter_map(|dir| {
+            let path = dir.join("plan.json");
+            let text = record::read_text_capped(&path, record::MAX_JSON_BYTES).ok()?;
+            let plan: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let id = dir.file_name()?.to_string_lossy().into_owned();
+            let name = plan.get("name").and_then(|n| n.as_str()).unwrap_or(&id).to_string();
+            let trials = plan.get("trials").and_then(|t| t.as_array()).map_or(0, Vec::len);
+            let state = SweepState::read(&dir).ok();
+            let jobs = state.as_ref().map(crate::sweep::slurm_run::job_ids).unwrap_or_default();
+            Some(SweepHeader { id, name, trials, jobs, status: state.map(|s| s.status) })
+        })
+        .collect()
 }
 
 fn done(result: crate::Result<()>, message: String) -> IoReply {

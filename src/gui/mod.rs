@@ -1,6 +1,7 @@
 //! The desktop app (eframe/egui). One file per panel; the app holds them together.
 
 mod app;
+mod app_sweep;
 mod augment_panel;
 mod augment_preview;
 mod compare;
@@ -12,12 +13,15 @@ mod generative_views;
 mod io;
 mod layer_editor;
 mod live_view;
+mod parallel_coords;
 mod plots;
 mod preview;
 mod run_view;
 mod runs_panel;
 mod setup_panel;
 mod status_bar;
+mod sweep_panel;
+mod sweep_table;
 mod text_views;
 mod transfer_panel;
 
@@ -26,6 +30,9 @@ pub use compare::flatten_preset;
 pub use dialogs::Dialogs;
 pub use io::write_png;
 pub use run_view::{LiveRun, Phase};
+pub use runs_panel::SweepHeader;
+pub use sweep_panel::{SweepPanel, TrialRow};
+pub use sweep_table::format_value;
 
 /// Runs `work` on a background thread's loop, turning a panic into an error message (the
 /// thread lives on for the next request, and the UI shows the message instead of waiting

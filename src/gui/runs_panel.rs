@@ -10,6 +10,7 @@ use super::compare;
 use super::setup_panel::Action;
 use crate::export::{ExportFormat, Which};
 use crate::record::{RunData, RunInfo};
+use crate::sweep::SweepStatus;
 use crate::train::RunStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,20 @@ enum SortKey {
     Best,
     Epochs,
     Duration,
+}
+
+/// What the runs list shows above a sweep's trials, read from its folder by the io thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepHeader {
+    /// The folder name under `<runs>/sweeps/`, as in each trial's `SweepTag`.
+    pub id: String,
+    pub name: String,
+    /// Trials in its plan.
+    pub trials: usize,
+    /// Slurm array and advance job ids (none for a local sweep).
+    pub jobs: Vec<String>,
+    /// As its state.json says (`None` when it cannot be read).
+    pub status: Option<SweepStatus>,
 }
 
 #[derive(Default)]
@@ -38,6 +53,16 @@ pub struct RunsPanel {
     only_differences: bool,
     /// What "Export model" writes (here and in the live view).
     pub export_format: ExportFormat,
+    /// The sweeps in the runs folder (name, plan size, Slurm jobs), listed by the io thread.
+    pub sweeps: Vec<SweepHeader>,
+}
+
+/// A sweep's name from its trials' titles ("<name> #003"), else from its id
+/// ("<time>_<slug>").
+fn sweep_name(id: &str, runs: &[&(PathBuf, RunInfo)]) -> String {
+    runs.first()
+        .and_then(|(_, i)| i.title.rsplit_once(" #").map(|(name, _)| name.to_string()))
+        .unwrap_or_else(|| id.split_once('_').map_or(id, |(_, slug)| slug).to_string())
 }
 
 fn duration(s: f64) -> String {
@@ -105,6 +130,59 @@ impl RunsPanel {
         rows
     }
 
+    /// One table of runs (the main one, or a sweep's), with a Slurm job column when asked.
+    fn table(
+        &mut self,
+        ui: &mut Ui,
+        id: &str,
+        rows: &[&(PathBuf, RunInfo)],
+        with_jobs: bool,
+        busy: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        egui::Grid::new(id).striped(true).num_columns(10 + usize::from(with_jobs)).show(ui, |ui| {
+            ui.label("");
+            self.header(ui, "Name", SortKey::Name);
+            self.header(ui, "Data", SortKey::Data);
+            self.header(ui, "Model", SortKey::Model);
+            self.header(ui, "Status", SortKey::Status);
+            self.header(ui, "Best val acc", SortKey::Best);
+            self.header(ui, "Epochs", SortKey::Epochs);
+            self.header(ui, "Duration", SortKey::Duration);
+            self.header(ui, "Started", SortKey::Started);
+            if with_jobs {
+                ui.strong("Slurm job");
+            }
+            ui.label("");
+            ui.end_row();
+            for (dir, info) in rows {
+                self.row(ui, dir, info, with_jobs, busy, actions);
+                ui.end_row();
+            }
+        });
+    }
+
+    /// "Sweep <name> · 5/8 done · jobs 1234, 1240": the name, plan size and jobs from the sweep's
+    /// overview when the io thread has read it, else from the trials' own records.
+    fn sweep_title(&self, id: &str, runs: &[&(PathBuf, RunInfo)]) -> String {
+        let done = runs.iter().filter(|(_, i)| i.status == RunStatus::Completed).count();
+        let overview = self.sweeps.iter().find(|o| o.id == id);
+        let name = overview.map_or_else(|| sweep_name(id, runs), |o| o.name.clone());
+        let total = overview.map_or(runs.len(), |o| o.trials.max(runs.len()));
+        let mut jobs: Vec<String> = match overview {
+            Some(o) => o.jobs.clone(),
+            None => runs
+                .iter()
+                .filter_map(|(_, i)| i.sweep.as_ref()?.slurm_job.as_ref())
+                .map(|j| j.split('_').next().unwrap_or(j).to_string())
+                .collect(),
+        };
+        jobs.sort();
+        jobs.dedup();
+        let jobs = if jobs.is_empty() { String::new() } else { format!(" · jobs {}", jobs.join(", ")) };
+        format!("Sweep {name} · {done}/{total} done{jobs}")
+    }
+
     fn header(&mut self, ui: &mut Ui, title: &str, key: SortKey) {
         let arrow = match self.sort {
             Some((k, true)) if k == key => " ^",
@@ -152,24 +230,29 @@ impl RunsPanel {
             return;
         }
         let rows: Vec<(PathBuf, RunInfo)> = self.sorted().into_iter().cloned().collect();
+        // a sweep's trials go under one header per sweep, newest sweep first (ids start with
+        // their time); other runs stay in the main table
+        let (single, tagged): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, info)| info.sweep.is_none());
+        let mut sweeps: Vec<(String, Vec<&(PathBuf, RunInfo)>)> = Vec::new();
+        for row in tagged {
+            let id = row.1.sweep.as_ref().map_or_else(String::new, |t| t.sweep.clone());
+            match sweeps.iter_mut().find(|(s, _)| *s == id) {
+                Some((_, runs)) => runs.push(row),
+                None => sweeps.push((id, vec![row])),
+            }
+        }
+        sweeps.sort_by(|a, b| b.0.cmp(&a.0));
         egui::ScrollArea::vertical().id_salt("runs_table").max_height(ui.available_height() * 0.45).show(ui, |ui| {
-            egui::Grid::new("runs_grid").striped(true).num_columns(10).show(ui, |ui| {
-                ui.label("");
-                self.header(ui, "Name", SortKey::Name);
-                self.header(ui, "Data", SortKey::Data);
-                self.header(ui, "Model", SortKey::Model);
-                self.header(ui, "Status", SortKey::Status);
-                self.header(ui, "Best val acc", SortKey::Best);
-                self.header(ui, "Epochs", SortKey::Epochs);
-                self.header(ui, "Duration", SortKey::Duration);
-                self.header(ui, "Started", SortKey::Started);
-                ui.label("");
-                ui.end_row();
-                for (dir, info) in &rows {
-                    self.row(ui, dir, info, busy, actions);
-                    ui.end_row();
-                }
-            });
+            if !single.is_empty() {
+                self.table(ui, "runs_grid", &single, false, busy, actions);
+            }
+            for (id, runs) in &sweeps {
+                let title = self.sweep_title(id, runs);
+                let with_jobs = runs.iter().any(|(_, i)| i.sweep.as_ref().is_some_and(|t| t.slurm_job.is_some()));
+                egui::CollapsingHeader::new(title).id_salt(("sweep_group", id)).default_open(true).show(ui, |ui| {
+                    self.table(ui, &format!("sweep_grid_{id}"), runs, with_jobs, busy, actions);
+                });
+            }
         });
         self.confirm_delete_modal(ui, actions);
         ui.separator();
@@ -185,7 +268,15 @@ impl RunsPanel {
         }
     }
 
-    fn row(&mut self, ui: &mut Ui, dir: &PathBuf, info: &RunInfo, busy: bool, actions: &mut Vec<Action>) {
+    fn row(
+        &mut self,
+        ui: &mut Ui,
+        dir: &PathBuf,
+        info: &RunInfo,
+        with_job: bool,
+        busy: bool,
+        actions: &mut Vec<Action>,
+    ) {
         let mut ticked = self.selected.contains(dir);
         if ui.checkbox(&mut ticked, "").on_hover_text("Compare").changed() {
             if ticked {
@@ -232,6 +323,9 @@ impl RunsPanel {
             _ => info.started_at.clone(),
         };
         ui.label(started).on_hover_text(&info.started_at);
+        if with_job {
+            ui.label(info.sweep.as_ref().and_then(|t| t.slurm_job.clone()).unwrap_or_else(|| "-".into()));
+        }
         ui.menu_button("Actions", |ui| {
             if ui.button("Rename").clicked() {
                 self.renaming = Some((dir.clone(), info.name.clone()));
