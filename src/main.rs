@@ -73,7 +73,7 @@ enum Cmd {
         #[arg(long, value_name = "ID/N", conflicts_with = "no_record")]
         sweep_trial: Option<String>,
         /// Stop at the end of this epoch (a halving rung), `stopped` with its checkpoint.
-        #[arg(long, value_name = "E")]
+        #[arg(long, value_name = "E", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         until_epoch: Option<usize>,
     },
     /// Sweeps: `gradlab sweep FILE` prints the plan; `run`, `resume` and the Slurm commands.

@@ -67,8 +67,8 @@ fn gradlab(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Writes a sweep of 4 learning rates over a built-in preset (and `more` tables) and submits
-/// it, one CPU a trial.
-fn submit(tmp: &Path, builtin: &str, set: &str, more: &str) -> (PathBuf, Jobs, Instant) {
+/// it, `cpus` CPUs a trial.
+fn submit(tmp: &Path, builtin: &str, set: &str, more: &str, cpus: usize) -> (PathBuf, Jobs, Instant) {
     let file = tmp.join("sweep.toml");
     let text = format!(
         "name = \"slurm {builtin}\"\nbuiltin = \"{builtin}\"\nmetric = \"validation_accuracy\"\n\
@@ -85,7 +85,7 @@ fn submit(tmp: &Path, builtin: &str, set: &str, more: &str) -> (PathBuf, Jobs, I
             "sweep.toml",
             "--slurm",
             "--cpus",
-            "1",
+            &cpus.to_string(),
             "--runs-dir",
             "runs",
             "--gradlab",
@@ -99,6 +99,13 @@ fn submit(tmp: &Path, builtin: &str, set: &str, more: &str) -> (PathBuf, Jobs, I
     let dir = sweeps[0].clone();
     let jobs = Jobs(dir.clone());
     (runs, jobs, submitted)
+}
+
+/// The CPUs of the cluster's node, as Slurm counts them.
+fn node_cpus() -> usize {
+    let out = Command::new("sinfo").args(["-h", "-o", "%c"]).output().expect("sinfo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().trim_end_matches('+').parse().unwrap_or_else(|_| panic!("sinfo's CPU count: {text:?}"))
 }
 
 fn has_step_row(run: &Path) -> bool {
@@ -121,7 +128,8 @@ fn diagnose(dir: &Path) -> String {
 fn a_sweep_runs_as_job_arrays_and_its_advance_job_completes_it() {
     let Some(_cluster) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"train.epochs\" = 3\n\"data.samples\" = 300", "");
+    let (runs, jobs, submitted) =
+        submit(tmp.path(), "spiral_mlp", "\"train.epochs\" = 3\n\"data.samples\" = 300", "", 1);
     let dir = jobs.0.clone();
 
     // summary.json `completed` is written by the advance job alone: the afterany path is tested
@@ -180,8 +188,10 @@ fn a_sweep_runs_as_job_arrays_and_its_advance_job_completes_it() {
 fn cancel_stops_every_job_and_leaves_started_trials_resumable() {
     let Some(_cluster) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // 2 cores, a CPU each: two trials run, two wait
-    let (runs, jobs, submitted) = submit(tmp.path(), "mnist_mlp", "\"train.epochs\" = 50", "");
+    // half the node's CPUs a trial: at most three of the four run (two on an even count), the
+    // rest wait, whatever the node's size
+    let (runs, jobs, submitted) =
+        submit(tmp.path(), "mnist_mlp", "\"train.epochs\" = 50", "", (node_cpus() / 2).max(1));
     let dir = jobs.0.clone();
     while !list_runs(&runs).iter().any(|(run, _)| has_step_row(run)) {
         assert!(submitted.elapsed() < Duration::from_secs(180), "no training step in 180 s:\n{}", diagnose(&dir));
@@ -214,7 +224,7 @@ fn cancel_stops_every_job_and_leaves_started_trials_resumable() {
         assert_eq!(run_is_locked(run), Some(false), "trial {trial}'s run.lock is free: resumable");
         assert!(!pending.contains(&trial), "trial {trial} was pending at the cancel, yet has a run");
     }
-    assert!(!pending.is_empty(), "two trials waited for a CPU");
+    assert!(!pending.is_empty(), "some trials waited for a CPU");
     assert_eq!(SweepSummary::read(&dir).unwrap().status, SweepStatus::Cancelled);
     let status = gradlab(tmp.path(), &["sweep", "status", dir.to_str().unwrap()]);
     let status = String::from_utf8_lossy(&status.stdout);
@@ -255,7 +265,7 @@ fn halving_on_slurm_submits_the_next_rung_from_the_advance_job() {
     let Some(_cluster) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let halving = "[halving]\neta = 2\nrungs = 2\nmin_epochs = 1\n";
-    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"data.samples\" = 300", halving);
+    let (runs, jobs, submitted) = submit(tmp.path(), "spiral_mlp", "\"data.samples\" = 300", halving, 1);
     let dir = jobs.0.clone();
     while !SweepSummary::read(&dir).is_ok_and(|s| s.status == SweepStatus::Completed) {
         assert!(submitted.elapsed() < Duration::from_secs(180), "not completed in 180 s:\n{}", diagnose(&dir));

@@ -35,7 +35,15 @@ impl PlanFile {
     pub fn read(sweep_dir: &Path) -> Result<Self> {
         let path = sweep_dir.join("plan.json");
         let text = crate::record::read_text_capped(&path, crate::record::MAX_JSON_BYTES)?;
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+        let file: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+        if let Some(r) = &file.rungs {
+            // rung r is read as epochs[r] and keep[r]: a corrupt file must not index past either
+            if r.epochs.is_empty() || r.epochs.len() != r.keep.len() || r.epochs.contains(&0) {
+                let what = format!("rungs: {} epoch counts and {} keep counts", r.epochs.len(), r.keep.len());
+                return Err(Error::format(&path, what));
+            }
+        }
+        Ok(file)
     }
 }
 

@@ -213,6 +213,11 @@ pub(super) fn validate_spec(spec: &SweepSpec) -> Result<()> {
         if matches!(key.as_str(), "title" | "train.threads") {
             return Err(spec.err(format!("set.\"{key}\""), "is chosen by the sweep (trial titles; the thread split)"));
         }
+        if key == "train.epochs" && spec.halving.is_some() {
+            return Err(
+                spec.err("set.\"train.epochs\"", "under [halving] the rungs set the epochs (min_epochs * eta^rung)")
+            );
+        }
     }
     if spec.vary.is_empty() {
         return Err(spec.err(

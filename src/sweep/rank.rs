@@ -19,13 +19,26 @@ pub struct Standing {
 pub fn metric_of(run_dir: &Path, metric: Metric) -> Option<f64> {
     match metric {
         Metric::ValidationAccuracy => crate::record::RunInfo::read(run_dir).ok()?.best_validation_accuracy,
-        Metric::ValidationLoss => {
-            let text = crate::record::read_text_capped(&run_dir.join("epochs.jsonl"), 2 << 30).ok()?;
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<crate::train::EpochMetrics>(l).ok())
-                .map(|m| m.validation.loss)
-                .filter(|l| l.is_finite())
-                .reduce(f64::min)
+        Metric::ValidationLoss => min_validation_loss(&run_dir.join("epochs.jsonl")),
+    }
+}
+
+/// The lowest validation loss in epochs.jsonl, read a line at a time (a long run's file is not
+/// held whole), each line capped: a corrupt line is skipped, never allocated without bound.
+fn min_validation_loss(path: &Path) -> Option<f64> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let (mut best, mut line) = (None::<f64>, Vec::new());
+    loop {
+        line.clear();
+        if (&mut reader).take(crate::record::MAX_JSON_BYTES).read_until(b'\n', &mut line).ok()? == 0 {
+            return best;
+        }
+        if let Ok(m) = serde_json::from_slice::<crate::train::EpochMetrics>(&line) {
+            let loss = m.validation.loss;
+            if loss.is_finite() {
+                best = Some(best.map_or(loss, |b| b.min(loss)));
+            }
         }
     }
 }

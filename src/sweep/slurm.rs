@@ -109,7 +109,8 @@ fn utf8(path: &Path) -> Result<&str> {
 /// A value inside `#SBATCH --flag="..."` cannot hold a quote or a line break; in an output file
 /// name `%` starts one of Slurm's patterns.
 fn directive_safe(value: &str, what: &str, output_pattern: bool) -> Result<()> {
-    let bad = |c: char| c == '"' || c == '\n' || c == '\r' || (output_pattern && c == '%');
+    // Slurm's #SBATCH parser also reads a backslash as an escape, even inside quotes
+    let bad = |c: char| matches!(c, '"' | '\\' | '\n' | '\r') || (output_pattern && c == '%');
     match value.chars().find(|&c| bad(c)) {
         Some(c) => Err(Error::Other(format!(
             "{what} `{value}` contains {c:?}, which an #SBATCH line cannot carry; use a path without it"

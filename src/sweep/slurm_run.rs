@@ -54,6 +54,8 @@ pub fn submit(plan: &Plan, runs_dir: &Path, gradlab: &Path, chdir: &Path, option
     state.runs_dir = runs_dir;
     state.gradlab = Some(gradlab);
     state.started_at = crate::record::timestamp();
+    // a failed first sbatch leaves a folder that says Slurm, so `sweep resume --slurm` takes it
+    state.write(&dir)?;
     let trials = state.active.clone();
     let job = submit_trials(&dir, plan, &mut state, &trials, &chdir)?;
     Ok(Submission {
@@ -86,12 +88,7 @@ fn submit_trials(dir: &Path, plan: &Plan, state: &mut SweepState, trials: &[usiz
         options: &options,
     };
     let array = slurm::submit_rung(&job)?;
-    state.slurm_jobs.push(SlurmJob {
-        rung: state.rung,
-        array: array.clone(),
-        trials: state.active.clone(),
-        advance: None,
-    });
+    state.slurm_jobs.push(SlurmJob { rung: state.rung, array: array.clone(), trials: trials.to_vec(), advance: None });
     state.write(dir)?;
     // the advance job starts where this process is, so the next rung's tasks start there too
     let advance = slurm::submit_advance(&gradlab, dir, chdir, &array, &options)?;
@@ -106,7 +103,7 @@ fn submit_trials(dir: &Path, plan: &Plan, state: &mut SweepState, trials: &[usiz
 /// and submit the survivors as the next rung (with their own advance job), or after the last
 /// rung mark the sweep completed. A cancelled or ended sweep is left as it is.
 pub fn advance(dir: &Path) -> Result<Advanced> {
-    let _lock = SweepState::lock(dir)?;
+    let _lock = lock_slurm(dir)?;
     let mut state = SweepState::read(dir)?;
     if state.mode != Mode::Slurm {
         return Err(Error::Other(format!("{}: this sweep runs locally, not on Slurm", dir.display())));
@@ -116,7 +113,24 @@ pub fn advance(dir: &Path) -> Result<Advanced> {
     }
     let arrays: Vec<String> =
         state.slurm_jobs.iter().filter(|j| j.rung == state.rung).map(|j| j.array.clone()).collect();
-    let queued = slurm::queue(&arrays)?.into_iter().filter(|e| e.array_task().is_some()).count();
+    // a task that has ended can linger in squeue as COMPLETING (or briefly in a final state)
+    // when the afterany dependency has already let this job start: it counts as ended, or
+    // nothing would advance the sweep again
+    let ended = |state: &str| {
+        matches!(
+            state,
+            "COMPLETING"
+                | "COMPLETED"
+                | "CANCELLED"
+                | "FAILED"
+                | "TIMEOUT"
+                | "NODE_FAIL"
+                | "OUT_OF_MEMORY"
+                | "PREEMPTED"
+        )
+    };
+    let queued =
+        slurm::queue(&arrays)?.into_iter().filter(|e| e.array_task().is_some() && !ended(e.state.as_str())).count();
     if queued > 0 {
         return Ok(Advanced::Waiting(queued));
     }
@@ -149,7 +163,7 @@ pub enum Resumed {
 /// is still queued or running; a completed sweep is left as it is.
 pub fn resume(dir: &Path, options: Option<SlurmSpec>, gradlab: Option<&Path>, chdir: &Path) -> Result<Resumed> {
     {
-        let _lock = SweepState::lock(dir)?;
+        let _lock = lock_slurm(dir)?;
         let mut state = SweepState::read(dir)?;
         if state.mode != Mode::Slurm {
             return Err(Error::Other(format!("{}: this sweep ran locally; resume it without --slurm", dir.display())));
@@ -200,7 +214,7 @@ pub fn resume(dir: &Path, options: Option<SlurmSpec>, gradlab: Option<&Path>, ch
 /// scancel of every array and advance job, then summary.json. Killed trials read `interrupted`
 /// and stay resumable; pending ones never get a folder. Returns the job ids cancelled.
 pub fn cancel(dir: &Path) -> Result<Vec<String>> {
-    let _lock = SweepState::lock(dir)?;
+    let _lock = lock_slurm(dir)?;
     let mut state = SweepState::read(dir)?;
     if state.mode != Mode::Slurm {
         return Err(Error::Other(format!(
@@ -217,6 +231,19 @@ pub fn cancel(dir: &Path) -> Result<Vec<String>> {
     slurm::cancel(&ids)?;
     write_summary(dir, SweepStatus::Cancelled)?;
     Ok(ids)
+}
+
+/// state.lock of a Slurm sweep. A local driver holds the lock for as long as it runs, so a local
+/// sweep is refused before waiting for the lock (the callers check the mode again under it).
+fn lock_slurm(dir: &Path) -> Result<std::fs::File> {
+    if SweepState::read(dir)?.mode != Mode::Slurm {
+        return Err(Error::Other(format!(
+            "{}: this sweep runs locally, not on Slurm: stop it where it runs (Ctrl-C or the GUI's \
+             Stop sweep) and resume it without --slurm",
+            dir.display()
+        )));
+    }
+    SweepState::lock(dir)
 }
 
 /// Every array and advance job id of the sweep, in submission order.

@@ -94,10 +94,43 @@ pub struct SweepState {
 }
 
 impl SweepState {
+    /// state.json, its trial and rung numbers checked against plan.json beside it (when that is
+    /// there: it is written last), so that no reader indexes past the plan on a corrupt or
+    /// hand-edited file.
     pub fn read(sweep_dir: &Path) -> Result<Self> {
         let path = sweep_dir.join("state.json");
         let text = crate::record::read_text_capped(&path, crate::record::MAX_JSON_BYTES)?;
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+        let state: Self = serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+        if sweep_dir.join("plan.json").exists() {
+            let plan = super::folder::PlanFile::read(sweep_dir)?;
+            let rungs = plan.rungs.as_ref().map_or(1, |r| r.epochs.len());
+            state.check(&path, plan.trials.len(), rungs)?;
+        }
+        Ok(state)
+    }
+
+    fn check(&self, path: &Path, trials: usize, rungs: usize) -> Result<()> {
+        let refuse = |what: String| Err(Error::format(path, what));
+        if self.rung >= rungs {
+            return refuse(format!("rung {} is past the plan's {rungs} rungs", self.rung));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &t in &self.active {
+            if t >= trials || !seen.insert(t) {
+                return refuse(format!("active trial {t} is repeated or past the plan's {trials} trials"));
+            }
+        }
+        for (&t, &r) in &self.pruned {
+            if t >= trials || r >= rungs {
+                return refuse(format!("trial {t} pruned at rung {r}: past the plan ({trials} trials, {rungs} rungs)"));
+            }
+        }
+        for job in &self.slurm_jobs {
+            if let Some(t) = job.trials.iter().find(|&&t| t >= trials) {
+                return refuse(format!("job {} lists trial {t}, past the plan's {trials} trials", job.array));
+            }
+        }
+        Ok(())
     }
 
     pub fn write(&self, sweep_dir: &Path) -> Result<()> {

@@ -179,3 +179,36 @@ fn thread_split() {
         }
     }
 }
+
+#[test]
+fn a_corrupt_state_is_refused_not_indexed() {
+    let runs = tempfile::tempdir().unwrap();
+    let p =
+        plan("name = \"s\"\nbuiltin = \"spiral_mlp\"\n[vary]\n\"train.learning_rate\" = { values = [0.01, 0.1] }\n")
+            .unwrap();
+    let dir = super::write_sweep_dir(runs.path(), &p).unwrap();
+    let good = super::SweepState::read(&dir).unwrap();
+    for (bad, named) in [
+        (super::SweepState { active: vec![0, 2], ..good.clone() }, "active trial 2"),
+        (super::SweepState { active: vec![1, 1], ..good.clone() }, "active trial 1"),
+        (super::SweepState { rung: 1, ..good.clone() }, "rung 1"),
+        (super::SweepState { pruned: [(5, 0)].into(), ..good.clone() }, "trial 5 pruned"),
+    ] {
+        bad.write(&dir).unwrap();
+        let e = super::SweepState::read(&dir).unwrap_err().to_string();
+        assert!(e.contains("state.json") && e.contains(named), "{e}");
+    }
+    good.write(&dir).unwrap();
+    assert_eq!(super::SweepState::read(&dir).unwrap(), good);
+}
+
+#[test]
+fn halving_refuses_fixed_epochs() {
+    let e = plan(
+        "name = \"h\"\nbuiltin = \"spiral_mlp\"\n[set]\n\"train.epochs\" = 5\n[vary]\n\
+         \"train.learning_rate\" = { values = [0.01, 0.1] }\n[halving]\neta = 2\nrungs = 2\nmin_epochs = 1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("bad.toml") && e.contains("set.\"train.epochs\"") && e.contains("rungs"), "{e}");
+}
