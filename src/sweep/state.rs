@@ -140,13 +140,7 @@ impl SweepState {
 
     /// Takes state.lock, or says that another process drives the sweep.
     pub fn try_lock(sweep_dir: &Path) -> Result<std::fs::File> {
-        let path = sweep_dir.join(STATE_LOCK);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let (path, file) = Self::lock_file(sweep_dir)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Other(format!(
@@ -161,6 +155,13 @@ impl SweepState {
     /// Takes state.lock (blocking until a concurrent driver lets go): hold it across a read,
     /// change and write of state.json.
     pub fn lock(sweep_dir: &Path) -> Result<std::fs::File> {
+        let (path, file) = Self::lock_file(sweep_dir)?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
+    }
+
+    /// state.lock opened (created empty if missing, never truncated), with its path for errors.
+    fn lock_file(sweep_dir: &Path) -> Result<(PathBuf, std::fs::File)> {
         let path = sweep_dir.join(STATE_LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -168,8 +169,7 @@ impl SweepState {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(file)
+        Ok((path, file))
     }
 }
 
