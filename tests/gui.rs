@@ -613,8 +613,11 @@ fn a_sweep_starts_stops_resumes_and_opens_its_best_trial() {
     step_until(&mut h, "the sweep file", Duration::from_secs(20), |a| a.sweep_panel.opened.is_some());
     assert_eq!(h.state().sweep_panel.rows(&[]).len(), 3);
     h.get_by_label("Start sweep").click();
-    step_until(&mut h, "the first trial", Duration::from_secs(120), |a| {
-        a.sweep_panel.rows(&a.runs.runs).iter().any(|r| r.status == "completed")
+    // trial 1 under way, trial 2 not: Stop then always leaves something unfinished (both would
+    // have to train to the end before the next frame)
+    step_until(&mut h, "the first trial and the second's start", Duration::from_secs(120), |a| {
+        let rows = a.sweep_panel.rows(&a.runs.runs);
+        rows[0].status == "completed" && rows[1].status != "pending" && rows[2].status == "pending"
     });
     {
         use egui_kittest::kittest::NodeT;
@@ -659,6 +662,18 @@ fn a_sweep_starts_stops_resumes_and_opens_its_best_trial() {
     assert_eq!(h.state().view, View::Runs);
     // the runs list holds the trials under their sweep's header
     h.get_by_label_contains("Sweep spiral lr · 3/3 done");
+
+    // Start again: a new sweep in a new folder, none of the finished one's trials shown as its own
+    h.get_by_label("Sweep").click();
+    h.run();
+    let old = h.state().sweep_panel.id();
+    h.get_by_label("Start sweep").click();
+    step_until(&mut h, "the new sweep's start", Duration::from_secs(60), |a| a.sweep_panel.id() != old);
+    let rows = h.state().sweep_panel.rows(&h.state().runs.runs);
+    assert!(rows.iter().all(|r| r.status != "completed"), "the old sweep's rows: {rows:?}");
+    h.get_by_label_contains("· 0/3 done ·");
+    h.get_by_label("Stop sweep").click();
+    step_until(&mut h, "the second sweep's stop", Duration::from_secs(60), |a| !a.sweep_running());
 }
 
 /// Trials recorded by Slurm jobs (`train --sweep-trial` in a job array's environment) are listed
@@ -734,6 +749,18 @@ fn a_halving_sweep_shows_its_pruned_trials() {
     assert_eq!(h.get_all_by_label("rung 2/2 · 2/2").count(), 2);
     assert_eq!(h.get_all_by_label("rung 1/2 · 1/2").count(), 2);
     h.get_by_label_contains("successive halving over 2 rungs");
+    // pruned trials are settled: the finished sweep is all done
+    h.get_by_label_contains("4/4 done (2 completed, 2 pruned)");
+    // the promoted two had the best validation accuracy after epoch 1 (the sweep's metric)
+    let first_epoch = |row: &gradlab::gui::TrialRow| {
+        let text = std::fs::read_to_string(row.run_dir.as_ref().unwrap().join("epochs.jsonl")).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        line["validation"]["accuracy"].as_f64().unwrap()
+    };
+    let (promoted, pruned): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.status == "completed");
+    let worst_promoted = promoted.iter().map(|r| first_epoch(r)).fold(f64::INFINITY, f64::min);
+    let best_pruned = pruned.iter().map(|r| first_epoch(r)).fold(f64::NEG_INFINITY, f64::max);
+    assert!(worst_promoted >= best_pruned, "promoted {worst_promoted} < pruned {best_pruned}");
 }
 
 /// A Slurm sweep opened from its folder (`sweep.toml` there): trials with a run show it, those

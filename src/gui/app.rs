@@ -89,6 +89,10 @@ pub struct GradlabApp {
     pub(super) sweep: Option<Box<LocalSweep>>,
     /// Start or Resume sweep was asked of the io thread, which has not answered yet.
     pub(super) sweep_starting: bool,
+    /// Stop sweep was clicked while it was starting: stop it as soon as its handle arrives.
+    pub(super) sweep_stop_pending: bool,
+    /// A ListRuns is with the io thread: the sweep's events ask for at most one more after it.
+    pub(super) runs_listing: bool,
     /// The best trial's run folder and epochs whose curves were last asked for.
     pub(super) best_requested: Option<(PathBuf, usize)>,
     /// When a Slurm sweep's queue was last asked for.
@@ -106,7 +110,7 @@ pub struct GradlabApp {
     quit_when_done: bool,
     frame_stats: FrameStats,
     /// How often step updates repaint the window while training.
-    live_refresh: Duration,
+    pub(super) live_refresh: Duration,
     /// The last memory check and the preset it was for: recomputed when the preset changes or
     /// the check is older than `MEMORY_CHECK_EVERY`, not every frame (it reads /proc/meminfo and
     /// an IDX folder's headers).
@@ -152,6 +156,8 @@ impl GradlabApp {
             sweep_panel: SweepPanel::default(),
             sweep: None,
             sweep_starting: false,
+            sweep_stop_pending: false,
+            runs_listing: false,
             best_requested: None,
             last_slurm_poll: None,
             default_threads,
@@ -402,8 +408,14 @@ impl GradlabApp {
                     self.fork_from = None;
                     self.notice = Some(Notice::Info(format!("Loaded {}", path.display())));
                 }
-                IoReply::PresetRead(_, Err(e)) | IoReply::Failed(e) => self.error(e),
+                IoReply::PresetRead(_, Err(e)) => self.error(e),
+                IoReply::Failed(e) => {
+                    // a listing that panicked replies this way: let the next one go
+                    self.runs_listing = false;
+                    self.error(e);
+                }
                 IoReply::Runs(runs) => {
+                    self.runs_listing = false;
                     self.runs.set_runs(runs);
                     for dir in self.runs.stale_selection() {
                         self.io.send(IoRequest::LoadRun(dir));
@@ -425,8 +437,14 @@ impl GradlabApp {
                 IoReply::SweepRead(_, Err(e)) => self.error(e),
                 IoReply::SweepStarted(result) => {
                     self.sweep_starting = false;
+                    let stop = std::mem::take(&mut self.sweep_stop_pending);
                     match result {
-                        Ok(sweep) => self.sweep = Some(sweep),
+                        Ok(sweep) => {
+                            if stop {
+                                sweep.stop();
+                            }
+                            self.sweep = Some(sweep);
+                        }
                         Err(e) => self.error(e),
                     }
                 }
@@ -442,6 +460,11 @@ impl GradlabApp {
                             self.sweep_panel.status = Some(status);
                         }
                     }
+                    if let Some(shown) = self.sweep_panel.id() {
+                        if let Some(s) = sweeps.iter().find(|s| s.id == shown) {
+                            self.sweep_panel.set_metrics(&s.id, &s.metrics);
+                        }
+                    }
                     self.runs.sweeps = sweeps;
                 }
                 IoReply::Done(message) => {
@@ -454,9 +477,12 @@ impl GradlabApp {
 
     fn poll_runs(&mut self, ctx: &egui::Context) {
         let Some(dir) = &self.runs_dir else { return };
-        if self.last_runs_poll.is_none_or(|t| t.elapsed() >= RUNS_POLL)
+        // one listing at a time: a sweep's burst of events asks for one more, not one each
+        if !self.runs_listing
+            && self.last_runs_poll.is_none_or(|t| t.elapsed() >= RUNS_POLL)
             && self.io.send(IoRequest::ListRuns(dir.clone()))
         {
+            self.runs_listing = true;
             self.last_runs_poll = Some(Instant::now());
             // the sweeps' headers (names, plan sizes, Slurm jobs) ride on the same poll
             self.io.send(IoRequest::ListSweeps(dir.clone()));
@@ -493,6 +519,10 @@ impl eframe::App for GradlabApp {
             ctx.request_repaint();
         }
         self.drain_sweep(ctx, start);
+        if self.sweep.is_some() {
+            // the sweep's waker is rate-limited: this catches the events after its last wake
+            ctx.request_repaint_after(self.live_refresh);
+        }
         self.preview.poll(ctx);
         self.take_io_replies();
         if matches!(self.view, View::Runs | View::Sweep) || self.runs.listed_once {
@@ -596,7 +626,9 @@ impl eframe::App for GradlabApp {
                     });
                     ui.separator();
                     if self.view == View::Runs {
-                        self.runs.ui(ui, self.runs_dir.as_deref(), self.run.phase.is_active(), &mut actions);
+                        // a sweep's trials hold the compute threads: no single run beside them
+                        let busy = self.run.phase.is_active() || self.sweep_running();
+                        self.runs.ui(ui, self.runs_dir.as_deref(), busy, &mut actions);
                     } else {
                         let rows = self.sweep_panel.rows(&self.runs.runs);
                         let best = self.sweep_panel.best(&rows);

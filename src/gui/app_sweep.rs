@@ -3,12 +3,14 @@
 //! turns the sweep panel's buttons into requests. Nothing here blocks or touches a file.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::app::{GradlabApp, Notice, View, DRAIN_BUDGET};
 use super::io::IoRequest;
 use super::sweep_panel::SweepAction;
-use crate::sweep::{LocalOptions, SweepEvent};
+use crate::sweep::{LocalOptions, SweepEvent, SweepStatus};
+use crate::train::Waker;
 
 /// How often a shown Slurm sweep's queue is read (squeue asks the controller: not every frame).
 const SLURM_POLL: Duration = Duration::from_secs(10);
@@ -31,6 +33,11 @@ impl GradlabApp {
                     // joins an ended thread: no wait
                     self.sweep = None;
                     self.last_runs_poll = None;
+                    // a driver that ended without its Finished (it panicked) left no
+                    // settled state: what it did is stopped, and resumable
+                    if self.sweep_panel.status == Some(SweepStatus::Running) {
+                        self.sweep_panel.status = Some(SweepStatus::Stopped);
+                    }
                 }
                 return;
             };
@@ -48,11 +55,20 @@ impl GradlabApp {
     }
 
     fn sweep_options(&self) -> LocalOptions {
-        LocalOptions {
-            parallel: self.sweep_panel.parallel,
-            threads: self.default_threads,
-            waker: Some(self.waker.clone()),
-        }
+        // as the trainer's step wakes: at most one repaint per `live_refresh` (the frame then
+        // drains every event waiting); `logic` asks for one after it while the sweep runs, so
+        // the last events are shown too
+        let inner = self.waker.clone();
+        let every = self.live_refresh;
+        let last: Mutex<Option<Instant>> = Mutex::new(None);
+        let waker: Waker = Arc::new(move || {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= every) {
+                *last = Some(Instant::now());
+                inner();
+            }
+        });
+        LocalOptions { parallel: self.sweep_panel.parallel, threads: self.default_threads, waker: Some(waker) }
     }
 
     pub(super) fn act_on_sweep(&mut self, action: SweepAction) {
@@ -78,6 +94,9 @@ impl GradlabApp {
             SweepAction::Stop => {
                 if let Some(sweep) = &self.sweep {
                     sweep.stop();
+                } else if self.sweep_starting {
+                    // the io thread is still starting it: stop it when the handle arrives
+                    self.sweep_stop_pending = true;
                 }
                 return;
             }

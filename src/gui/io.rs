@@ -1,6 +1,7 @@
 //! File work for the GUI on its own thread ("gradlab-io"): presets, run folders, exports,
 //! PNGs. The UI sends requests and picks up replies each frame; it never waits on a disk.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use super::sweep_panel::OpenedSweep;
 use crate::config::Preset;
 use crate::export::Which;
 use crate::record::{self, RunData, RunInfo};
-use crate::sweep::{status, LocalOptions, LocalSweep, Plan, SweepState, SweepStatus};
+use crate::sweep::{status, LocalOptions, LocalSweep, Mode, Plan, SweepState, SweepStatus, SweepSummary};
 use crate::train::Waker;
 
 /// One card of the preset gallery.
@@ -235,12 +236,13 @@ fn read_sweep(file: &Path) -> crate::Result<OpenedSweep> {
     match super::sweep_panel::sweep_folder_of(file) {
         Some(dir) => {
             let plan = crate::sweep::read_plan(&dir)?;
-            let state = SweepState::read(&dir).ok();
-            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: Some(dir), state })
+            let state = SweepState::read(&dir).ok().map(|s| undriven_stopped(&dir, s));
+            let metrics = summary_metrics(&dir);
+            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: Some(dir), state, metrics })
         }
         None => {
             let plan = crate::sweep::Plan::new(crate::sweep::SweepSpec::load(file)?)?;
-            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: None, state: None })
+            Ok(OpenedSweep { file: file.to_path_buf(), plan, dir: None, state: None, metrics: BTreeMap::new() })
         }
     }
 }
@@ -257,11 +259,28 @@ fn list_sweeps(runs_dir: &Path) -> Vec<SweepHeader> {
             let id = dir.file_name()?.to_string_lossy().into_owned();
             let name = plan.get("name").and_then(|n| n.as_str()).unwrap_or(&id).to_string();
             let trials = plan.get("trials").and_then(|t| t.as_array()).map_or(0, Vec::len);
-            let state = SweepState::read(&dir).ok();
+            let state = SweepState::read(&dir).ok().map(|s| undriven_stopped(&dir, s));
             let jobs = state.as_ref().map(crate::sweep::slurm_run::job_ids).unwrap_or_default();
-            Some(SweepHeader { id, name, trials, jobs, status: state.map(|s| s.status) })
+            let metrics = summary_metrics(&dir);
+            Some(SweepHeader { id, name, trials, jobs, status: state.map(|s| s.status), metrics })
         })
         .collect()
+}
+
+/// A local sweep that says `running` while nobody holds its state.lock had its driver die (a
+/// crash, a killed process): it is stopped, and resumable, whatever its state.json says.
+fn undriven_stopped(dir: &Path, mut state: SweepState) -> SweepState {
+    if state.mode == Mode::Local && state.status == SweepStatus::Running && SweepState::try_lock(dir).is_ok() {
+        state.status = SweepStatus::Stopped;
+    }
+    state
+}
+
+/// Each trial's metric from the folder's summary.json (none while no driver has ended: it is
+/// written when one does).
+fn summary_metrics(dir: &Path) -> BTreeMap<usize, f64> {
+    let Ok(summary) = SweepSummary::read(dir) else { return BTreeMap::new() };
+    summary.trials.iter().filter_map(|t| Some((t.index, t.metric.filter(|m| m.is_finite())?))).collect()
 }
 
 fn done(result: crate::Result<()>, message: String) -> IoReply {
@@ -328,6 +347,58 @@ mod tests {
 
     fn reply(io: &Io) -> IoReply {
         io.replies.recv_timeout(std::time::Duration::from_secs(60)).expect("a reply")
+    }
+
+    /// A local sweep whose state.json says running while nobody holds its lock lost its driver:
+    /// it reads as stopped (so Resume is offered); held by a driver, it reads as running.
+    #[test]
+    fn a_running_sweep_without_its_driver_reads_as_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lr.toml");
+        std::fs::write(
+            &file,
+            "name = \"xor lr\"\nbuiltin = \"xor_mlp\"\n[vary]\n\"train.learning_rate\" = { values = [0.01, 0.02] }\n",
+        )
+        .unwrap();
+        let plan = Plan::new(crate::sweep::SweepSpec::load(&file).unwrap()).unwrap();
+        let sweep = crate::sweep::write_sweep_dir(&dir.path().join("runs"), &plan).unwrap();
+        let mut state = SweepState::read(&sweep).unwrap();
+        state.status = SweepStatus::Running;
+        state.write(&sweep).unwrap();
+        let opened = read_sweep(&sweep.join("sweep.toml")).unwrap();
+        assert_eq!(opened.state.map(|s| s.status), Some(SweepStatus::Stopped));
+        assert_eq!(list_sweeps(&dir.path().join("runs"))[0].status, Some(SweepStatus::Stopped));
+        let _driver = SweepState::try_lock(&sweep).unwrap();
+        let opened = read_sweep(&sweep.join("sweep.toml")).unwrap();
+        assert_eq!(opened.state.map(|s| s.status), Some(SweepStatus::Running));
+        assert_eq!(list_sweeps(&dir.path().join("runs"))[0].status, Some(SweepStatus::Running));
+    }
+
+    /// A sweep ranked by validation loss has no loss in its run records: its results come from
+    /// summary.json's per-trial metric when no event gave one.
+    #[test]
+    fn a_loss_ranked_sweep_takes_its_results_from_its_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lr.toml");
+        std::fs::write(
+            &file,
+            "name = \"xor lr\"\nbuiltin = \"xor_mlp\"\nmetric = \"validation_loss\"\n\
+             [vary]\n\"train.learning_rate\" = { values = [0.01, 0.02] }\n",
+        )
+        .unwrap();
+        let plan = Plan::new(crate::sweep::SweepSpec::load(&file).unwrap()).unwrap();
+        let sweep = crate::sweep::write_sweep_dir(&dir.path().join("runs"), &plan).unwrap();
+        let opened = read_sweep(&sweep.join("sweep.toml")).unwrap();
+        assert!(opened.metrics.is_empty(), "no summary.json yet");
+        let mut summary = SweepSummary::collect(&sweep).unwrap();
+        summary.trials[1].metric = Some(0.25);
+        summary.write(&sweep).unwrap();
+        let opened = read_sweep(&sweep.join("sweep.toml")).unwrap();
+        let mut panel = super::super::sweep_panel::SweepPanel::default();
+        panel.set_opened(opened);
+        let results: Vec<Option<f64>> = panel.rows(&[]).iter().map(|r| r.result).collect();
+        assert_eq!(results, [None, Some(0.25)]);
+        assert_eq!(list_sweeps(&dir.path().join("runs"))[0].metrics.get(&1), Some(&0.25));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Parallel coordinates of a sweep: one vertical axis per varied key (linear, log, or evenly
 //! spaced categories) and a result axis; each trial is a polyline across them, coloured by its
-//! result (blue = worst, yellow = best; grey while it has none). The geometry (`layout`) is pure,
+//! result (purple = worst, through teal, to yellow = best; grey while it has none). The geometry (`layout`) is pure,
 //! so it is unit-tested without a window; `show` paints it and reports a clicked trial.
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Ui, Vec2};
@@ -54,6 +54,8 @@ pub struct Axis {
     pub scale: Scale,
     /// Values labelled along a numeric axis besides its ends (a grid's few points).
     pub marks: Vec<f64>,
+    /// Labels as percentages (an accuracy in [0, 1]).
+    pub percent: bool,
 }
 
 impl Axis {
@@ -73,6 +75,10 @@ impl Axis {
                 for x in &xs {
                     if !marks.contains(x) {
                         marks.push(*x);
+                        // past 5 they are cleared below: stop looking (10,000 trials)
+                        if marks.len() > 5 {
+                            break;
+                        }
                     }
                 }
                 // many values (a random sample) would crowd the axis: the ends only
@@ -98,7 +104,7 @@ impl Axis {
                 Scale::Categories(names)
             }
         };
-        Self { name: name.into(), scale, marks }
+        Self { name: name.into(), scale, marks, percent: false }
     }
 
     /// Where a value sits along the axis: 0 at the bottom, 1 at the top; `None` for a value the
@@ -133,7 +139,8 @@ impl Axis {
                         values.push(end);
                     }
                 }
-                values.into_iter().filter_map(|x| Some((self.fraction(&Value::Number(x))?, short_number(x)))).collect()
+                let label = |x: f64| if self.percent { format!("{:.1}%", 100.0 * x) } else { short_number(x) };
+                values.into_iter().filter_map(|x| Some((self.fraction(&Value::Number(x))?, label(x)))).collect()
             }
             Scale::Categories(names) => {
                 names.iter().map(|n| (self.fraction(&Value::Category(n.clone())).unwrap_or(0.5), n.clone())).collect()
@@ -190,11 +197,19 @@ pub fn layout(axes: &[Axis], trials: &[Vec<Option<Value>>], rect: Rect) -> Vec<V
         .collect()
 }
 
-/// Blue (worst) to yellow (best) for `t` in [0, 1].
+/// Viridis-like stops: purple, blue, teal, green, yellow (a straight blue-to-yellow blend passes
+/// through grey in the middle, which reads as "no result yet"); the dark end is lifted from
+/// viridis' near-black purple, which vanished on the dark background.
+const RAMP: [[f32; 3]; 5] =
+    [[110.0, 60.0, 170.0], [70.0, 110.0, 190.0], [35.0, 160.0, 150.0], [110.0, 205.0, 90.0], [250.0, 225.0, 40.0]];
+
+/// Purple (worst) through teal to yellow (best) for `t` in [0, 1].
 pub fn result_color(t: f32) -> Color32 {
-    let t = t.clamp(0.0, 1.0);
-    let lerp = |a: f32, b: f32| (a + (b - a) * t).round() as u8;
-    Color32::from_rgb(lerp(45.0, 250.0), lerp(85.0, 205.0), lerp(200.0, 35.0))
+    let x = t.clamp(0.0, 1.0) * (RAMP.len() - 1) as f32;
+    let i = (x.floor() as usize).min(RAMP.len() - 2);
+    let f = x - i as f32;
+    let c = |k: usize| (RAMP[i][k] + (RAMP[i + 1][k] - RAMP[i][k]) * f).round() as u8;
+    Color32::from_rgb(c(0), c(1), c(2))
 }
 
 const PENDING: Color32 = Color32::from_gray(150);
@@ -218,7 +233,10 @@ pub fn show(
     if axes.is_empty() || plot.width() <= 0.0 || plot.height() <= 0.0 {
         return None;
     }
-    let lines = layout(axes, trials, plot);
+    // the lines lie a few points inside the axes' ends, so the best and worst are not hidden
+    // under the frame of the chart
+    let inner = plot.shrink2(Vec2::new(0.0, 4.0));
+    let lines = layout(axes, trials, inner);
     // the line nearest the pointer (within 6 points) is highlighted and opens on click
     let hovered = response.hover_pos().and_then(|p| {
         lines
@@ -233,7 +251,7 @@ pub fn show(
         painter.line_segment([Pos2::new(x, plot.top()), Pos2::new(x, plot.bottom())], Stroke::new(1.0, weak));
         painter.text(Pos2::new(x, response.rect.top() + 2.0), Align2::CENTER_TOP, &axis.name, font.clone(), text);
         for (t, label) in axis.ticks() {
-            let y = plot.bottom() - t * plot.height();
+            let y = inner.bottom() - t * inner.height();
             // the first axis is labelled on its left, in the margin, away from the lines
             let (at, align) = if i == 0 && axes.len() > 1 {
                 (Pos2::new(x - 5.0, y), Align2::RIGHT_CENTER)
@@ -331,8 +349,15 @@ mod tests {
     }
 
     #[test]
-    fn colours_run_from_blue_to_yellow() {
+    fn colours_run_from_purple_to_yellow_and_are_never_grey() {
         let (worst, best) = (result_color(0.0), result_color(1.0));
-        assert!(worst.b() > worst.r() && best.r() > best.b(), "{worst:?} {best:?}");
+        assert!(worst.b() > worst.g() && best.r() > best.b(), "{worst:?} {best:?}");
+        // a mid-range result must not look like a pending trial's grey
+        for i in 0..=20 {
+            let c = result_color(i as f32 / 20.0);
+            let [r, g, b] = [c.r(), c.g(), c.b()].map(i32::from);
+            let chroma = r.max(g).max(b) - r.min(g).min(b);
+            assert!(chroma >= 60, "t = {}: {c:?} is grey-like", i as f32 / 20.0);
+        }
     }
 }

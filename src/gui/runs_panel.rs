@@ -37,6 +37,8 @@ pub struct SweepHeader {
     pub jobs: Vec<String>,
     /// As its state.json says (`None` when it cannot be read).
     pub status: Option<SweepStatus>,
+    /// Each trial's metric from its summary.json (empty until a driver wrote one).
+    pub metrics: std::collections::BTreeMap<usize, f64>,
 }
 
 #[derive(Default)]

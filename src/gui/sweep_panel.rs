@@ -34,6 +34,8 @@ pub struct OpenedSweep {
     /// The sweep folder, when opened from one (its state too) or once started.
     pub dir: Option<PathBuf>,
     pub state: Option<SweepState>,
+    /// Each trial's metric as the folder's summary.json last said (absent until a driver ends).
+    pub metrics: BTreeMap<usize, f64>,
 }
 
 /// What the events said about one trial.
@@ -92,6 +94,9 @@ pub struct SweepPanel {
     /// A Slurm sweep's trials as its folder and the queue last said (status title, job), from
     /// the io thread: `queued (Resources)`, `lost (see …)`, `cancelled` are not in the runs.
     slurm: BTreeMap<usize, (String, Option<String>)>,
+    /// Each trial's metric from summary.json: the result where no event gave one (a sweep
+    /// opened from its folder, or one ranked by loss, which the run records do not hold).
+    metrics: BTreeMap<usize, f64>,
 }
 
 impl Default for SweepPanel {
@@ -103,6 +108,7 @@ impl Default for SweepPanel {
             live: BTreeMap::new(),
             pruned: BTreeMap::new(),
             slurm: BTreeMap::new(),
+            metrics: BTreeMap::new(),
             curve: CompareMetric::ValidationAccuracy,
         }
     }
@@ -110,11 +116,12 @@ impl Default for SweepPanel {
 
 impl SweepPanel {
     /// A newly read sweep replaces the shown one (and what its events said).
-    pub fn set_opened(&mut self, opened: OpenedSweep) {
+    pub fn set_opened(&mut self, mut opened: OpenedSweep) {
         self.status = opened.state.as_ref().map(|s| s.status);
         self.pruned = opened.state.as_ref().map(|s| s.pruned.clone()).unwrap_or_default();
         self.live.clear();
         self.slurm.clear();
+        self.metrics = std::mem::take(&mut opened.metrics);
         self.opened = Some(opened);
     }
 
@@ -144,11 +151,27 @@ impl SweepPanel {
         self.slurm = rows.iter().map(|r| (r.index, (r.state.title(), r.slurm_job.clone()))).collect();
     }
 
+    /// The shown sweep's per-trial metrics from its summary.json, as the Sweeps poll read them.
+    pub fn set_metrics(&mut self, id: &str, metrics: &BTreeMap<usize, f64>) {
+        if self.id().as_deref() == Some(id) {
+            self.metrics.clone_from(metrics);
+        }
+    }
+
     /// Takes one event of the running sweep; returns an error message for the user, if any.
     pub fn apply(&mut self, event: SweepEvent) -> Option<String> {
         match event {
             SweepEvent::Started { dir, .. } => {
                 if let Some(o) = &mut self.opened {
+                    // a new folder is a new sweep (Start after a finished or stopped one, or
+                    // on a Slurm folder's plan): nothing of the old one's trials carries over
+                    if o.dir.as_ref() != Some(&dir) {
+                        o.state = None;
+                        self.live.clear();
+                        self.pruned.clear();
+                        self.slurm.clear();
+                        self.metrics.clear();
+                    }
                     o.dir = Some(dir);
                 }
                 self.status = Some(SweepStatus::Running);
@@ -188,6 +211,9 @@ impl SweepPanel {
                 for t in &summary.trials {
                     if let Some(r) = t.pruned_at {
                         self.pruned.insert(t.index, r);
+                    }
+                    if let Some(m) = t.metric.filter(|m| m.is_finite()) {
+                        self.metrics.insert(t.index, m);
                     }
                 }
             }
@@ -248,7 +274,8 @@ impl SweepPanel {
                 let result = match plan.metric() {
                     Metric::ValidationAccuracy => best_accuracy,
                     Metric::ValidationLoss => live.and_then(|l| l.best_loss),
-                };
+                }
+                .or_else(|| self.metrics.get(&trial.index).copied());
                 TrialRow {
                     index: trial.index,
                     values: plan.varied_keys().iter().filter_map(|k| trial.values.get(k).cloned()).collect(),
@@ -329,7 +356,14 @@ impl SweepPanel {
             return;
         };
         let plan = &opened.plan;
-        let done = rows.iter().filter(|r| r.status == "completed").count();
+        let completed = rows.iter().filter(|r| r.status == "completed").count();
+        // a pruned trial is settled too: a finished halving sweep is all done
+        let pruned = rows.iter().filter(|r| r.status.starts_with("pruned")).count();
+        let done = if pruned > 0 {
+            format!("{}/{} done ({completed} completed, {pruned} pruned)", completed + pruned, rows.len())
+        } else {
+            format!("{completed}/{} done", rows.len())
+        };
         let mode = match (&plan.rungs, &plan.spec.random) {
             (Some(r), _) => format!("successive halving over {} rungs (epochs {:?})", r.epochs.len(), r.epochs),
             (None, Some(_)) => "random sample".into(),
@@ -338,10 +372,9 @@ impl SweepPanel {
         ui.horizontal_wrapped(|ui| {
             ui.strong(&plan.spec.name);
             ui.label(format!(
-                "· {} trials, {mode}, ranked by {} · {done}/{} done · {}",
+                "· {} trials, {mode}, ranked by {} · {done} · {}",
                 rows.len(),
                 plan.metric().key().replace('_', " "),
-                rows.len(),
                 status.map_or("not started", |s| s.title())
             ));
         })
@@ -349,9 +382,8 @@ impl SweepPanel {
         .on_hover_text(opened.file.display().to_string());
         ui.separator();
         let keys = plan.varied_keys();
-        egui::ScrollArea::vertical().id_salt("sweep_trials").max_height(ui.available_height() * 0.4).show(ui, |ui| {
-            super::sweep_table::trial_table(ui, &keys, rows, actions);
-        });
+        let loss = plan.metric() == Metric::ValidationLoss;
+        super::sweep_table::trial_table(ui, &keys, rows, loss, actions);
         ui.separator();
         if let Some(i) = super::sweep_table::chart(ui, plan, rows) {
             if let Some(dir) = rows.get(i).and_then(|r| r.run_dir.clone()) {

@@ -24,51 +24,80 @@ fn short_key(key: &str) -> String {
     key.rsplit('.').next().unwrap_or(key).to_string()
 }
 
-pub fn trial_table(ui: &mut Ui, keys: &[String], rows: &[TrialRow], actions: &mut Vec<SweepAction>) {
+/// The trials as a table in a scroll area that lays out only the rows in view (every row is
+/// one line high), so a 10,000-trial random sample costs what a screenful does. `loss` adds the
+/// best validation loss, the result of a sweep ranked by it.
+pub fn trial_table(ui: &mut Ui, keys: &[String], rows: &[TrialRow], loss: bool, actions: &mut Vec<SweepAction>) {
     let with_jobs = rows.iter().any(|r| r.slurm_job.is_some());
-    egui::Grid::new("sweep_trial_grid").striped(true).show(ui, |ui| {
-        ui.strong("Trial");
-        for k in keys {
-            ui.strong(k);
-        }
-        ui.strong("Status");
-        ui.strong("Progress");
-        ui.strong("Best val acc");
-        if with_jobs {
-            ui.strong("Slurm job");
-        }
-        ui.label("");
-        ui.end_row();
-        for row in rows {
-            ui.label(format!("#{}", row.index));
-            for v in &row.values {
-                ui.label(format_value(v));
-            }
-            let status = RichText::new(&row.status);
-            let status = ui.label(match row.status.as_str() {
-                "failed" | "interrupted" => status.color(ui.visuals().warn_fg_color),
-                "running" => status.strong(),
-                _ => status,
-            });
-            if let Some(error) = &row.error {
-                status.on_hover_text(error);
-            }
-            ui.label(&row.progress);
-            ui.label(row.best_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)));
-            if with_jobs {
-                ui.label(row.slurm_job.as_deref().unwrap_or("-"));
-            }
-            let open = ui
-                .add_enabled(row.run_dir.is_some(), egui::Button::new("Open").small())
-                .on_hover_text("Show this trial's run in the runs view");
-            if open.clicked() {
-                if let Some(dir) = &row.run_dir {
-                    actions.push(SweepAction::OpenTrial(dir.clone()));
+    let row_height = ui.spacing().interact_size.y;
+    let max_height = ui.available_height() * 0.4;
+    // row 0 is the header, so the grid keeps its columns under their names
+    egui::ScrollArea::vertical().id_salt("sweep_trials").max_height(max_height).show_rows(
+        ui,
+        row_height,
+        rows.len() + 1,
+        |ui, range| {
+            egui::Grid::new("sweep_trial_grid").striped(true).min_row_height(row_height).show(ui, |ui| {
+                for i in range {
+                    if i == 0 {
+                        header(ui, keys, loss, with_jobs);
+                    } else if let Some(row) = rows.get(i - 1) {
+                        trial_row(ui, row, loss, with_jobs, actions);
+                    }
+                    ui.end_row();
                 }
-            }
-            ui.end_row();
-        }
+            });
+        },
+    );
+}
+
+fn header(ui: &mut Ui, keys: &[String], loss: bool, with_jobs: bool) {
+    ui.strong("Trial");
+    for k in keys {
+        ui.strong(k);
+    }
+    ui.strong("Status");
+    ui.strong("Progress");
+    ui.strong("Best val acc");
+    if loss {
+        ui.strong("Best val loss");
+    }
+    if with_jobs {
+        ui.strong("Slurm job");
+    }
+    ui.label("");
+}
+
+fn trial_row(ui: &mut Ui, row: &TrialRow, loss: bool, with_jobs: bool, actions: &mut Vec<SweepAction>) {
+    ui.label(format!("#{}", row.index));
+    for v in &row.values {
+        ui.label(format_value(v));
+    }
+    let status = RichText::new(&row.status);
+    let status = ui.label(match row.status.as_str() {
+        "failed" | "interrupted" => status.color(ui.visuals().warn_fg_color),
+        "running" => status.strong(),
+        _ => status,
     });
+    if let Some(error) = &row.error {
+        status.on_hover_text(error);
+    }
+    ui.label(&row.progress);
+    ui.label(row.best_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)));
+    if loss {
+        ui.label(row.result.map_or("-".into(), |l| format!("{l:.4}")));
+    }
+    if with_jobs {
+        ui.label(row.slurm_job.as_deref().unwrap_or("-"));
+    }
+    let open = ui
+        .add_enabled(row.run_dir.is_some(), egui::Button::new("Open").small())
+        .on_hover_text("Show this trial's run in the runs view");
+    if open.clicked() {
+        if let Some(dir) = &row.run_dir {
+            actions.push(SweepAction::OpenTrial(dir.clone()));
+        }
+    }
 }
 
 /// The parallel coordinates of the rows (a log axis where the sweep file samples in log space);
@@ -91,7 +120,8 @@ pub fn chart(ui: &mut Ui, plan: &Plan, rows: &[TrialRow]) -> Option<usize> {
         Metric::ValidationLoss => "best val loss",
     };
     // results are labelled at their ends only: close ones would overlap
-    axes.push(Axis { marks: vec![], ..Axis::fit(name, &results, false) });
+    let percent = metric == Metric::ValidationAccuracy;
+    axes.push(Axis { marks: vec![], percent, ..Axis::fit(name, &results, false) });
     let lines: Vec<Vec<Option<Value>>> = rows
         .iter()
         .map(|r| r.values.iter().map(|v| Some(Value::from_toml(v))).chain([r.result.map(Value::Number)]).collect())
@@ -111,7 +141,7 @@ pub fn chart(ui: &mut Ui, plan: &Plan, rows: &[TrialRow]) -> Option<usize> {
             })
         })
         .collect();
-    ui.strong("Varied values and results (yellow = best; grey = no result yet)");
+    ui.strong("Varied values and results (yellow = best, purple = worst; grey = no result yet)");
     let height = (ui.available_height() * 0.45).clamp(140.0, 260.0);
     parallel_coords::show(ui, &axes, &lines, &goodness, height)
 }
