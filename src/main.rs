@@ -12,6 +12,7 @@ use gradlab::train::{Command, Event, RunOrigin, RunRequest, RunStatus, Trainer, 
 use gradlab::Preset;
 
 mod sweep_cli;
+mod sweep_cmd;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -80,7 +81,7 @@ enum Cmd {
     #[command(args_conflicts_with_subcommands = true)]
     Sweep {
         #[command(subcommand)]
-        action: Option<SweepCmd>,
+        action: Option<sweep_cmd::SweepCmd>,
         /// A sweep file: print its trials, rungs, thread split and memory estimate.
         file: Option<PathBuf>,
         /// Trials at once, for the thread split shown.
@@ -175,82 +176,6 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
-enum SweepCmd {
-    /// Run a sweep: here, N trials at a time, or as Slurm job arrays (--slurm).
-    Run {
-        file: PathBuf,
-        /// Trials at once (local): the cores are split among them.
-        #[arg(long, short = 'j', conflicts_with = "slurm")]
-        parallel: Option<usize>,
-        #[arg(long, default_value = "runs")]
-        runs_dir: PathBuf,
-        /// Print the trials' ends only.
-        #[arg(long, short)]
-        quiet: bool,
-        #[command(flatten)]
-        slurm: SlurmFlags,
-    },
-    /// Continue a stopped or interrupted sweep where it was.
-    Resume {
-        dir: PathBuf,
-        #[arg(long, short = 'j', conflicts_with = "slurm")]
-        parallel: Option<usize>,
-        #[arg(long, short)]
-        quiet: bool,
-        #[command(flatten)]
-        slurm: SlurmFlags,
-    },
-    /// The trials of a sweep (default: the newest) with the queue, run folders and figures.
-    Status {
-        /// A sweep folder or id.
-        target: Option<String>,
-        #[arg(long, default_value = "runs")]
-        runs_dir: PathBuf,
-    },
-    /// Cancel a sweep's Slurm jobs; started trials stay resumable.
-    Cancel { dir: PathBuf },
-    /// Rank the ended rung and submit the next (run by the sweep's own Slurm job).
-    Advance { dir: PathBuf },
-}
-
-#[derive(clap::Args)]
-struct SlurmFlags {
-    /// Submit to Slurm: one job array per rung, a trial per task.
-    #[arg(long)]
-    slurm: bool,
-    #[arg(long, requires = "slurm")]
-    partition: Option<String>,
-    /// Time limit per trial (Slurm's format, e.g. 00:30:00).
-    #[arg(long, requires = "slurm")]
-    time: Option<String>,
-    /// CPUs per trial.
-    #[arg(long, requires = "slurm")]
-    cpus: Option<usize>,
-    /// Memory per trial (e.g. 4G).
-    #[arg(long, requires = "slurm")]
-    mem: Option<String>,
-    /// The gradlab binary the jobs run (default: this one).
-    #[arg(long, requires = "slurm")]
-    gradlab: Option<PathBuf>,
-    /// Wait and print submission → first metrics → done.
-    #[arg(long, requires = "slurm")]
-    wait: bool,
-}
-
-impl SlurmFlags {
-    fn args(self) -> sweep_cli::SlurmArgs {
-        sweep_cli::SlurmArgs {
-            partition: self.partition,
-            time: self.time,
-            cpus: self.cpus,
-            mem: self.mem,
-            gradlab: self.gradlab,
-            wait: self.wait,
-        }
-    }
-}
-
-#[derive(Subcommand)]
 enum PresetCmd {
     /// Validate a preset without training, and estimate the memory its run will take.
     Check {
@@ -308,7 +233,7 @@ fn main() -> ExitCode {
                     println!("{}", estimate.summary());
                 }
                 match sweep_trial {
-                    Some(trial) => train_trial(p, &trial, runs_dir, until_epoch, quiet),
+                    Some(trial) => sweep_cmd::train_trial(p, &trial, runs_dir, until_epoch, quiet),
                     None => {
                         let mut options = WorkerOptions::headless((!no_record).then_some(runs_dir));
                         options.until_epoch = until_epoch;
@@ -321,19 +246,7 @@ fn main() -> ExitCode {
         Some(Cmd::Sweep { action: None, file: None, .. }) => {
             Err(anyhow::anyhow!("give a sweep file (`gradlab sweep FILE`) or a command (see `gradlab sweep --help`)"))
         }
-        Some(Cmd::Sweep { action: Some(action), .. }) => match action {
-            SweepCmd::Run { file, slurm, runs_dir, .. } if slurm.slurm => {
-                sweep_cli::run_slurm(&file, &runs_dir, &slurm.args())
-            }
-            SweepCmd::Run { file, parallel, runs_dir, quiet, .. } => {
-                sweep_cli::run_local(&file, parallel, &runs_dir, quiet)
-            }
-            SweepCmd::Resume { dir, slurm, .. } if slurm.slurm => sweep_cli::resume_slurm(&dir, &slurm.args()),
-            SweepCmd::Resume { dir, parallel, quiet, .. } => sweep_cli::resume_local(&dir, parallel, quiet),
-            SweepCmd::Status { target, runs_dir } => sweep_cli::status(target.as_deref(), &runs_dir),
-            SweepCmd::Cancel { dir } => sweep_cli::cancel(&dir),
-            SweepCmd::Advance { dir } => sweep_cli::advance(&dir),
-        },
+        Some(Cmd::Sweep { action: Some(action), .. }) => sweep_cmd::run(action),
         Some(Cmd::Preset { action: PresetCmd::Check { file, max_memory } }) => check_preset(&file, max_memory),
         Some(Cmd::Runs { runs_dir }) => {
             list_runs(&runs_dir);
@@ -603,58 +516,9 @@ fn generative_epoch_line(m: &gradlab::train::EpochMetrics, epochs: usize) -> Str
     format!("epoch {}/{epochs}: {figures} | {:.0} samples/s | {:.1}s", m.epoch, m.samples_per_s, m.elapsed_s)
 }
 
-/// `train --sweep-trial ID/N`: trial N of sweep ID in the runs folder. Its run tagged (ID, N):
-/// none → a fresh run so tagged; completed → nothing to do; else resumed. One command line thus
-/// serves every rung and survives a requeue. Under Slurm the tag carries the array task.
-fn train_trial(
-    preset: Preset,
-    trial: &str,
-    runs_dir: PathBuf,
-    until_epoch: Option<usize>,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let (id, n) = trial
-        .rsplit_once('/')
-        .and_then(|(id, n)| Some((id, n.parse::<usize>().ok()?)))
-        .filter(|(id, _)| !id.is_empty())
-        .with_context(|| {
-            format!("--sweep-trial `{trial}`: expected SWEEP_ID/TRIAL_INDEX, e.g. 2026-11-27T23-40-00_lr/3")
-        })?;
-    let slurm_job = match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
-        (Ok(job), Ok(task)) => Some(format!("{job}_{task}")),
-        _ => None,
-    };
-    let mut options = WorkerOptions::headless(Some(runs_dir.clone()));
-    options.sweep = Some(gradlab::record::SweepTag { sweep: id.to_string(), trial: n, slurm_job });
-    options.until_epoch = until_epoch;
-    let origin = match gradlab::sweep::trial_runs(&runs_dir, id).remove(&n) {
-        None => RunOrigin::Fresh,
-        Some((dir, info)) if info.status == RunStatus::Completed => {
-            println!("trial {n} of {id} has completed ({}): nothing to do", dir.display());
-            return Ok(());
-        }
-        Some((_, info)) if until_epoch.is_some_and(|e| info.epochs_completed >= e) => {
-            println!("trial {n} of {id} has reached epoch {}: nothing to do", info.epochs_completed);
-            return Ok(());
-        }
-        Some((dir, _)) => RunOrigin::Resume(dir),
-    };
-    let preset = match &origin {
-        // the run's own preset, with this command's threads
-        RunOrigin::Resume(dir) => {
-            let mut own = Preset::load(&dir.join("preset.toml"))?;
-            own.train.threads = preset.train.threads;
-            own.train.max_memory_gb = preset.train.max_memory_gb;
-            own
-        }
-        _ => preset,
-    };
-    drive(RunRequest { preset, origin }, options, quiet)
-}
-
 /// Runs one request on a training thread and prints its events until it ends. A run stopped at
 /// `options.until_epoch` (a halving rung's end) has succeeded.
-fn drive(request: RunRequest, options: WorkerOptions, quiet: bool) -> anyhow::Result<()> {
+pub(crate) fn drive(request: RunRequest, options: WorkerOptions, quiet: bool) -> anyhow::Result<()> {
     let until_epoch = options.until_epoch;
     let trainer = Trainer::spawn(options);
     trainer.send(Command::Start(Box::new(request)));

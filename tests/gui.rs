@@ -586,6 +586,33 @@ fn the_task_picker_offers_the_generative_tasks_and_sets_up_their_models() {
     h.get_by_label("Start");
 }
 
+/// The app on the spiral preset, recording into `runs_dir`, showing its Runs tab.
+fn spiral_app_on_runs_tab(runs_dir: PathBuf) -> (Setup, Harness<'static, GradlabApp>) {
+    let mut setup = Setup::new(Preset::builtin("spiral_mlp").unwrap());
+    setup.runs_dir = Some(runs_dir);
+    let mut h = setup.harness();
+    settle(&mut h);
+    h.get_by_label("Runs").click();
+    h.run();
+    (setup, h)
+}
+
+/// Switches the Runs tab to its Sweep view and opens `file` there (the dialog answered), until
+/// `done`.
+fn open_sweep(
+    h: &mut Harness<'_, GradlabApp>,
+    setup: &Setup,
+    file: &Path,
+    what: &str,
+    done: impl Fn(&GradlabApp) -> bool,
+) {
+    h.get_by_label("Sweep").click();
+    h.run();
+    setup.answer(file);
+    h.get_by_label("Open sweep…").click();
+    step_until(h, what, Duration::from_secs(20), done);
+}
+
 /// A sweep from its file: Open sweep… (a scripted dialog), Start; Stop once the first trial has
 /// ended, Resume, and every trial completes, each a row with its learning rate; Open on the best
 /// trial selects its run for the comparison.
@@ -600,17 +627,8 @@ fn a_sweep_starts_stops_resumes_and_opens_its_best_trial() {
          [vary]\n\"train.learning_rate\" = { log = [1e-3, 1e-1], count = 3 }\n",
     )
     .unwrap();
-    let mut setup = Setup::new(Preset::builtin("spiral_mlp").unwrap());
-    setup.runs_dir = Some(dir.path().join("runs"));
-    let mut h = setup.harness();
-    settle(&mut h);
-    h.get_by_label("Runs").click();
-    h.run();
-    h.get_by_label("Sweep").click();
-    h.run();
-    setup.answer(&file);
-    h.get_by_label("Open sweep…").click();
-    step_until(&mut h, "the sweep file", Duration::from_secs(20), |a| a.sweep_panel.opened.is_some());
+    let (setup, mut h) = spiral_app_on_runs_tab(dir.path().join("runs"));
+    open_sweep(&mut h, &setup, &file, "the sweep file", |a| a.sweep_panel.opened.is_some());
     assert_eq!(h.state().sweep_panel.rows(&[]).len(), 3);
     h.get_by_label("Start sweep").click();
     // trial 1 under way, trial 2 not: Stop then always leaves something unfinished (both would
@@ -723,17 +741,8 @@ fn a_halving_sweep_shows_its_pruned_trials() {
          [halving]\neta = 2\nrungs = 2\nmin_epochs = 1\n",
     )
     .unwrap();
-    let mut setup = Setup::new(Preset::builtin("spiral_mlp").unwrap());
-    setup.runs_dir = Some(dir.path().join("runs"));
-    let mut h = setup.harness();
-    settle(&mut h);
-    h.get_by_label("Runs").click();
-    h.run();
-    h.get_by_label("Sweep").click();
-    h.run();
-    setup.answer(&file);
-    h.get_by_label("Open sweep…").click();
-    step_until(&mut h, "the sweep file", Duration::from_secs(20), |a| a.sweep_panel.opened.is_some());
+    let (setup, mut h) = spiral_app_on_runs_tab(dir.path().join("runs"));
+    open_sweep(&mut h, &setup, &file, "the sweep file", |a| a.sweep_panel.opened.is_some());
     h.get_by_label("Start sweep").click();
     step_until(&mut h, "both rungs", Duration::from_secs(120), |a| {
         !a.sweep_running() && a.sweep_panel.rows(&a.runs.runs).iter().all(|r| r.status != "pending")
@@ -808,11 +817,7 @@ fn a_cancelled_slurm_sweep_opens_from_its_folder() {
     step_until(&mut h, "the trial's run", Duration::from_secs(20), |a| a.runs.runs.len() == 1);
     h.run();
     h.get_by_label_contains("Sweep xor lr · 1/3 done · jobs 1234, 1235");
-    h.get_by_label("Sweep").click();
-    h.run();
-    setup.answer(&sweep.join("sweep.toml"));
-    h.get_by_label("Open sweep…").click();
-    step_until(&mut h, "the sweep's trials", Duration::from_secs(20), |a| {
+    open_sweep(&mut h, &setup, &sweep.join("sweep.toml"), "the sweep's trials", |a| {
         a.sweep_panel.rows(&a.runs.runs).iter().filter(|r| r.status == "cancelled").count() == 2
     });
     h.run();
