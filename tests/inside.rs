@@ -146,12 +146,16 @@ fn run_with_views(preset: &Preset, runs: &Path, inspect: bool) -> std::path::Pat
                     0 => InspectWhat::Classify(input),
                     1 => InspectWhat::Saliency { input, class: 1, method: SaliencyMethod::Gradient },
                     2 => InspectWhat::Samples(vec![1, 2, 3]),
+                    // integrated gradients are for images and tables, not points
+                    _ if preset.data.set == "spiral" => InspectWhat::Activations(input),
                     _ => InspectWhat::Saliency { input, class: 0, method: SaliencyMethod::Integrated { steps: 8 } },
                 };
                 assert!(trainer.send(Command::Inspect(Box::new(InspectRequest { id, what }))));
             }
             Event::Inspected { reply, .. } => {
-                assert!(!matches!(*reply, InspectReply::Unavailable(_)), "{reply:?}");
+                // a 2-D model has no activation maps: the question is still answered
+                let refused = matches!(&*reply, InspectReply::Unavailable(why) if !why.contains("image models"));
+                assert!(!refused, "{reply:?}");
                 answers += 1;
             }
             Event::LayerStats(_) => stats += 1,
@@ -272,4 +276,37 @@ fn step_rows_carry_the_runs_wall_time() {
     assert_eq!(run.batches_per_epoch, Some(n / 2));
     let epochs = &run.epochs;
     assert!(*run.step_elapsed_s.last().unwrap() as f64 <= epochs.last().unwrap().elapsed_s + 1e-3);
+}
+
+#[test]
+fn a_2d_models_boundary_covers_its_points_with_probabilities_and_neuron_maps() {
+    let trainer = Trainer::spawn(WorkerOptions::headless(None));
+    let mut spiral = small("spiral_mlp", 0, 2);
+    spiral.model = toml::from_str::<ModelSpec>(
+        "layers = [{ type = \"dense\", units = 8, activation = \"tanh\" }, { type = \"dense\", units = 6, activation = \"relu\" },
+                   { type = \"dense\" }]",
+    )
+    .unwrap();
+    assert!(trainer.send(RunRequest::fresh(spiral)));
+    finish(&trainer);
+    // opened after the run: the last session's boundary comes at once
+    assert!(trainer.send(Command::Subscribe(Views { layer_stats: false, boundary: true })));
+    let map = loop {
+        if let Event::Boundary(map) = recv(&trainer) {
+            break map;
+        }
+    };
+    let res = map.res;
+    assert_eq!(map.probs.len(), res * res * map.classes);
+    for cell in map.probs.chunks_exact(map.classes) {
+        let total: u32 = cell.iter().map(|p| u32::from(*p)).sum();
+        assert!(total.abs_diff(255) <= map.classes as u32, "{cell:?}");
+    }
+    let [x0, x1, y0, y1] = map.extent;
+    assert!(!map.points.is_empty() && map.points.len() == map.labels.len());
+    assert!(map.points.iter().all(|p| p[0] > x0 && p[0] < x1 && p[1] > y0 && p[1] < y1));
+    // one map per hidden unit, 8 + 6
+    assert_eq!(map.neurons.len(), 14);
+    assert_eq!((map.neurons[0].layer.as_str(), map.neurons[13].unit), ("fc1", 5));
+    assert!(map.neurons.iter().all(|n| n.values.len() == 32 * 32 && n.lo <= n.hi));
 }
