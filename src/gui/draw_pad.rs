@@ -1,0 +1,11 @@
+//! "Try it": a drawing pad rasterised to the model's 28 x 28 input, an image file, or the text box.
+//! (A stub of the GUI skeleton.)
+
+use super::inspect::InspectState;
+use super::run_view::LiveRun;
+use super::setup_panel::Action;
+
+pub fn show(ui: &mut egui::Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
+    let _ = (run, inspect, actions);
+    ui.label("Not yet.");
+}
