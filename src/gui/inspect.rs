@@ -1,0 +1,403 @@
+//! What the GUI knows of the model's insides, built from the training thread's answers: the
+//! latest validation predictions, validation samples fetched by index (with their textures),
+//! the pad's probabilities, saliency, filters, activation maps, layer statistics and the
+//! decision boundary. Requests go out as `Action::Inspect` with an id; the answer with that id
+//! is filed under what it was asked for. One request of each kind is in flight at a time, so a
+//! busy training thread is never flooded.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use egui::{ColorImage, TextureHandle, TextureOptions};
+
+use super::draw_pad::{self, DrawPad};
+use super::setup_panel::Action;
+use crate::train::inspect::{
+    BoundaryMap, Filters, InputRef, InsideInfo, InspectReply, InspectRequest, InspectWhat, LayerMaps, Picture,
+    Predictions, SaliencyMap, SaliencyMethod, SampleView,
+};
+use crate::train::layer_stats::LayerStats;
+
+/// Cards in the sample gallery.
+pub const GALLERY_CARDS: usize = 24;
+/// Samples kept with their textures (a gallery's worth many times over).
+const SAMPLE_CACHE: usize = 256;
+/// Layer-statistics snapshots kept for the bands over time.
+const STATS_HISTORY: usize = 400;
+/// The pad asks again at most this often while you draw.
+const PAD_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What a request was for, so its answer lands in the right place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Samples,
+    Pad,
+    Saliency(SaliencyKind),
+    Activations,
+    Filters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaliencyKind {
+    Gradient,
+    Integrated,
+}
+
+/// Which validation samples the gallery shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GalleryMode {
+    /// The samples of one confusion-matrix cell.
+    Cell { truth: u32, predicted: u32 },
+    /// Misclassified samples, the most confident first.
+    ConfidentlyWrong,
+    /// All samples, the least confident first.
+    LeastConfident,
+}
+
+/// Which sub-view of the Inside tab is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsidePanel {
+    #[default]
+    TryIt,
+    Boundary,
+    Filters,
+    LayerStats,
+    Saliency,
+}
+
+/// The input a saliency or activation view is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub input: InputRef,
+    /// What to call it on screen ("validation sample 12", "your drawing").
+    pub label: String,
+    pub class: usize,
+}
+
+/// A sample the worker sent, with its picture on the GPU once drawn.
+pub struct CachedSample {
+    pub view: SampleView,
+    pub texture: Option<TextureHandle>,
+    used: u64,
+}
+
+#[derive(Default)]
+pub struct InspectState {
+    pub info: Option<InsideInfo>,
+    pub predictions: Option<Predictions>,
+    pub samples: HashMap<usize, CachedSample>,
+    next_id: u64,
+    in_flight: HashMap<u64, Kind>,
+    clock: u64,
+    /// The gallery's choice (none until a cell or a mode is picked).
+    pub gallery: Option<GalleryMode>,
+    /// The matrix and table show shares of each true class instead of counts.
+    pub row_normalised: bool,
+    pub panel: InsidePanel,
+    pub pad: DrawPad,
+    /// Centre the drawing as MNIST's digits were.
+    pub pad_centre: bool,
+    pad_sent: u64,
+    pad_sent_at: Option<Instant>,
+    /// The model's probabilities for the drawing (none for an empty pad).
+    pub pad_probabilities: Option<Vec<f32>>,
+    /// Why the drawing could not be classified.
+    pub pad_error: Option<String>,
+    pub subject: Option<Subject>,
+    pub saliency: HashMap<SaliencyKind, Result<SaliencyMap, String>>,
+    pub filters: Option<Result<Filters, String>>,
+    /// How many epochs the run had when the filters were last asked for.
+    pub filters_asked_at: Option<usize>,
+    pub activations: Option<(Subject, Result<Vec<LayerMaps>, String>)>,
+    pub layer_stats: Vec<LayerStats>,
+    pub boundary: Option<BoundaryMap>,
+    /// Boundary maps received in this run (tests wait for a few).
+    pub boundaries_seen: usize,
+    /// Textures of the panels, rebuilt when their data change, by name.
+    pub textures: HashMap<String, TextureHandle>,
+    /// A view asked to show the Inside tab (Why?, Maps); the app takes it.
+    pub show_inside: bool,
+}
+
+impl InspectState {
+    /// A new run starts: nothing of the last one's model applies any more.
+    pub fn reset(&mut self, info: InsideInfo) {
+        let (row_normalised, panel, pad_centre) = (self.row_normalised, self.panel, self.pad_centre);
+        let pad = std::mem::take(&mut self.pad);
+        *self = Self { row_normalised, panel, pad, pad_centre, next_id: self.next_id, ..Self::default() };
+        // MNIST-like pictures are centred by default, as the IDX sets were
+        self.pad_centre = pad_centre || info.input_shape == [1, 28, 28];
+        self.pad_sent = u64::MAX;
+        self.info = Some(info);
+    }
+
+    fn ask(&mut self, kind: Kind, what: InspectWhat, actions: &mut Vec<Action>) {
+        self.next_id += 1;
+        self.in_flight.insert(self.next_id, kind);
+        actions.push(Action::Inspect(Box::new(InspectRequest { id: self.next_id, what })));
+    }
+
+    fn busy(&self, kind: Kind) -> bool {
+        self.in_flight.values().any(|k| *k == kind)
+    }
+
+    /// Files an answer; returns false for an id this state never asked (a previous run's).
+    pub fn apply_reply(&mut self, id: u64, reply: InspectReply) -> bool {
+        let Some(kind) = self.in_flight.remove(&id) else { return false };
+        let unavailable = |r: &InspectReply| match r {
+            InspectReply::Unavailable(why) => Some(why.clone()),
+            _ => None,
+        };
+        match (kind, reply) {
+            (Kind::Samples, InspectReply::Samples(views)) => {
+                for view in views {
+                    self.clock += 1;
+                    self.samples.insert(view.index, CachedSample { view, texture: None, used: self.clock });
+                }
+                self.evict();
+            }
+            (Kind::Pad, InspectReply::Probabilities(p)) => {
+                self.pad_error = None;
+                self.pad_probabilities = Some(p);
+            }
+            (Kind::Saliency(k), InspectReply::Saliency(map)) => {
+                self.textures.remove(&format!("saliency-{k:?}"));
+                self.saliency.insert(k, Ok(map));
+            }
+            (Kind::Saliency(k), r) => {
+                self.saliency.insert(k, Err(unavailable(&r).unwrap_or_else(|| "no answer".into())));
+            }
+            (Kind::Activations, r) => {
+                let answer = match r {
+                    InspectReply::Activations(maps) => Ok(maps),
+                    other => Err(unavailable(&other).unwrap_or_else(|| "no answer".into())),
+                };
+                if let Some(subject) = self.subject.clone() {
+                    self.textures.retain(|k, _| !k.starts_with("maps-"));
+                    self.activations = Some((subject, answer));
+                }
+            }
+            (Kind::Filters, r) => {
+                self.textures.retain(|k, _| !k.starts_with("filter-"));
+                self.filters = Some(match r {
+                    InspectReply::Filters(f) => Ok(f),
+                    other => Err(unavailable(&other).unwrap_or_else(|| "no answer".into())),
+                });
+            }
+            (Kind::Pad, InspectReply::Unavailable(why)) => {
+                self.pad_probabilities = None;
+                self.pad_error = Some(why);
+            }
+            (_, _) => {}
+        }
+        true
+    }
+
+    pub fn set_predictions(&mut self, predictions: Predictions) {
+        self.predictions = Some(predictions);
+    }
+
+    pub fn add_layer_stats(&mut self, stats: LayerStats) {
+        if self.layer_stats.len() >= STATS_HISTORY {
+            // keep every other old snapshot: the bands still span the whole run
+            let mut i = 0;
+            self.layer_stats.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+        }
+        self.layer_stats.push(stats);
+    }
+
+    pub fn set_boundary(&mut self, map: BoundaryMap) {
+        self.boundaries_seen += 1;
+        self.textures.retain(|k, _| !k.starts_with("boundary") && !k.starts_with("neuron-"));
+        self.boundary = Some(map);
+    }
+
+    fn evict(&mut self) {
+        while self.samples.len() > SAMPLE_CACHE {
+            let Some((&oldest, _)) = self.samples.iter().min_by_key(|(_, s)| s.used) else { return };
+            self.samples.remove(&oldest);
+        }
+    }
+
+    /// The validation indices the gallery shows, all of them (the cards show the first 24).
+    pub fn gallery_indices(&self) -> Vec<usize> {
+        match (&self.predictions, self.gallery) {
+            (Some(p), Some(mode)) => select(p, mode),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Asks for the gallery's samples that are not cached yet (one request at a time).
+    pub fn fetch_gallery(&mut self, shown: &[usize], actions: &mut Vec<Action>) {
+        if self.busy(Kind::Samples) {
+            return;
+        }
+        let missing: Vec<usize> = shown.iter().copied().filter(|i| !self.samples.contains_key(i)).collect();
+        for i in shown {
+            if let Some(s) = self.samples.get_mut(i) {
+                self.clock += 1;
+                s.used = self.clock;
+            }
+        }
+        if !missing.is_empty() {
+            self.ask(Kind::Samples, InspectWhat::Samples(missing), actions);
+        }
+    }
+
+    /// The picture of a cached sample as a texture (made on first use).
+    pub fn sample_texture(&mut self, ctx: &egui::Context, index: usize) -> Option<TextureHandle> {
+        let sample = self.samples.get_mut(&index)?;
+        if sample.texture.is_none() {
+            let picture = sample.view.picture.as_ref()?;
+            let image = color_image(picture)?;
+            sample.texture = Some(ctx.load_texture(format!("sample-{index}"), image, TextureOptions::NEAREST));
+        }
+        sample.texture.clone()
+    }
+
+    /// Sends the drawing when it changed (at most every 50 ms, one request in flight).
+    pub fn send_pad(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        if self.pad.version == self.pad_sent {
+            return;
+        }
+        if self.busy(Kind::Pad) {
+            ctx.request_repaint_after(PAD_INTERVAL);
+            return;
+        }
+        if let Some(at) = self.pad_sent_at.filter(|at| at.elapsed() < PAD_INTERVAL) {
+            ctx.request_repaint_after(PAD_INTERVAL.saturating_sub(at.elapsed()));
+            return;
+        }
+        self.pad_sent = self.pad.version;
+        match draw_pad::raw_pixels(&self.pad.strokes, self.pad_centre) {
+            Some(raw) => {
+                self.pad_sent_at = Some(Instant::now());
+                self.ask(Kind::Pad, InspectWhat::Classify(InputRef::Raw(raw)), actions);
+            }
+            None => self.pad_probabilities = None,
+        }
+    }
+
+    /// Re-sends the drawing (after the centring changed).
+    pub fn resend_pad(&mut self) {
+        self.pad_sent = u64::MAX;
+    }
+
+    /// Asks for the saliency of `subject` by one method; the Inside tab shows it.
+    pub fn ask_saliency(&mut self, subject: Subject, kind: SaliencyKind, actions: &mut Vec<Action>) {
+        if self.subject.as_ref() != Some(&subject) {
+            self.saliency.clear();
+            self.textures.retain(|k, _| !k.starts_with("saliency"));
+        }
+        let method = match kind {
+            SaliencyKind::Gradient => SaliencyMethod::Gradient,
+            SaliencyKind::Integrated => SaliencyMethod::Integrated { steps: crate::train::inspect::IG_STEPS },
+        };
+        let what = InspectWhat::Saliency { input: subject.input.clone(), class: subject.class, method };
+        self.subject = Some(subject);
+        self.saliency.remove(&kind);
+        self.ask(Kind::Saliency(kind), what, actions);
+    }
+
+    pub fn saliency_pending(&self, kind: SaliencyKind) -> bool {
+        self.busy(Kind::Saliency(kind))
+    }
+
+    /// Asks for the activation maps of every conv layer for `subject`.
+    pub fn ask_activations(&mut self, subject: Subject, actions: &mut Vec<Action>) {
+        let what = InspectWhat::Activations(subject.input.clone());
+        self.subject = Some(subject);
+        self.activations = None;
+        self.ask(Kind::Activations, what, actions);
+    }
+
+    pub fn activations_pending(&self) -> bool {
+        self.busy(Kind::Activations)
+    }
+
+    /// Asks for the first conv layer's filters (again after each epoch: they change).
+    pub fn ask_filters(&mut self, actions: &mut Vec<Action>) {
+        if !self.busy(Kind::Filters) {
+            self.ask(Kind::Filters, InspectWhat::Filters, actions);
+        }
+    }
+
+    pub fn filters_pending(&self) -> bool {
+        self.busy(Kind::Filters)
+    }
+
+    /// A texture under `name`, made by `make` when not there yet.
+    pub fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        name: &str,
+        smooth: bool,
+        make: impl FnOnce() -> ColorImage,
+    ) -> TextureHandle {
+        if let Some(t) = self.textures.get(name) {
+            return t.clone();
+        }
+        let options = if smooth { TextureOptions::LINEAR } else { TextureOptions::NEAREST };
+        let t = ctx.load_texture(name, make(), options);
+        self.textures.insert(name.to_string(), t.clone());
+        t
+    }
+}
+
+/// 8-bit pixels as an egui image (grey or RGB).
+pub fn color_image(p: &Picture) -> Option<ColorImage> {
+    if p.w * p.h * p.channels != p.bytes.len() || p.w == 0 {
+        return None;
+    }
+    match p.channels {
+        1 => Some(ColorImage::from_gray([p.w, p.h], &p.bytes)),
+        3 => Some(ColorImage::from_rgb([p.w, p.h], &p.bytes)),
+        _ => None,
+    }
+}
+
+/// The validation indices a gallery mode picks from the predictions, in the order shown.
+pub fn select(p: &Predictions, mode: GalleryMode) -> Vec<usize> {
+    let top1 = |i: usize| p.top[i][0];
+    let n = p.truth.len().min(p.top.len());
+    let mut out: Vec<usize> = match mode {
+        GalleryMode::Cell { truth, predicted } => {
+            (0..n).filter(|&i| p.truth[i] == truth && top1(i).0 == predicted).collect()
+        }
+        GalleryMode::ConfidentlyWrong => (0..n).filter(|&i| p.truth[i] != top1(i).0).collect(),
+        GalleryMode::LeastConfident => (0..n).collect(),
+    };
+    match mode {
+        GalleryMode::Cell { .. } => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
+        GalleryMode::ConfidentlyWrong => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
+        GalleryMode::LeastConfident => out.sort_by(|&a, &b| top1(a).1.total_cmp(&top1(b).1).then(a.cmp(&b))),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions() -> Predictions {
+        // sample: truth, top-1 (class, p)
+        let rows = [(0, 0, 0.9), (0, 1, 0.6), (1, 1, 0.5), (1, 0, 0.95), (0, 1, 0.8), (2, 2, 0.4)];
+        Predictions {
+            epoch: 1,
+            truth: rows.iter().map(|r| r.0).collect(),
+            top: rows.iter().map(|&(_, c, q)| [(c, q), ((c + 1) % 3, 1.0 - q), ((c + 2) % 3, 0.0)]).collect(),
+        }
+    }
+
+    #[test]
+    fn gallery_modes_pick_and_order_samples() {
+        let p = predictions();
+        assert_eq!(select(&p, GalleryMode::Cell { truth: 0, predicted: 1 }), [4, 1], "the cell, surest first");
+        assert_eq!(select(&p, GalleryMode::Cell { truth: 1, predicted: 0 }), [3]);
+        assert_eq!(select(&p, GalleryMode::ConfidentlyWrong), [3, 4, 1]);
+        assert_eq!(select(&p, GalleryMode::LeastConfident), [5, 2, 1, 4, 0, 3]);
+    }
+}

@@ -1,0 +1,137 @@
+//! The sample gallery: the validation samples of a confusion-matrix cell, the confidently wrong
+//! ones or the least confident ones, as cards (the picture, text or point; the truth; the top-3
+//! classes as bars; Why? for saliency and Maps for activation maps). The choice is re-applied to
+//! each epoch's predictions, so the gallery follows the training.
+
+use egui::{RichText, Ui};
+
+use super::inspect::{GalleryMode, InsidePanel, InspectState, Subject, GALLERY_CARDS};
+use super::run_view::LiveRun;
+use super::setup_panel::Action;
+use crate::train::inspect::InputRef;
+
+const PICTURE: f32 = 56.0;
+
+fn class_name(names: &[String], c: u32) -> String {
+    names.get(c as usize).cloned().unwrap_or_else(|| c.to_string())
+}
+
+pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.strong("Samples");
+        for (mode, title) in
+            [(GalleryMode::ConfidentlyWrong, "Confidently wrong"), (GalleryMode::LeastConfident, "Least confident")]
+        {
+            if ui.selectable_label(inspect.gallery == Some(mode), title).clicked() {
+                inspect.gallery = Some(mode);
+            }
+        }
+    });
+    let Some(predictions) = &inspect.predictions else {
+        ui.label(RichText::new("Predictions arrive after each epoch.").weak());
+        return;
+    };
+    let Some(mode) = inspect.gallery else {
+        ui.label(RichText::new("Click a cell of the matrix to see its samples.").weak());
+        return;
+    };
+    let epoch = predictions.epoch;
+    let names = &run.class_names;
+    let indices = inspect.gallery_indices();
+    let n = indices.len();
+    let heading = match mode {
+        GalleryMode::Cell { truth, predicted } => format!(
+            "{n} samples: true {}, predicted {}",
+            class_name(names, truth),
+            class_name(names, predicted)
+        ),
+        GalleryMode::ConfidentlyWrong => format!("{n} misclassified samples, the most confident first"),
+        GalleryMode::LeastConfident => format!("{n} samples, the least confident first"),
+    };
+    ui.label(RichText::new(heading).strong());
+    ui.label(RichText::new(format!("predictions of epoch {epoch}")).small().weak());
+    let shown: Vec<usize> = indices.into_iter().take(GALLERY_CARDS).collect();
+    inspect.fetch_gallery(&shown, actions);
+    let has_conv = inspect.info.as_ref().is_some_and(|i| !i.conv_layers.is_empty());
+    let ctx = ui.ctx().clone();
+    egui::ScrollArea::vertical().id_salt("sample_gallery").show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            for &index in &shown {
+                card(ui, &ctx, run, inspect, index, has_conv, actions);
+            }
+        });
+    });
+}
+
+fn card(
+    ui: &mut Ui,
+    ctx: &egui::Context,
+    run: &LiveRun,
+    inspect: &mut InspectState,
+    index: usize,
+    has_conv: bool,
+    actions: &mut Vec<Action>,
+) {
+    let Some(p) = &inspect.predictions else { return };
+    let (truth, top) = (p.truth[index], p.top[index]);
+    let names = &run.class_names;
+    let texture = inspect.sample_texture(ctx, index);
+    let sample = inspect.samples.get(&index).map(|s| s.view.clone());
+    egui::Frame::group(ui.style()).inner_margin(4.0).show(ui, |ui| {
+        ui.set_width(150.0);
+        ui.vertical(|ui| {
+            ui.label(
+                RichText::new(format!(
+                    "sample {index} · true {} · top-1 {}",
+                    class_name(names, truth),
+                    class_name(names, top[0].0)
+                ))
+                .small(),
+            );
+            match (&texture, &sample) {
+                (Some(t), _) => {
+                    ui.add(egui::Image::new((t.id(), egui::vec2(PICTURE, PICTURE))).alt_text(format!("sample {index}")));
+                }
+                (None, Some(s)) => {
+                    if let Some(text) = &s.text {
+                        let short: String = text.chars().take(120).collect();
+                        ui.label(RichText::new(short).small().monospace());
+                    } else if let Some([x, y]) = s.point {
+                        ui.label(RichText::new(format!("point ({x:.2}, {y:.2})")).small());
+                    } else if !s.features.is_empty() {
+                        let f: Vec<String> = s.features.iter().take(8).map(|v| format!("{v:.3}")).collect();
+                        ui.label(RichText::new(f.join(", ")).small().monospace());
+                    }
+                }
+                (None, None) => {
+                    ui.spinner();
+                }
+            }
+            for (class, prob) in top.iter().filter(|(_, q)| *q > 0.0) {
+                let bar = egui::ProgressBar::new(*prob)
+                    .desired_width(140.0)
+                    .desired_height(12.0)
+                    .text(RichText::new(format!("{} {:.1}%", class_name(names, *class), 100.0 * prob)).small());
+                ui.add(bar);
+            }
+            ui.horizontal(|ui| {
+                let subject = || Subject {
+                    input: InputRef::Validation(index),
+                    label: format!("validation sample {index} (true {})", class_name(names, truth)),
+                    class: top[0].0 as usize,
+                };
+                let images = inspect.info.as_ref().is_some_and(|i| i.input_shape.len() == 3 || i.kind == crate::data::SetKind::Tabular);
+                if images && ui.small_button("Why?").on_hover_text("Which inputs the top class depends on").clicked() {
+                    inspect.ask_saliency(subject(), super::inspect::SaliencyKind::Gradient, actions);
+                    inspect.panel = InsidePanel::Saliency;
+                    inspect.show_inside = true;
+                }
+                if has_conv && ui.small_button("Maps").on_hover_text("What each conv layer makes of it").clicked() {
+                    inspect.ask_activations(subject(), actions);
+                    inspect.panel = InsidePanel::Filters;
+                    inspect.show_inside = true;
+                }
+            });
+        });
+    });
+}
