@@ -2,7 +2,7 @@
 //! both axes. Each cell is a widget: clicking it fills the sample gallery with its samples, and
 //! a screen reader (or a test) finds it as "true 4, predicted 9: 7".
 
-use egui::{epaint::TextShape, Align2, Color32, FontId, Rect, Sense, Stroke, Vec2, WidgetInfo, WidgetType};
+use egui::{epaint::TextShape, Align2, Color32, FontId, Rect, Sense, Stroke, Vec2, WidgetInfo};
 
 use crate::train::Confusion;
 
@@ -93,7 +93,7 @@ pub fn show(
             if cells_are_widgets {
                 let cell_response = ui.interact(rect, base_id.with((t, p)), Sense::click());
                 let label = format!("true {}, predicted {}: {text}", name(t), name(p));
-                cell_response.widget_info(|| WidgetInfo::labeled(WidgetType::Button, true, &label));
+                cell_response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &label));
                 if cell_response.hovered() {
                     hovered = Some((cell_response.clone(), t, p, count, share));
                 }

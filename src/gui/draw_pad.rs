@@ -123,7 +123,7 @@ impl DrawPad {
     /// Draws the pad and records the pointer while the primary button is held on it.
     pub fn ui(&mut self, ui: &mut egui::Ui) -> egui::Response {
         let (response, painter) = ui.allocate_painter(Vec2::splat(PAD_SIDE), Sense::drag());
-        response.widget_info(|| egui::WidgetInfo::labeled(egui::WidgetType::Other, true, "Drawing pad"));
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Drawing pad"));
         let rect = response.rect;
         painter.rect_filled(rect, 2.0, Color32::BLACK);
         painter.rect_stroke(rect, 2.0, Stroke::new(1.0, ui.visuals().weak_text_color()), egui::StrokeKind::Outside);

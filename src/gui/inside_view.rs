@@ -9,7 +9,6 @@ use egui::{RichText, Ui};
 use super::inspect::{InsidePanel, InspectState, SaliencyKind, Subject};
 use super::run_view::{LiveRun, Phase};
 use super::setup_panel::Action;
-use super::text_views::{self, TextViewState};
 use super::{boundary_view, draw_pad, filters_view, layer_stats_view, saliency_view};
 use crate::data::SetKind;
 use crate::train::inspect::{InputRef, InsideInfo};
@@ -42,13 +41,7 @@ pub fn takes_drawings(info: &InsideInfo) -> bool {
     info.input_shape == [1, draw_pad::SIDE, draw_pad::SIDE]
 }
 
-pub fn show(
-    ui: &mut Ui,
-    run: &LiveRun,
-    inspect: &mut InspectState,
-    text_view: &mut TextViewState,
-    actions: &mut Vec<Action>,
-) {
+pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
     let Some(info) = inspect.info.clone() else {
         ui.vertical_centered(|ui| {
             ui.add_space(40.0);
@@ -75,7 +68,7 @@ pub fn show(
     }
     ui.separator();
     match inspect.panel {
-        InsidePanel::TryIt => try_it(ui, run, &info, inspect, text_view, actions),
+        InsidePanel::TryIt => try_it(ui, run, &info, inspect, actions),
         InsidePanel::Boundary => boundary_view::show(ui, run, inspect),
         InsidePanel::Filters => filters_view::show(ui, run, inspect, actions),
         InsidePanel::LayerStats => layer_stats_view::show(ui, inspect),
@@ -83,23 +76,21 @@ pub fn show(
     }
 }
 
-fn try_it(
-    ui: &mut Ui,
-    run: &LiveRun,
-    info: &InsideInfo,
-    inspect: &mut InspectState,
-    text_view: &mut TextViewState,
-    actions: &mut Vec<Action>,
-) {
+fn try_it(ui: &mut Ui, run: &LiveRun, info: &InsideInfo, inspect: &mut InspectState, actions: &mut Vec<Action>) {
     if run.text {
-        text_views::probe(ui, run, text_view, actions);
+        ui.label(RichText::new("Type into the box in the Training tab: the probabilities follow as you type.").weak());
         return;
     }
+    if let [c, h, w] = info.input_shape[..] {
+        image_file(ui, run, inspect, [c, h, w], actions);
+    }
     if !takes_drawings(info) {
-        let shape = info.input_shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("×");
-        ui.label(RichText::new(format!(
-            "The drawing pad is for models of 28×28 grey pictures; this one reads {shape}. The gallery in the Training tab shows how it sees its validation samples."
-        )).weak());
+        if info.input_shape.len() != 3 {
+            ui.label(
+                RichText::new("The drawing pad is for models of 28×28 grey pictures. The gallery in the Training tab shows how this one sees its validation samples.")
+                    .weak(),
+            );
+        }
         return;
     }
     let ctx = ui.ctx().clone();
@@ -128,6 +119,72 @@ fn try_it(
     });
 }
 
+/// "Open image…": a file decoded on the io thread to the model's input shape, then classified.
+fn image_file(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, shape: [usize; 3], actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        let open = ui.add_enabled(answers(run.phase), egui::Button::new("Open image…"));
+        if open.on_hover_text("Classify a PNG, JPEG or WebP file, resized as the training pictures were").clicked() {
+            actions.push(Action::OpenImageFile(shape));
+        }
+        if let Some(image) = &inspect.image {
+            ui.label(RichText::new(&image.name).small());
+        }
+    });
+    if answers(run.phase) {
+        inspect.classify_image(actions);
+    }
+    let ctx = ui.ctx().clone();
+    let Some(image) = &mut inspect.image else { return };
+    match &image.pixels {
+        Err(why) => {
+            ui.colored_label(ui.visuals().error_fg_color, why);
+        }
+        Ok(pixels) => {
+            if image.texture.is_none() {
+                let [c, h, w] = shape;
+                // planes [c, h, w] to interleaved pixels
+                let bytes: Vec<u8> = (0..h * w).flat_map(|i| (0..c).map(move |k| (k, i))).map(|(k, i)| pixels.get(k * h * w + i).copied().unwrap_or(0)).collect();
+                let picture = crate::train::inspect::Picture { w, h, channels: c, bytes };
+                if let Some(img) = super::inspect::color_image(&picture) {
+                    image.texture = Some(ctx.load_texture("opened-image", img, egui::TextureOptions::LINEAR));
+                }
+            }
+            ui.horizontal_top(|ui| {
+                if let Some(t) = &image.texture {
+                    ui.add(egui::Image::new((t.id(), egui::vec2(112.0, 112.0))).alt_text("the opened image"));
+                }
+                ui.vertical(|ui| match &image.probabilities {
+                    Some(p) => bars(ui, run, p, 5),
+                    None => {
+                        ui.spinner();
+                    }
+                });
+            });
+        }
+    }
+    ui.separator();
+}
+
+/// The `top` most probable classes as bars (all of them when `top` is 0).
+fn bars(ui: &mut Ui, run: &LiveRun, p: &[f32], top: usize) {
+    let best = filters_view::argmax(p);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    if top > 0 {
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        order.truncate(top);
+    }
+    for class in order {
+        let q = p[class];
+        let name = run.class_names.get(class).cloned().unwrap_or_else(|| class.to_string());
+        ui.horizontal(|ui| {
+            let bar = egui::ProgressBar::new(q).desired_width(180.0).text(format!("{:.1}%", 100.0 * q));
+            ui.add(bar);
+            let label = RichText::new(format!("{name}: {:.1}%", 100.0 * q));
+            ui.label(if class == best { label.strong() } else { label });
+        });
+    }
+}
+
 fn probabilities(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
     ui.strong("What the model sees");
     if let Some(why) = &inspect.pad_error {
@@ -138,15 +195,7 @@ fn probabilities(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions
         return;
     };
     let best = filters_view::argmax(&p);
-    for (class, &q) in p.iter().enumerate() {
-        let name = run.class_names.get(class).cloned().unwrap_or_else(|| class.to_string());
-        ui.horizontal(|ui| {
-            let bar = egui::ProgressBar::new(q).desired_width(180.0).text(format!("{:.1}%", 100.0 * q));
-            ui.add(bar);
-            let label = RichText::new(format!("{name}: {:.1}%", 100.0 * q));
-            ui.label(if class == best { label.strong() } else { label });
-        });
-    }
+    bars(ui, run, &p, 0);
     ui.horizontal(|ui| {
         let raw = draw_pad::raw_pixels(&inspect.pad.strokes, inspect.pad_centre);
         if let Some(raw) = raw {

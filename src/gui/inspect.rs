@@ -14,9 +14,10 @@ use super::draw_pad::{self, DrawPad};
 use super::setup_panel::Action;
 use crate::train::inspect::{
     BoundaryMap, Filters, InputRef, InsideInfo, InspectReply, InspectRequest, InspectWhat, LayerMaps, Picture,
-    Predictions, SaliencyMap, SaliencyMethod, SampleView,
+    Predictions, SaliencyMap, SaliencyMethod, SampleView, Views,
 };
 use crate::train::layer_stats::LayerStats;
+use crate::train::Event;
 
 /// Cards in the sample gallery.
 pub const GALLERY_CARDS: usize = 24;
@@ -32,6 +33,7 @@ const PAD_INTERVAL: Duration = Duration::from_millis(50);
 enum Kind {
     Samples,
     Pad,
+    Image,
     Saliency(SaliencyKind),
     Activations,
     Filters,
@@ -115,13 +117,24 @@ pub struct InspectState {
     pub boundaries_seen: usize,
     /// Textures of the panels, rebuilt when their data change, by name.
     pub textures: HashMap<String, TextureHandle>,
-    /// A view asked to show the Inside tab (Why?, Maps); the app takes it.
-    pub show_inside: bool,
+    /// The image file opened in "Try it": its name, picture and the model's probabilities, or
+    /// why it could not be read.
+    pub image: Option<OpenedImage>,
+    image_asked: bool,
+}
+
+/// An image file the user opened to classify.
+pub struct OpenedImage {
+    pub name: String,
+    /// Raw pixels in the model's input shape `[c, h, w]`, or why the file was refused.
+    pub pixels: Result<Vec<u8>, String>,
+    pub texture: Option<TextureHandle>,
+    pub probabilities: Option<Vec<f32>>,
 }
 
 impl InspectState {
     /// A new run starts: nothing of the last one's model applies any more.
-    pub fn reset(&mut self, info: InsideInfo) {
+    pub fn run_started(&mut self, info: InsideInfo) {
         let (row_normalised, panel, pad_centre) = (self.row_normalised, self.panel, self.pad_centre);
         let pad = std::mem::take(&mut self.pad);
         *self = Self { row_normalised, panel, pad, pad_centre, next_id: self.next_id, ..Self::default() };
@@ -131,10 +144,54 @@ impl InspectState {
         self.info = Some(info);
     }
 
-    fn ask(&mut self, kind: Kind, what: InspectWhat, actions: &mut Vec<Action>) {
+    /// An id for the next `InspectRequest`.
+    pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
-        self.in_flight.insert(self.next_id, kind);
-        actions.push(Action::Inspect(Box::new(InspectRequest { id: self.next_id, what })));
+        self.next_id
+    }
+
+    fn ask(&mut self, kind: Kind, what: InspectWhat, actions: &mut Vec<Action>) {
+        let id = self.next_id();
+        self.in_flight.insert(id, kind);
+        actions.push(Action::Inspect(Box::new(InspectRequest { id, what })));
+    }
+
+    /// The costly views the open Inside tab wants computed: the boundary only for 2-D points.
+    pub fn views_wanted(&self) -> Views {
+        let points = self.info.as_ref().is_some_and(|i| i.kind == crate::data::SetKind::Points2d);
+        Views { layer_stats: true, boundary: points }
+    }
+
+    /// Takes an inspect event (the app routes `Predictions`, `Inspected`, `LayerStats` and
+    /// `Boundary` here; everything else goes to the live run).
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Predictions(p) => self.set_predictions(*p),
+            Event::Inspected { id, reply } => {
+                self.apply_reply(id, *reply);
+            }
+            Event::LayerStats(s) => self.add_layer_stats(*s),
+            Event::Boundary(b) => self.set_boundary(*b),
+            _ => {}
+        }
+    }
+
+    /// The io thread's answer to `Action::OpenImageFile`: classified at once when it decoded.
+    pub fn image_decoded(&mut self, path: std::path::PathBuf, result: Result<Vec<u8>, String>) {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        self.image = Some(OpenedImage { name, pixels: result, texture: None, probabilities: None });
+        self.image_asked = false;
+    }
+
+    /// Asks for the opened image's probabilities once.
+    pub fn classify_image(&mut self, actions: &mut Vec<Action>) {
+        if self.image_asked {
+            return;
+        }
+        let Some(Ok(pixels)) = self.image.as_ref().map(|i| &i.pixels) else { return };
+        let raw = pixels.iter().map(|&v| f32::from(v)).collect();
+        self.image_asked = true;
+        self.ask(Kind::Image, InspectWhat::Classify(InputRef::Raw(raw)), actions);
     }
 
     fn busy(&self, kind: Kind) -> bool {
@@ -183,6 +240,16 @@ impl InspectState {
                     InspectReply::Filters(f) => Ok(f),
                     other => Err(unavailable(&other).unwrap_or_else(|| "no answer".into())),
                 });
+            }
+            (Kind::Image, InspectReply::Probabilities(p)) => {
+                if let Some(image) = &mut self.image {
+                    image.probabilities = Some(p);
+                }
+            }
+            (Kind::Image, InspectReply::Unavailable(why)) => {
+                if let Some(image) = &mut self.image {
+                    image.pixels = Err(why);
+                }
             }
             (Kind::Pad, InspectReply::Unavailable(why)) => {
                 self.pad_probabilities = None;

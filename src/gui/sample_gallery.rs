@@ -5,6 +5,7 @@
 
 use egui::{RichText, Ui};
 
+use super::app::View;
 use super::inspect::{GalleryMode, InsidePanel, InspectState, Subject, GALLERY_CARDS};
 use super::run_view::LiveRun;
 use super::setup_panel::Action;
@@ -124,12 +125,12 @@ fn card(
                 if images && ui.small_button("Why?").on_hover_text("Which inputs the top class depends on").clicked() {
                     inspect.ask_saliency(subject(), super::inspect::SaliencyKind::Gradient, actions);
                     inspect.panel = InsidePanel::Saliency;
-                    inspect.show_inside = true;
+                    actions.push(Action::ShowTab(View::Inside));
                 }
                 if has_conv && ui.small_button("Maps").on_hover_text("What each conv layer makes of it").clicked() {
                     inspect.ask_activations(subject(), actions);
                     inspect.panel = InsidePanel::Filters;
-                    inspect.show_inside = true;
+                    actions.push(Action::ShowTab(View::Inside));
                 }
             });
         });
