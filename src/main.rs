@@ -578,7 +578,13 @@ pub(crate) fn drive(request: RunRequest, options: WorkerOptions, quiet: bool) ->
             | Event::Embedding(_)
             | Event::Images(_)
             | Event::Latent(_)
-            | Event::GanStep { .. } => {}
+            | Event::GanStep { .. }
+            | Event::Predictions(_)
+            | Event::Inspected { .. }
+            | Event::LayerStats(_)
+            | Event::Boundary(_)
+            | Event::LearningRateSet { .. }
+            | Event::LrFinder(_) => {}
             Event::Finished(s) => {
                 println!(
                     "{}: {} epochs in {:.1}s, {:.0} samples/s",

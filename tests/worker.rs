@@ -52,7 +52,7 @@ fn pause_resume_and_stop_take_effect_at_the_next_batch() {
                 assert_eq!(s.status, RunStatus::Stopped);
                 break;
             }
-            Event::Epoch(_) => {}
+            Event::Epoch(_) | Event::Predictions(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }

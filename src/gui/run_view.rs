@@ -153,7 +153,7 @@ impl LiveRun {
                 self.run_dir = run_dir;
                 self.started_at = Some(Instant::now());
             }
-            Event::Step { epoch, batch, global_step, loss, accuracy, learning_rate, samples_per_s } => {
+            Event::Step { epoch, batch, global_step, loss, accuracy, learning_rate, samples_per_s, .. } => {
                 let x = global_step as f64 / self.batches_per_epoch.max(1) as f64;
                 self.step_loss.push(PlotPoint::new(x, loss));
                 self.step_accuracy.push(PlotPoint::new(x, accuracy));
@@ -202,6 +202,13 @@ impl LiveRun {
                 self.grids.push(grid);
             }
             Event::Latent(map) => self.latent = Some(map),
+            // routed to the inside views by the app (issue 11); nothing here yet
+            Event::Predictions(_)
+            | Event::Inspected { .. }
+            | Event::LayerStats(_)
+            | Event::Boundary(_)
+            | Event::LearningRateSet { .. }
+            | Event::LrFinder(_) => {}
         }
     }
 

@@ -16,7 +16,7 @@ mod spec;
 
 pub use layers::{LayerSpec, Planned};
 pub(crate) use network::activate;
-pub use network::{LayerInfo, Mode, Network};
+pub use network::{LayerInfo, Mode, Network, Tap};
 pub use spec::{
     conv_output_size, plan, plan_partial, Activation, ConvSpec, ModelInput, ModelKind, ModelSpec, DEFAULT_LATENT,
     MAX_TENSOR_ELEMENTS,

@@ -52,6 +52,10 @@ impl RunLayer for ConvBlock {
     fn kind(&self) -> &'static str {
         "conv block"
     }
+
+    fn activation(&self) -> Option<Activation> {
+        self.act
+    }
 }
 
 /// A dense layer with the activation after it, one fused op on the CPU; on a sequence
@@ -89,6 +93,10 @@ impl RunLayer for Dense {
     fn kind(&self) -> &'static str {
         "dense"
     }
+
+    fn activation(&self) -> Option<Activation> {
+        self.act
+    }
 }
 
 /// A max-pool that does not follow a conv layer.
@@ -114,8 +122,22 @@ pub struct LayerInfo {
     pub params: usize,
 }
 
+/// One run layer's output during [`Network::forward_tapped`].
+pub struct Tap<'a> {
+    /// The run layer's position (`Network::run_layers`).
+    pub index: usize,
+    /// Its parameters' prefix (`conv1`, `fc2`), or its type for a layer without any.
+    pub name: &'a str,
+    pub kind: &'static str,
+    pub activation: Option<Activation>,
+    /// `[batch, ...]`; images channels-last from the first conv or pool on.
+    pub output: &'a Tensor,
+}
+
 pub struct Network {
     layers: Vec<Box<dyn RunLayer>>,
+    /// Each run layer's name: its planned layer's parameter prefix, or its type.
+    run_names: Vec<String>,
     /// Tensors with readable names (`conv1.weight`, `fc2.bias`, `bn1.running_mean`), in layer
     /// order: the weights and the buffers (checkpoints and exports hold both).
     params: Vec<(String, Var)>,
@@ -161,6 +183,7 @@ impl Network {
         let mut params = Vec::new();
         let mut trainable = Vec::new();
         let mut info = Vec::new();
+        let mut run_names = Vec::new();
         let layout = layouts(&planned);
         let mut channels_last = false;
         let mut i = 0;
@@ -182,7 +205,9 @@ impl Network {
                 } else {
                     layers.push(Box::new(ToChannelsLast));
                 }
+                run_names.push("layout".to_string());
             }
+            run_names.push(if p.name.is_empty() { p.spec.type_name().to_string() } else { p.name.clone() });
             i += 1;
             let is_activation: fn(&LayerSpec) -> bool = |l| matches!(l, LayerSpec::Activation(_));
             let layer: Box<dyn RunLayer> = match &p.spec {
@@ -228,8 +253,9 @@ impl Network {
         // a model that ends in an image (a decoder) gives it in the plan's [c, h, w]
         if channels_last {
             layers.push(Box::new(ToChannelsFirst));
+            run_names.push("layout".to_string());
         }
-        Ok(Self { layers, params, trainable, info })
+        Ok(Self { layers, run_names, params, trainable, info })
     }
 
     pub fn params(&self) -> &[(String, Var)] {
@@ -263,6 +289,33 @@ impl Network {
             x = layer.forward(&x, mode)?;
         }
         Ok(x)
+    }
+
+    /// [`Network::forward`], calling `tap` with each run layer's output as it is made (no extra
+    /// op: the views read what the forward computes anyway).
+    pub fn forward_tapped(&self, x: &Tensor, mode: &mut Mode<'_>, tap: &mut dyn FnMut(&Tap<'_>)) -> Result<Tensor> {
+        let mut x = x.clone();
+        for (index, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, mode)?;
+            tap(&Tap {
+                index,
+                name: &self.run_names[index],
+                kind: layer.kind(),
+                activation: layer.activation(),
+                output: &x,
+            });
+        }
+        Ok(x)
+    }
+
+    /// Each run layer's name: its parameters' prefix (`conv1`), or its type (`flatten`).
+    pub fn run_names(&self) -> &[String] {
+        &self.run_names
+    }
+
+    /// The activation after run layer `i`, if it has one.
+    pub fn layer_activation(&self, i: usize) -> Option<Activation> {
+        self.layers[i].activation()
     }
 
     /// Layers as they run (fused: conv + activation + pool is one).

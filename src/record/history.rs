@@ -66,6 +66,14 @@ pub struct RunData {
     pub epochs: Vec<EpochMetrics>,
     /// (global step, training loss) per recorded step.
     pub steps: Vec<[f64; 2]>,
+    /// Per recorded step, beside `steps`: accuracy, learning rate and the run's wall time so far
+    /// (NaN where the row leaves it empty: a generative model's accuracy, runs recorded before
+    /// the step rows had a time).
+    pub step_accuracy: Vec<f32>,
+    pub step_lr: Vec<f32>,
+    pub step_elapsed_s: Vec<f32>,
+    /// From the first epoch row's step.
+    pub batches_per_epoch: Option<usize>,
 }
 
 pub fn load_run(dir: &Path) -> Result<RunData> {
@@ -77,21 +85,45 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
     let metrics_path = dir.join("metrics.csv");
     let metrics = super::read_text_capped(&metrics_path, MAX_LOG_BYTES)?;
     // a torn last line (the process was killed mid-write) parses as garbage: skip what does not parse
-    let steps = metrics
-        .lines()
-        .filter(|l| l.starts_with("step,"))
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split(',').collect();
-            Some([cols.get(3)?.parse().ok()?, cols.get(4)?.parse().ok()?])
-        })
-        .collect();
+    let (mut steps, mut step_accuracy, mut step_lr, mut step_elapsed_s) = (vec![], vec![], vec![], vec![]);
+    let mut batches_per_epoch = None;
+    for line in metrics.lines() {
+        let cols: Vec<&str> = line.split(',').collect();
+        let number = |i: usize| cols.get(i).and_then(|c| c.parse::<f64>().ok());
+        if line.starts_with("epoch,") && batches_per_epoch.is_none() {
+            // epoch e's row holds the global step e * batches_per_epoch
+            batches_per_epoch = match (number(1), number(3)) {
+                (Some(e), Some(step)) if e >= 1.0 && step > 0.0 => Some((step / e).round() as usize),
+                _ => None,
+            };
+        }
+        if !line.starts_with("step,") {
+            continue;
+        }
+        let (Some(step), Some(loss)) = (number(3), number(4)) else { continue };
+        steps.push([step, loss]);
+        let column = |i: usize| number(i).map_or(f32::NAN, |v| v as f32);
+        step_accuracy.push(column(5));
+        step_lr.push(column(6));
+        step_elapsed_s.push(column(10));
+    }
     let epochs_path = dir.join("epochs.jsonl");
     let epochs = super::read_text_capped(&epochs_path, MAX_LOG_BYTES)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    Ok(RunData { dir: dir.to_path_buf(), info, preset, epochs, steps })
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        info,
+        preset,
+        epochs,
+        steps,
+        step_accuracy,
+        step_lr,
+        step_elapsed_s,
+        batches_per_epoch,
+    })
 }
 
 /// Gives a run a new display name (its folder keeps its name). The name goes to its own file,

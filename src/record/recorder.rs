@@ -403,16 +403,17 @@ impl RunRecorder {
         self.info.write(&self.dir)
     }
 
-    pub fn step(&mut self, s: &StepMetrics, global_step: usize, samples_per_s: f64) -> Result<()> {
+    pub fn step(&mut self, s: &StepMetrics, global_step: usize, samples_per_s: f64, elapsed_s: f64) -> Result<()> {
         let line = format!(
-            "step,{},{},{},{},{},{},,,{:.1},",
+            "step,{},{},{},{},{},{},,,{:.1},{:.3}",
             s.epoch + 1,
             s.batch + 1,
             global_step,
             s.loss,
             self.shown(s.accuracy()),
             s.learning_rate,
-            samples_per_s
+            samples_per_s,
+            elapsed_s
         );
         write_line(&mut self.metrics, &self.dir.join("metrics.csv"), &line)
     }

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::inspect::{BoundaryMap, InsideInfo, InspectReply, InspectRequest, Predictions, Views};
+use super::layer_stats::LayerStats;
+use super::lr_finder::{LrFinderProgress, LrFinderRequest};
 use super::metrics::Confusion;
 use crate::config::Preset;
 
@@ -24,6 +27,16 @@ pub enum Command {
     },
     /// A text classifier's probabilities for this text (answered with `Event::Probe`).
     Probe(String),
+    /// Which costly views are open (the GUI's Inside tab); they are computed only while on.
+    Subscribe(Views),
+    /// A question about the model, answered with `Event::Inspected` (while training, paused or
+    /// after the run, from the last session).
+    Inspect(Box<InspectRequest>),
+    /// Sweeps the learning rate from the preset's fresh weights, recording nothing (answered
+    /// with `Event::LrFinder`); ignored while a run is active.
+    FindLearningRate(Box<LrFinderRequest>),
+    /// Where later runs are recorded.
+    SetRunsDir(PathBuf),
     /// Ends the thread.
     Shutdown,
 }
@@ -132,6 +145,8 @@ pub enum Event {
         task: crate::task::Task,
         /// The input is text (the GUI offers the text views).
         text: bool,
+        /// What the inside views need: input shape, data kind, conv and ReLU layers.
+        inside: InsideInfo,
     },
     /// One training batch. Sent with `try_send`: may be dropped (and counted) when the
     /// receiver is behind.
@@ -144,8 +159,28 @@ pub enum Event {
         accuracy: f64,
         learning_rate: f64,
         samples_per_s: f64,
+        /// Wall time of the run so far (earlier parts of a resumed run included).
+        elapsed_s: f64,
     },
     Epoch(EpochMetrics),
+    /// A classifier's validation predictions at the end of the epoch just sent.
+    Predictions(Box<Predictions>),
+    /// The answer to `Command::Inspect` with the same id.
+    Inspected {
+        id: u64,
+        reply: Box<InspectReply>,
+    },
+    /// Layer statistics at a stats step, while subscribed (droppable).
+    LayerStats(Box<LayerStats>),
+    /// The decision boundary of a 2-D model, while subscribed (droppable).
+    Boundary(Box<BoundaryMap>),
+    /// The base learning rate was changed by `Command::SetLearningRate` at this step.
+    LearningRateSet {
+        global_step: usize,
+        learning_rate: f64,
+    },
+    /// The learning-rate finder's sweep so far.
+    LrFinder(Box<LrFinderProgress>),
     Paused {
         epoch: usize,
         batch: usize,
@@ -179,8 +214,8 @@ pub enum Event {
 }
 
 impl Event {
-    /// Lifecycle and epoch events are never dropped.
+    /// Lifecycle, epoch and reply events are never dropped; per-step and periodic ones may be.
     pub fn is_droppable(&self) -> bool {
-        matches!(self, Event::Step { .. } | Event::GanStep { .. })
+        matches!(self, Event::Step { .. } | Event::GanStep { .. } | Event::LayerStats(_) | Event::Boundary(_))
     }
 }

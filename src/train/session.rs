@@ -8,6 +8,7 @@ use candle_core::Device;
 
 use super::event::{EpochMetrics, Evaluation};
 use super::generative::{self, Adversary, GanEpoch, GanFigures};
+use super::inspect::{top3, Predictions};
 use super::metrics::Confusion;
 use super::optim::Optimizer;
 use super::prefetch::BatchSource;
@@ -78,6 +79,10 @@ pub struct Session {
     pub batches: BatchSource,
     /// A GAN's discriminator and its optimizer (`None` for other tasks).
     pub adversary: Option<Adversary>,
+    /// A classifier's validation predictions of the epoch just finished, for the worker to send.
+    pub predictions: Option<Box<Predictions>>,
+    /// Layer statistics to collect while the view is open (`None`: nothing extra is computed).
+    pub layer_stats: Option<super::layer_stats::StatsCollector>,
     progress: EpochProgress,
 }
 
@@ -116,6 +121,8 @@ impl Session {
             epoch: 0,
             batch: 0,
             batches_per_epoch,
+            predictions: None,
+            layer_stats: None,
             progress: EpochProgress::default(),
         })
     }
@@ -157,15 +164,37 @@ impl Session {
             let step = generative::train_step(self, &batch, lr)?;
             (step.loss, 0, step.gan)
         } else {
-            let logits = self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?;
+            let step = self.epoch * self.batches_per_epoch + self.batch;
+            // a stats step runs the same ops, reading the outputs they make on the way
+            let mut stats = self.layer_stats.as_mut().filter(|s| s.due(step));
+            let logits = match stats.as_mut() {
+                Some(collector) => {
+                    collector.begin(step);
+                    self.net.forward_tapped(&batch.inputs, &mut Mode::Train(&mut self.rng), &mut |tap| {
+                        collector.observe(tap);
+                    })?
+                }
+                None => self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?,
+            };
             let loss = task.loss(&logits, &batch.targets)?;
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
                 return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
             }
             let grads = loss.backward()?;
+            if let Some(collector) = stats.as_mut() {
+                collector.after_backward(self.net.params(), self.net.trainable(), &grads)?;
+            }
             let clip = self.preset.train.clip_grad_norm;
             self.optimizer.step_clipped(self.net.params(), &grads, lr, (clip > 0.0).then_some(clip))?;
+            match stats {
+                Some(collector) => collector.after_step(self.net.params())?,
+                None => {
+                    if let Some(collector) = self.layer_stats.as_mut() {
+                        collector.step_time(started.elapsed().as_secs_f64());
+                    }
+                }
+            }
             (f64::from(loss_value), task.correct(&logits, &batch.targets)?, None)
         };
         let metrics = StepMetrics {
@@ -199,7 +228,13 @@ impl Session {
         let (validation, gan_validation) = if self.preset.task.is_generative() {
             generative::evaluate(self, &self.data.validation)?
         } else {
-            (self.evaluate(&self.data.validation)?, None)
+            let keep = self.preset.task == crate::task::Task::Classify;
+            let input = self.data.model_input(self.preset.task);
+            let (validation, predictions) =
+                evaluate_with_predictions(&self.net, &self.data.validation, &input, &self.device, keep)?;
+            self.predictions =
+                predictions.map(|(truth, top)| Box::new(Predictions { epoch: self.epoch + 1, truth, top }));
+            (validation, None)
         };
         let p = &self.progress;
         let seen = p.seen.max(1) as f64;
@@ -240,6 +275,23 @@ pub const MAX_CONFUSION_CLASSES: usize = 256;
 
 /// Loss, accuracy and confusion matrix of `net` on a split, without dropout.
 pub fn evaluate(net: &Network, split: &Split, input: &ModelInput, device: &Device) -> Result<Evaluation> {
+    Ok(evaluate_with_predictions(net, split, input, device, false)?.0)
+}
+
+/// Each sample's truth and top-3 classes with their probabilities.
+type SamplePredictions = (Vec<u32>, Vec<[(u32, f32); 3]>);
+
+/// [`evaluate`], and when `keep` each sample's truth and top 3 (from the logits it computes
+/// anyway; the top-1 is the prediction the confusion matrix counts).
+pub fn evaluate_with_predictions(
+    net: &Network,
+    split: &Split,
+    input: &ModelInput,
+    device: &Device,
+    keep: bool,
+) -> Result<(Evaluation, Option<SamplePredictions>)> {
+    let mut kept: Option<SamplePredictions> =
+        keep.then(|| (Vec::with_capacity(split.len()), Vec::with_capacity(split.len())));
     let classes = input.classes;
     let mut confusion = Confusion::new(if classes <= MAX_CONFUSION_CLASSES { classes } else { 0 });
     let (mut loss_sum, mut correct, mut predictions) = (0.0, 0usize, 0usize);
@@ -255,11 +307,18 @@ pub fn evaluate(net: &Network, split: &Split, input: &ModelInput, device: &Devic
             confusion.add(*t, *p);
             correct += usize::from(t == p);
         }
+        if let Some((all_truth, top)) = kept.as_mut() {
+            let probs: Vec<Vec<f32>> =
+                candle_nn::ops::softmax_last_dim(&input.task.logits_matrix(&logits)?)?.to_vec2()?;
+            top.extend(probs.iter().zip(&predicted).map(|(row, p)| top3(row, *p)));
+            all_truth.extend_from_slice(&truth);
+        }
         predictions += batch.predictions;
     }
-    Ok(Evaluation {
+    let evaluation = Evaluation {
         loss: loss_sum / split.len().max(1) as f64,
         accuracy: correct as f64 / predictions.max(1) as f64,
         confusion,
-    })
+    };
+    Ok((evaluation, kept))
 }

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
+use super::control::{apply_views, find_learning_rate, send_boundary, unavailable, Control};
 use super::event::{Command, Event, RunRequest, RunStatus, Summary};
+use super::inspect::InsideInfo;
 use super::prepare::{prepare, Progress};
 use super::session::Session;
 use super::text;
 use crate::config::Preset;
 use crate::error::{Error, Result};
 use crate::record::CheckpointState;
-use crate::rng::Rng;
-use crate::task::Task;
 
 /// Called after events are sent, so a GUI can request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -102,7 +102,7 @@ impl Trainer {
         };
         let thread = std::thread::Builder::new()
             .name("gradlab-train".into())
-            .spawn(move || worker_main(&cmd_rx, sender, &options))
+            .spawn(move || worker_main(&cmd_rx, sender, options))
             .expect("spawning the training thread");
         Self { commands: cmd_tx, events: ev_rx, dropped_steps, thread: Some(thread) }
     }
@@ -144,7 +144,7 @@ impl Drop for Trainer {
     }
 }
 
-struct EventSender {
+pub(super) struct EventSender {
     tx: Sender<Event>,
     dropped: Arc<AtomicU64>,
     waker: Option<Waker>,
@@ -153,10 +153,10 @@ struct EventSender {
 }
 
 /// The receiver went away: the app closed.
-struct Disconnected;
+pub(super) struct Disconnected;
 
 impl EventSender {
-    fn send(&mut self, event: Event) -> Result<(), Disconnected> {
+    pub(super) fn send(&mut self, event: Event) -> Result<(), Disconnected> {
         if event.is_droppable() {
             match self.tx.try_send(event) {
                 Ok(()) => {}
@@ -183,18 +183,26 @@ impl EventSender {
     }
 }
 
-fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &WorkerOptions) {
-    // a finished text run's session stays to answer the text views (samples, probes) until the
-    // next run starts
+fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut options: WorkerOptions) {
+    // a finished or stopped run's session stays to answer the views (samples, saliency, text
+    // probes) until the next run starts
     let mut last: Option<Session> = None;
     let mut idle = Control::default();
-    while let Ok(command) = commands.recv() {
+    // a command that ended the learning-rate finder (Start) runs next
+    let mut next: Option<Command> = None;
+    while let Some(command) = next.take().or_else(|| commands.recv().ok()) {
         match command {
             Command::Start(request) => {
                 last = None;
-                idle = Control::default();
-                let outcome =
-                    catch_unwind(AssertUnwindSafe(|| run(*request, commands, &mut events, options, &mut last)));
+                // the open views stay subscribed from one run to the next
+                let mut control = Control { views: idle.views, ..Control::default() };
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    run(*request, commands, &mut events, &options, &mut control, &mut last)
+                }));
+                idle = Control { views: control.views, ..Control::default() };
+                if let Some(dir) = control.runs_dir.take() {
+                    options.runs_dir = Some(dir);
+                }
                 let flow = match outcome {
                     Ok(Ok(flow)) => flow,
                     Ok(Err(RunError::Disconnected)) => Flow::Exit,
@@ -213,12 +221,31 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, options: &
                 }
             }
             Command::Shutdown => return,
-            command @ (Command::Generate { .. } | Command::Probe(_)) => {
-                if let Some(session) = last.as_mut() {
-                    idle.apply(command, session);
-                    if idle.send_replies(&mut events).is_err() {
+            Command::SetRunsDir(dir) => options.runs_dir = Some(dir),
+            Command::Subscribe(views) => {
+                idle.views = views;
+                // the finished run's boundary at once, for a view opened after it
+                if let (true, Some(session)) = (views.boundary, last.as_ref()) {
+                    if send_boundary(session, &mut events).is_err() {
                         return;
                     }
+                }
+            }
+            Command::FindLearningRate(request) => match find_learning_rate(&request, commands, &mut events, &options) {
+                Ok(then) => next = then,
+                Err(Disconnected) => return,
+            },
+            command @ (Command::Generate { .. } | Command::Probe(_) | Command::Inspect(_)) => {
+                match (last.as_mut(), command) {
+                    (Some(session), command) => idle.apply(command, session),
+                    // every question is answered, so the GUI's one request in flight is freed
+                    (None, Command::Inspect(request)) => {
+                        idle.replies.push(unavailable(&request, "no model yet: start a run first"));
+                    }
+                    (None, _) => {}
+                }
+                if idle.send_replies(&mut events).is_err() {
+                    return;
                 }
             }
             // Nothing runs: pause, resume, stop and learning rates have nothing to act on.
@@ -263,60 +290,6 @@ impl From<candle_core::Error> for RunError {
     }
 }
 
-/// What the commands read at a batch boundary ask for.
-#[derive(Default)]
-struct Control {
-    paused: bool,
-    stop: bool,
-    exit: bool,
-    /// Answers to requests (text samples, probes), sent before the next batch.
-    replies: Vec<Event>,
-    requests: u64,
-}
-
-impl Control {
-    fn apply(&mut self, command: Command, session: &mut Session) {
-        match command {
-            Command::Pause => self.paused = true,
-            Command::Resume => self.paused = false,
-            Command::Stop => self.stop = true,
-            Command::Shutdown => {
-                self.stop = true;
-                self.exit = true;
-            }
-            Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => session.base_learning_rate = lr,
-            // A second Start while one runs is ignored; the GUI disables the button.
-            Command::SetLearningRate(_) | Command::Start(_) => {}
-            Command::Generate { prompt, length, temperature } => {
-                // each request draws from its own stream, so asking never changes the training
-                let rng = Rng::derive(session.preset.seed, "text-sample-request", self.requests);
-                self.requests += 1;
-                match text::sample_now(session, &prompt, length, temperature, rng) {
-                    Ok(Some(sample)) => self.replies.push(Event::TextSample(sample)),
-                    Ok(None) => {}
-                    Err(e) => eprintln!("gradlab: a text sample failed: {e}"),
-                }
-            }
-            Command::Probe(text) => {
-                let Some(info) = session.data.text.as_ref().filter(|_| session.preset.task == Task::Classify) else {
-                    return;
-                };
-                match text::classify(&session.net, info, &text, &session.device) {
-                    Ok(probabilities) => self.replies.push(Event::Probe { text, probabilities }),
-                    Err(e) => eprintln!("gradlab: a probe failed: {e}"),
-                }
-            }
-        }
-    }
-
-    fn send_replies(&mut self, events: &mut EventSender) -> Result<(), Disconnected> {
-        for reply in self.replies.drain(..) {
-            events.send(reply)?;
-        }
-        Ok(())
-    }
-}
-
 pub fn resolve_threads(preset: &Preset, default_threads: usize) -> usize {
     let wanted = if preset.train.threads == 0 { default_threads } else { preset.train.threads };
     wanted.clamp(1, cores())
@@ -327,6 +300,7 @@ fn run(
     commands: &Receiver<Command>,
     events: &mut EventSender,
     options: &WorkerOptions,
+    control: &mut Control,
     last: &mut Option<Session>,
 ) -> Result<Flow, RunError> {
     let threads = resolve_threads(&request.preset, options.default_threads);
@@ -335,7 +309,7 @@ fn run(
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-    pool.install(|| run_in_pool(request, commands, events, options, threads, last))
+    pool.install(|| run_in_pool(request, commands, events, options, threads, control, last))
 }
 
 fn run_in_pool(
@@ -344,6 +318,7 @@ fn run_in_pool(
     events: &mut EventSender,
     options: &WorkerOptions,
     threads: usize,
+    control: &mut Control,
     last: &mut Option<Session>,
 ) -> Result<Flow, RunError> {
     let started = Instant::now();
@@ -370,9 +345,11 @@ fn run_in_pool(
         run_dir: recorder.as_ref().map(|r| r.dir().to_path_buf()),
         task: session.preset.task,
         text: session.data.text.is_some(),
+        inside: InsideInfo::of(&session.net, &session.data.input_shape, session.data.kind),
     })?;
+    apply_views(&mut session, control.views);
+    control.boundary_now = control.views.boundary;
 
-    let mut control = Control::default();
     let mut last_validation = None;
     let elapsed_before = progress.elapsed_s;
     let mut rate_ema: Option<f64> = None;
@@ -393,6 +370,8 @@ fn run_in_pool(
         control.send_replies(events)?;
         if control.paused && !control.stop {
             events.send(Event::Paused { epoch: session.epoch + 1, batch: session.batch })?;
+            control.boundary_now = true;
+            control.maybe_boundary(&session, events)?;
             while control.paused && !control.stop {
                 match commands.recv() {
                     Ok(c) => control.apply(c, &mut session),
@@ -402,6 +381,7 @@ fn run_in_pool(
                     }
                 }
                 control.send_replies(events)?;
+                control.maybe_boundary(&session, events)?;
             }
             if !control.stop {
                 events.send(Event::Resumed)?;
@@ -424,8 +404,9 @@ fn run_in_pool(
         let rate = step.size as f64 / dt.max(1e-9);
         let ema = rate_ema.map_or(rate, |r| 0.9 * r + 0.1 * rate);
         rate_ema = Some(ema);
+        let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         if let Some(r) = recorder.as_mut() {
-            r.step(&step, global_step(&session), ema)?;
+            r.step(&step, global_step(&session), ema, elapsed_s)?;
         }
         events.send(Event::Step {
             epoch: step.epoch + 1,
@@ -435,7 +416,12 @@ fn run_in_pool(
             accuracy: step.accuracy(),
             learning_rate: step.learning_rate,
             samples_per_s: ema,
+            elapsed_s,
         })?;
+        if let Some(stats) = session.layer_stats.as_mut().and_then(|s| s.take()) {
+            events.send(Event::LayerStats(Box::new(stats)))?;
+        }
+        control.maybe_boundary(&session, events)?;
         if let Some(figures) = step.gan {
             let epochs = global_step(&session) as f64 / session.batches_per_epoch.max(1) as f64;
             events.send(Event::GanStep { global_step: global_step(&session), epochs, figures })?;
@@ -459,6 +445,9 @@ fn run_in_pool(
             last_validation = Some(metrics.validation.clone());
             last_checkpoint = Instant::now();
             events.send(Event::Epoch(metrics))?;
+            if let Some(predictions) = session.predictions.take() {
+                events.send(Event::Predictions(predictions))?;
+            }
             // a view's sample failing is no reason to stop the training
             match text::epoch_events(&session) {
                 Ok(text_events) => {
@@ -525,10 +514,10 @@ fn run_in_pool(
         }
     }
     result?;
+    control.boundary_now = true;
+    control.maybe_boundary(&session, events)?;
     events.send(Event::Finished(summary))?;
-    if session.data.text.is_some() {
-        *last = Some(session);
-    }
+    *last = Some(session);
     Ok(if control.exit { Flow::Exit } else { Flow::Continue })
 }
 
@@ -558,7 +547,7 @@ fn checkpoint_interval(preset: &Preset) -> Option<Duration> {
     (minutes > 0.0 && minutes.is_finite()).then(|| Duration::from_secs_f64(minutes * 60.0))
 }
 
-fn global_step(session: &Session) -> usize {
+pub(super) fn global_step(session: &Session) -> usize {
     session.epoch * session.batches_per_epoch + session.batch
 }
 

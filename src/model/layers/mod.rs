@@ -260,6 +260,12 @@ pub trait RunLayer: Send + Sync {
 
     /// What it is, for grouping the benchmark's timings.
     fn kind(&self) -> &'static str;
+
+    /// The activation its output has been through (fused blocks and the activation layer), for
+    /// the dead-ReLU share and the inside views.
+    fn activation(&self) -> Option<crate::model::Activation> {
+        None
+    }
 }
 
 impl LayerSpec {

@@ -97,6 +97,10 @@ impl RunLayer for Activate {
     fn kind(&self) -> &'static str {
         "activation"
     }
+
+    fn activation(&self) -> Option<crate::model::Activation> {
+        Some(self.activation)
+    }
 }
 
 pub struct GlobalMean;
