@@ -39,9 +39,10 @@ enum Cmd {
         /// Close the window when that run ends.
         #[arg(long, requires = "start")]
         quit_when_done: bool,
-        /// Where run directories are written.
-        #[arg(long, default_value = "runs")]
-        runs_dir: PathBuf,
+        /// Where run directories are written (default: the folder chosen last time, else
+        /// ~/.local/share/gradlab/runs; the headless commands keep ./runs).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
     },
     /// Train a preset headless, printing progress.
     Train {
@@ -193,7 +194,7 @@ fn main() -> ExitCode {
     gradlab::train::tune_candle_pool();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => open_gui(None, false, false, PathBuf::from("runs")),
+        None => open_gui(None, false, false, None),
         Some(Cmd::Gui { preset, builtin, start, quit_when_done, runs_dir }) => {
             let preset = if preset.is_some() || builtin.is_some() { Some(load_preset(preset, builtin)) } else { None };
             match preset.transpose() {
@@ -287,7 +288,7 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir: PathBuf) -> anyhow::Result<()> {
+fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir: Option<PathBuf>) -> anyhow::Result<()> {
     // Without a GPU, Mesa's software renderer (llvmpipe) draws the window on as many threads as
     // there are cores, taking them from training. Leave it the cores training does not use; a
     // GPU driver ignores this. Set before any thread exists.
@@ -295,16 +296,26 @@ fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir:
         let spare = gradlab::train::cores().saturating_sub(gradlab::gui::AppOptions::default().default_threads).max(1);
         std::env::set_var("LP_NUM_THREADS", spare.to_string());
     }
-    let mut options =
-        gradlab::gui::AppOptions { start, quit_when_done, runs_dir: Some(runs_dir), ..Default::default() };
+    let mut options = gradlab::gui::AppOptions { start, quit_when_done, ..Default::default() };
+    // what the command line says wins over what the last session kept
+    if let Some(dir) = runs_dir {
+        options.runs_dir = Some(dir);
+        options.keep_from_last_time.runs_dir = false;
+    }
     if let Some(p) = preset {
         options.preset = p;
+        options.keep_from_last_time.preset = false;
     }
     gradlab::gui::run_native(options).map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_gui(_preset: Option<Preset>, _start: bool, _quit_when_done: bool, _runs_dir: PathBuf) -> anyhow::Result<()> {
+fn open_gui(
+    _preset: Option<Preset>,
+    _start: bool,
+    _quit_when_done: bool,
+    _runs_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     bail!("this gradlab was built without the `gui` feature; see `gradlab --help` for the headless commands")
 }
 

@@ -6,20 +6,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::curve_plot::PlotSettings;
+use super::settings::{self, SavedView, Settings, Theme};
+use super::shortcuts::{self, Do};
+
 use super::dialogs::Dialogs;
 use super::frame_stats::FrameStats;
 use super::gallery::Gallery;
 use super::io::{user_presets_dir, Io, IoReply, IoRequest};
+use super::inspect::InspectState;
 use super::live_view;
+use super::lr_view::{self, LrWindow};
 use super::preview::PreviewLoader;
-use super::run_view::LiveRun;
+use super::run_view::{LiveRun, Phase};
 use super::runs_panel::RunsPanel;
 use super::setup_panel::{Action, SetupPanel};
 use super::status_bar;
 use super::sweep_panel::{Shown, SweepPanel};
 use crate::config::Preset;
-use crate::export::find_checkpoint;
 use crate::sweep::LocalSweep;
+use crate::train::inspect::Views;
+use crate::train::lr_finder::LrFinderRequest;
 use crate::train::{Command, Event, RunOrigin, RunRequest, Trainer, Waker, WorkerOptions};
 
 /// How long one frame may spend draining training events.
@@ -32,6 +39,8 @@ const RUNS_POLL: Duration = Duration::from_secs(2);
 pub struct AppOptions {
     /// Where runs are recorded; `None` records nothing.
     pub runs_dir: Option<PathBuf>,
+    /// What the settings of the last session may replace (main clears what the command line gave).
+    pub keep_from_last_time: KeepFromLastTime,
     pub preset: Preset,
     /// Compute threads when the preset says "auto": one core stays with the UI.
     pub default_threads: usize,
@@ -44,10 +53,24 @@ pub struct AppOptions {
     pub quit_when_done: bool,
 }
 
+/// Which of the options the last session's settings override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepFromLastTime {
+    pub preset: bool,
+    pub runs_dir: bool,
+}
+
+impl Default for KeepFromLastTime {
+    fn default() -> Self {
+        Self { preset: true, runs_dir: true }
+    }
+}
+
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
-            runs_dir: Some(PathBuf::from("runs")),
+            runs_dir: Some(settings::default_runs_dir()),
+            keep_from_last_time: KeepFromLastTime::default(),
             preset: Preset::builtin("mnist_cnn").unwrap_or_default(),
             default_threads: crate::train::cores().saturating_sub(1).max(1),
             preset_dirs: std::iter::once(PathBuf::from("presets")).chain(user_presets_dir()).collect(),
@@ -62,6 +85,8 @@ impl Default for AppOptions {
 pub enum View {
     Experiments,
     Training,
+    /// The network's insides: boundary, filters, layer statistics, saliency, "Try it".
+    Inside,
     Runs,
     /// A sweep's trials (reached from the Runs tab).
     Sweep,
@@ -99,6 +124,17 @@ pub struct GradlabApp {
     pub(super) last_slurm_poll: Option<Instant>,
     pub(super) default_threads: usize,
     pub(super) waker: Waker,
+    /// How curves are drawn (smoothing, log y, x axis); kept between sessions.
+    pub plot_settings: PlotSettings,
+    pub theme: Theme,
+    /// The keyboard help overlay is open.
+    pub help_open: bool,
+    /// The learning-rate window (schedule and finder).
+    pub lr_window: LrWindow,
+    /// The model's insides as the training thread reports them (Inside tab, evaluation area).
+    pub inspect: InspectState,
+    /// The costly views the training thread was last told to compute.
+    subscribed: Views,
     setup: SetupPanel,
     trainer: Trainer,
     preview: PreviewLoader,
@@ -141,7 +177,8 @@ impl GradlabApp {
         let io = Io::spawn(Some(waker.clone()));
         let default_threads = options.default_threads;
         io.send(IoRequest::ScanPresets(options.preset_dirs));
-        Self {
+        let keep = options.keep_from_last_time;
+        let mut app = Self {
             text_view: super::text_views::TextViewState::default(),
             preset: options.preset,
             run: LiveRun::default(),
@@ -171,7 +208,99 @@ impl GradlabApp {
             quit_when_done: options.quit_when_done,
             frame_stats: FrameStats::from_env(),
             memory_check: None,
+            plot_settings: PlotSettings::default(),
+            theme: Theme::default(),
+            help_open: false,
+            lr_window: LrWindow::default(),
+            inspect: InspectState::default(),
+            subscribed: Views::NONE,
+        };
+        // tests have no storage: they never read or write the user's settings
+        if let Some(saved) = cc.storage.and_then(|s| eframe::get_value::<Settings>(s, settings::APP_KEY)) {
+            app.apply_settings(saved, keep, &cc.egui_ctx);
         }
+        app
+    }
+
+    /// What `save` keeps for the next session.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            preset_toml: self.preset.to_toml(),
+            view: match self.view {
+                View::Experiments => SavedView::Experiments,
+                View::Training => SavedView::Training,
+                View::Inside => SavedView::Inside,
+                View::Runs | View::Sweep => SavedView::Runs,
+            },
+            runs_dir: self.runs_dir.clone(),
+            plot: self.plot_settings,
+            theme: self.theme,
+            compare_metric: self.runs.compare_metric,
+        }
+    }
+
+    /// Takes up the last session's settings (what `keep` allows of the preset and runs folder).
+    pub fn apply_settings(&mut self, saved: Settings, keep: KeepFromLastTime, ctx: &egui::Context) {
+        if keep.preset {
+            match saved.preset() {
+                Some(Ok(preset)) => self.preset = preset,
+                Some(Err(why)) => self.notice = Some(Notice::Info(why)),
+                None => {}
+            }
+        }
+        if keep.runs_dir {
+            if let Some(dir) = saved.runs_dir.clone() {
+                self.set_runs_dir(dir);
+            }
+        }
+        self.view = match saved.view {
+            SavedView::Experiments => View::Experiments,
+            SavedView::Training => View::Training,
+            SavedView::Inside => View::Inside,
+            SavedView::Runs => View::Runs,
+        };
+        self.plot_settings = saved.plot;
+        self.set_theme(saved.theme, ctx);
+        self.runs.compare_metric = saved.compare_metric;
+    }
+
+    pub fn set_theme(&mut self, theme: Theme, ctx: &egui::Context) {
+        self.theme = theme;
+        ctx.set_theme(theme.preference());
+    }
+
+    /// Where runs are recorded from now on (the worker is told; the list is read again).
+    pub fn set_runs_dir(&mut self, dir: PathBuf) {
+        if self.runs_dir.as_ref() == Some(&dir) {
+            return;
+        }
+        if !self.trainer.send(Command::SetRunsDir(dir.clone())) {
+            self.error("The training thread is not answering; restart Gradlab.");
+        }
+        self.runs_dir = Some(dir);
+        self.runs.set_runs(Vec::new());
+        self.last_runs_poll = None;
+    }
+
+    /// The folder runs are recorded in (`None`: this session records nothing).
+    pub fn runs_dir(&self) -> Option<&std::path::Path> {
+        self.runs_dir.as_deref()
+    }
+
+    /// Tells the training thread which costly views are open: only the Inside tab's, while shown.
+    fn subscribe(&mut self) {
+        let wanted = if self.view == View::Inside { self.inspect.views_wanted() } else { Views::NONE };
+        if wanted != self.subscribed && self.trainer.send(Command::Subscribe(wanted)) {
+            self.subscribed = wanted;
+        }
+    }
+
+    /// Whether Start would be enabled now (for Ctrl+Enter): nothing running, a valid preset.
+    fn can_start(&mut self) -> bool {
+        !self.run.phase.is_active()
+            && !self.sweep_running()
+            && self.preset.validate("setup").is_ok()
+            && self.memory_check().is_ok()
     }
 
     /// The memory estimate of the current preset (its summary), or why it cannot run.
@@ -207,7 +336,7 @@ impl GradlabApp {
         self.notice = Some(Notice::Error(message.into()));
     }
 
-    fn start(&mut self, origin: RunOrigin) {
+    pub(super) fn start(&mut self, origin: RunOrigin) {
         self.run = LiveRun::starting();
         self.view = View::Training;
         let command = Command::Start(Box::new(RunRequest { preset: self.preset.clone(), origin }));
@@ -232,6 +361,18 @@ impl GradlabApp {
             Action::SetLearningRate(lr) => Command::SetLearningRate(lr),
             Action::Generate { prompt, length, temperature } => Command::Generate { prompt, length, temperature },
             Action::Probe(text) => Command::Probe(text),
+            Action::OpenLrWindow => {
+                self.lr_window.open = true;
+                return;
+            }
+            Action::FindLearningRate => {
+                Command::FindLearningRate(Box::new(LrFinderRequest::new(self.preset.clone())))
+            }
+            Action::Inspect(request) => Command::Inspect(request),
+            Action::ShowTab(view) => {
+                self.view = view;
+                return;
+            }
             other => {
                 self.act_on_files(other, ctx);
                 return;
@@ -242,164 +383,12 @@ impl GradlabApp {
         }
     }
 
-    /// Actions that open a dialog or touch files (through the io thread).
-    fn act_on_files(&mut self, action: Action, ctx: &egui::Context) {
-        let request = match action {
-            Action::LoadPreset(p) => {
-                self.preset = *p;
-                self.fork_from = None;
-                return;
-            }
-            Action::OpenPreset => match self.dialogs.open_preset() {
-                Some(path) => IoRequest::ReadPreset(path),
-                None => return,
-            },
-            Action::SavePreset => {
-                let name = format!(
-                    "{}.toml",
-                    self.preset.title.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-                );
-                match self.dialogs.save_file("Save preset", &name, "toml") {
-                    Some(path) => IoRequest::WritePreset(path, Box::new(self.preset.clone())),
-                    None => return,
-                }
-            }
-            Action::PickTransferSource => {
-                // a look at the folder only; the training thread reads the weights at Start
-                if let Some(dir) = self.dialogs.pick_folder("Exported model or run folder to start from") {
-                    if dir.join("config.json").is_file() || dir.join("checkpoints").is_dir() {
-                        super::transfer_panel::start_from(&mut self.preset, dir.display().to_string());
-                    } else {
-                        self.error(format!(
-                            "{} is neither an exported model (config.json) nor a run folder (checkpoints/)",
-                            dir.display()
-                        ));
-                    }
-                }
-                return;
-            }
-            Action::PickDataPath => {
-                // only a listing or a look at the path: the files are read on the preview and
-                // training threads
-                match self.preset.data.set.as_str() {
-                    "text-file" => {
-                        if let Some(file) = self.dialogs.pick_file("Text file to model (UTF-8)") {
-                            self.preset.data.path = Some(file);
-                        }
-                    }
-                    "csv" => {
-                        if let Some(file) = self.dialogs.pick_file("CSV table (a label column and numbers)") {
-                            self.preset.data.path = Some(file);
-                        }
-                    }
-                    "cifar10" | "cifar100" | "image-folder" => {
-                        let what = match self.preset.data.set.as_str() {
-                            "image-folder" => "Folder with one sub-folder of images per class",
-                            _ => "Folder with the CIFAR binary files",
-                        };
-                        if let Some(dir) = self.dialogs.pick_folder(what) {
-                            // the files are read (and refused with reasons) when the data loads
-                            self.preset.data.path = Some(dir);
-                        }
-                    }
-                    "text-folder" => {
-                        if let Some(dir) = self.dialogs.pick_folder("Folder with train/<class>/*.txt") {
-                            if dir.join("train").is_dir() {
-                                self.preset.data.path = Some(dir);
-                            } else {
-                                self.error(format!(
-                                    "{} has no train/ folder; a text folder holds train/<class>/*.txt (and test/)",
-                                    dir.display()
-                                ));
-                            }
-                        }
-                    }
-                    _ => {
-                        if let Some(dir) = self.dialogs.pick_folder("Folder with IDX files") {
-                            match crate::data::idx::find_in_folder(&dir) {
-                                Ok(_) => self.preset.data.path = Some(dir),
-                                Err(e) => self.error(e.to_string()),
-                            }
-                        }
-                    }
-                }
-                return;
-            }
-            Action::CancelFork => {
-                self.fork_from = None;
-                return;
-            }
-            Action::RefreshRuns => {
-                self.last_runs_poll = None;
-                return;
-            }
-            Action::RenameRun(dir, name) => IoRequest::RenameRun(dir, name),
-            Action::DeleteRun(dir) => IoRequest::DeleteRun(dir),
-            Action::ResumeRun(dir) => {
-                match self.runs.loaded.get(&dir) {
-                    Some((_, data)) => self.preset = data.preset.clone(),
-                    None => {
-                        if let Ok(p) = Preset::load(&dir.join("preset.toml")) {
-                            self.preset = p;
-                        }
-                    }
-                }
-                self.start(RunOrigin::Resume(dir.clone()));
-                self.io.send(IoRequest::LoadRun(dir));
-                return;
-            }
-            Action::Fork(dir, which) => {
-                match (find_checkpoint(&dir, which), Preset::load(&dir.join("preset.toml"))) {
-                    (Ok(checkpoint), Ok(preset)) => {
-                        let epoch =
-                            checkpoint.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-                        let run = dir.file_name().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-                        self.preset = preset;
-                        self.fork_from = Some((checkpoint, format!("{run} / {epoch}")));
-                        self.notice = Some(Notice::Info(
-                            "Forking: change the hyper-parameters on the left (epochs must exceed the checkpoint's), then Start.".into(),
-                        ));
-                    }
-                    (Err(e), _) | (_, Err(e)) => self.error(e.to_string()),
-                }
-                return;
-            }
-            Action::ExportModel(dir, which) => match self.dialogs.pick_folder("Folder for the exported model") {
-                Some(out) => IoRequest::ExportModel { run: dir, which, out, format: self.runs.export_format },
-                None => return,
-            },
-            Action::ExportMetrics(dir) => match self.dialogs.save_file("Save metrics", "metrics.csv", "csv") {
-                Some(to) => IoRequest::CopyFile { from: dir.join("metrics.csv"), to },
-                None => return,
-            },
-            Action::SavePlotPng(id, rect) => {
-                let Some(path) = self.dialogs.save_file("Save plot", &format!("{id}.png"), "png") else { return };
-                // the pixels come with a later frame; crop them there and hand them to the io thread
-                let pending = self.io.sender();
-                let ppp = ctx.pixels_per_point();
-                ctx.request_screenshot(move |image| {
-                    let cropped = image.region(&rect, Some(ppp));
-                    let _ = pending.try_send(IoRequest::WritePng { path, image: Arc::new(cropped) });
-                });
-                return;
-            }
-            Action::Start
-            | Action::Pause
-            | Action::Resume
-            | Action::Stop
-            | Action::SetLearningRate(_)
-            | Action::Generate { .. }
-            | Action::Probe(_) => return,
-        };
-        if !self.io.send(request) {
-            self.error("Gradlab is busy with files; try again in a moment.");
-        }
-    }
-
     fn take_io_replies(&mut self) {
         while let Some(reply) = self.io.try_recv() {
             match reply {
                 IoReply::Presets(entries) => {
+                    let sets = entries.iter().filter_map(|e| e.preset.as_ref().ok()).map(|p| (p.data.clone(), p.seed));
+                    self.gallery.thumbnails.request(sets.collect(), self.waker.clone());
                     self.gallery.entries = entries;
                     self.gallery.mark_loaded(&self.preset);
                 }
@@ -467,6 +456,7 @@ impl GradlabApp {
                     }
                     self.runs.sweeps = sweeps;
                 }
+                IoReply::ImageDecoded(path, result) => self.inspect.image_decoded(path, result),
                 IoReply::Done(message) => {
                     self.notice = Some(Notice::Info(message));
                     self.last_runs_poll = None;
@@ -494,6 +484,10 @@ impl GradlabApp {
 }
 
 impl eframe::App for GradlabApp {
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, settings::APP_KEY, &self.settings());
+    }
+
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.frame_stats.begin(ctx);
         if std::mem::take(&mut self.start_pending) {
@@ -506,7 +500,20 @@ impl eframe::App for GradlabApp {
         while start.elapsed() < DRAIN_BUDGET {
             let Some(event) = self.trainer.try_recv() else { break };
             let started = matches!(event, Event::Started { .. });
-            self.run.apply(event);
+            match event {
+                Event::Predictions(_) | Event::Inspected { .. } | Event::LayerStats(_) | Event::Boundary(_) => {
+                    self.inspect.apply(event);
+                }
+                Event::Started { ref inside, .. } => {
+                    self.inspect.run_started(inside.clone());
+                    self.run.apply(event);
+                }
+                Event::LrFinder(progress) => {
+                    self.lr_window.running = progress.done.is_none() && progress.error.is_none();
+                    self.lr_window.progress = Some(*progress);
+                }
+                other => self.run.apply(other),
+            }
             // a resumed run's earlier history may have been read before its start arrived
             if started {
                 if let Some((_, data)) = self.run.run_dir.as_ref().and_then(|d| self.runs.loaded.get(d)) {
@@ -524,10 +531,12 @@ impl eframe::App for GradlabApp {
             ctx.request_repaint_after(self.live_refresh);
         }
         self.preview.poll(ctx);
+        self.gallery.thumbnails.poll(ctx);
         self.take_io_replies();
         if matches!(self.view, View::Runs | View::Sweep) || self.runs.listed_once {
             self.poll_runs(ctx);
         }
+        self.subscribe();
         if self.run.phase.is_active() {
             // the elapsed-time clock ticks even between events
             ctx.request_repaint_after(self.live_refresh.max(Duration::from_secs(1)));
@@ -537,13 +546,35 @@ impl eframe::App for GradlabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let mut actions = Vec::new();
         let mut sweep_actions = Vec::new();
+        let ctx = ui.ctx().clone();
+        // first, so the keys reach no widget; they push the same actions as the buttons
+        for wish in shortcuts::handle(&ctx) {
+            match wish {
+                Do::Start if self.can_start() => actions.push(Action::Start),
+                Do::Start => {}
+                Do::PauseResume => match self.run.phase {
+                    Phase::Running => actions.push(Action::Pause),
+                    Phase::Paused => actions.push(Action::Resume),
+                    _ => {}
+                },
+                Do::Stop if self.run.phase.is_active() => actions.push(Action::Stop),
+                Do::Stop => {}
+                Do::OpenPreset => actions.push(Action::OpenPreset),
+                Do::SavePreset => actions.push(Action::SavePreset),
+                Do::Tab(view) => self.view = view,
+                Do::Help => self.help_open = !self.help_open,
+            }
+        }
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("Gradlab");
                 ui.separator();
-                for (view, title) in
-                    [(View::Experiments, "Experiments"), (View::Training, "Training"), (View::Runs, "Runs")]
-                {
+                for (view, title) in [
+                    (View::Experiments, "Experiments"),
+                    (View::Training, "Training"),
+                    (View::Inside, "Inside"),
+                    (View::Runs, "Runs"),
+                ] {
                     // the sweep view is part of the Runs tab
                     let shown = self.view == view || (view == View::Runs && self.view == View::Sweep);
                     if ui.selectable_label(shown, title).clicked() {
@@ -557,6 +588,15 @@ impl eframe::App for GradlabApp {
                 if ui.button("Save preset…").clicked() {
                     actions.push(Action::SavePreset);
                 }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button("Keys (F1)").on_hover_text("Keyboard shortcuts").clicked() {
+                        self.help_open = true;
+                    }
+                    let theme = format!("Theme: {}", self.theme.title());
+                    if ui.button(theme).on_hover_text("System, dark or light").clicked() {
+                        self.set_theme(self.theme.next(), &ctx);
+                    }
+                });
             });
         });
         egui::Panel::bottom("status_bar").show(ui, |ui| {
@@ -618,7 +658,18 @@ impl eframe::App for GradlabApp {
                     let can_start = !self.run.phase.is_active() && validation.is_none();
                     self.gallery.ui(ui, &self.preset, can_start, &mut actions);
                 }
-                View::Training => live_view::show(ui, &self.run, &mut self.text_view, &mut actions),
+                View::Training => {
+                    self.run.set_smoothing(self.plot_settings.smoothing);
+                    live_view::show(
+                        ui,
+                        &self.run,
+                        &mut self.text_view,
+                        &mut self.plot_settings,
+                        &mut self.inspect,
+                        &mut actions,
+                    );
+                }
+                View::Inside => super::inside_view::show(ui, &self.run, &mut self.inspect, &mut actions),
                 View::Runs | View::Sweep => {
                     ui.horizontal(|ui| {
                         ui.selectable_value(&mut self.view, View::Runs, "All runs");
@@ -628,7 +679,9 @@ impl eframe::App for GradlabApp {
                     if self.view == View::Runs {
                         // a sweep's trials hold the compute threads: no single run beside them
                         let busy = self.run.phase.is_active() || self.sweep_running();
+                        self.runs.plot_settings = self.plot_settings;
                         self.runs.ui(ui, self.runs_dir.as_deref(), busy, &mut actions);
+                        self.plot_settings = self.runs.plot_settings;
                     } else {
                         let rows = self.sweep_panel.rows(&self.runs.runs);
                         let best = self.sweep_panel.best(&rows);
@@ -644,7 +697,13 @@ impl eframe::App for GradlabApp {
                 }
             }
         });
-        let ctx = ui.ctx().clone();
+        if self.lr_window.open {
+            let idle = !self.run.phase.is_active() && !self.sweep_running();
+            lr_view::show(&ctx, &mut self.lr_window, &mut self.preset, idle, &mut actions);
+        }
+        if self.help_open {
+            self.help_open = shortcuts::help(&ctx);
+        }
         for action in actions {
             self.act(action, &ctx);
         }

@@ -3,14 +3,20 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use egui::{RichText, Ui};
-use egui_plot::{Legend, Line, MarkerShape, Plot, Points};
+use egui_plot::MarkerShape;
+
+use super::curve_plot::{self, CurvePlot, EpochLine, Marker, PlotSettings, StepLine};
+use super::lr_view;
+use super::series::{Series, XKind};
 
 use super::preview::class_color;
 use super::setup_panel::Action;
 use crate::record::RunData;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum CompareMetric {
     #[default]
     ValidationAccuracy,
@@ -82,47 +88,113 @@ fn names(runs: &[(&PathBuf, &RunData)]) -> Vec<String> {
         .collect()
 }
 
-/// The runs' curves of `metric` overlaid, each run's best epoch marked (also the sweep panel's
-/// plot of its best trial).
+/// The runs' curves of `metric` overlaid by epoch, each run's best epoch marked (the sweep
+/// panel's plot of its best trial).
 pub fn plot(
     ui: &mut Ui,
-    id: &str,
+    id: &'static str,
     runs: &[(&PathBuf, &RunData)],
     names: &[String],
     metric: CompareMetric,
     height: f32,
 ) -> egui::Response {
-    Plot::new(id)
-        .height(height)
-        .legend(Legend::default())
-        .x_axis_label("epoch")
-        .y_axis_label(metric.title())
-        .allow_scroll(false)
-        .show(ui, |p| {
-            for (i, ((_, data), name)) in runs.iter().zip(names).enumerate() {
-                let color = class_color(i as u32);
-                let pts: Vec<[f64; 2]> = data.epochs.iter().map(|m| [m.epoch as f64, metric.value(m)]).collect();
-                p.line(Line::new(name.clone(), pts).color(color).width(2.0));
-                // the best epoch (by validation accuracy), marked on the curve
-                if let Some(best) =
-                    data.epochs.iter().max_by(|a, b| a.validation.accuracy.total_cmp(&b.validation.accuracy))
-                {
-                    p.points(
-                        Points::new(name.clone(), vec![[best.epoch as f64, metric.value(best)]])
-                            .color(color)
-                            .shape(MarkerShape::Diamond)
-                            .radius(6.0),
-                    );
-                }
-            }
-        })
-        .response
+    let settings = PlotSettings { smoothing: 0.0, log_y: false, x_kind: XKind::Epoch };
+    plot_with(ui, id, runs, names, metric, height, &settings)
+}
+
+/// A run's per-step curve of a training metric, built once per run, length and smoothing.
+fn step_series(ui: &Ui, dir: &PathBuf, data: &RunData, metric: CompareMetric, smoothing: f32) -> Option<Arc<Series>> {
+    let values: Vec<f32> = match metric {
+        CompareMetric::TrainLoss => data.steps.iter().map(|s| s[1] as f32).collect(),
+        CompareMetric::TrainAccuracy => data.step_accuracy.clone(),
+        _ => return None,
+    };
+    if values.is_empty() || values.iter().all(|v| v.is_nan()) {
+        return None;
+    }
+    let id = egui::Id::unique(("compare_series", dir, data.steps.len(), metric, smoothing.to_bits()));
+    if let Some(hit) = ui.ctx().data(|d| d.get_temp::<Arc<Series>>(id)) {
+        return Some(hit);
+    }
+    let mut series = Series::with_smoothing(smoothing);
+    let mut last_time = 0.0f32;
+    for (i, (s, v)) in data.steps.iter().zip(values).enumerate() {
+        // runs from before step times were recorded: their steps sit at the last known time
+        let t = data.step_elapsed_s.get(i).copied().filter(|t| t.is_finite()).unwrap_or(last_time);
+        last_time = t;
+        series.push(s[0] as u32, t, v);
+    }
+    let series = Arc::new(series);
+    ui.ctx().data_mut(|d| d.insert_temp(id, series.clone()));
+    Some(series)
+}
+
+/// Where a recorded run forked from its parent and where its learning rate was set by hand.
+fn markers(data: &RunData, bpe: usize) -> Vec<Marker> {
+    let time_at = |i: usize| data.step_elapsed_s.get(i).copied().unwrap_or(f32::NAN);
+    let mut out = Vec::new();
+    if let Some(epoch) = data.info.parent.as_deref().and_then(|p| p.rsplit_once("epoch-")).and_then(|(_, n)| n.parse::<usize>().ok()) {
+        let time_s = data.epochs.iter().find(|m| m.epoch == epoch).map_or(f32::NAN, |m| m.elapsed_s as f32);
+        out.push(Marker { step: (epoch * bpe) as u32, epoch: epoch as f64, time_s, label: format!("forked at epoch {epoch}") });
+    }
+    let steps: Vec<u32> = data.steps.iter().map(|s| s[0] as u32).collect();
+    for (step, lr) in lr_view::manual_lr_changes(&steps, &data.step_lr, bpe, &data.preset.train) {
+        let i = steps.partition_point(|&s| s < step);
+        out.push(Marker { step, epoch: f64::from(step) / bpe as f64, time_s: time_at(i), label: format!("lr {}", lr_view::lr_text(lr)) });
+    }
+    out
+}
+
+/// `plot` with the curve settings: a training metric gets each run's per-step curve too.
+pub fn plot_with(
+    ui: &mut Ui,
+    id: &'static str,
+    runs: &[(&PathBuf, &RunData)],
+    names: &[String],
+    metric: CompareMetric,
+    height: f32,
+    settings: &PlotSettings,
+) -> egui::Response {
+    let bpe_of = |data: &RunData| data.batches_per_epoch.unwrap_or(1).max(1);
+    let series: Vec<Option<Arc<Series>>> =
+        runs.iter().map(|(dir, data)| step_series(ui, dir, data, metric, settings.smoothing)).collect();
+    let mut steps = Vec::new();
+    let mut epochs = Vec::new();
+    let mut marks = Vec::new();
+    for (i, ((_, data), name)) in runs.iter().zip(names).enumerate() {
+        let color = class_color(i as u32);
+        let bpe = bpe_of(data);
+        if let Some(s) = &series[i] {
+            steps.push(StepLine { name: format!("{name} (step)"), series: s, color, batches_per_epoch: bpe });
+        }
+        let points = data.epochs.iter().map(|m| (m.epoch as f64, m.elapsed_s, metric.value(m))).collect();
+        epochs.push(EpochLine { name: name.clone(), color, points, batches_per_epoch: bpe, joined: true, shape: MarkerShape::Circle, radius: 2.5 });
+        // the best epoch (by validation accuracy), marked on the curve
+        if let Some(best) = data.epochs.iter().max_by(|a, b| a.validation.accuracy.total_cmp(&b.validation.accuracy)) {
+            let point = vec![(best.epoch as f64, best.elapsed_s, metric.value(best))];
+            epochs.push(EpochLine { name: name.clone(), color, points: point, batches_per_epoch: bpe, joined: false, shape: MarkerShape::Diamond, radius: 6.0 });
+        }
+        marks.extend(markers(data, bpe));
+    }
+    let plot = CurvePlot {
+        id,
+        link_group: id,
+        y_name: metric.title(),
+        steps,
+        epochs,
+        markers: &marks,
+        height,
+        include_y: &[],
+        legend: egui_plot::Corner::RightTop,
+    };
+    curve_plot::show(ui, plot, settings)
 }
 
 pub fn show(
     ui: &mut Ui,
     runs: &[(&PathBuf, &RunData)],
     metric: &mut CompareMetric,
+    plot_settings: &mut PlotSettings,
     only_differences: &mut bool,
     actions: &mut Vec<Action>,
 ) {
@@ -141,9 +213,10 @@ pub fn show(
             .labelled_by(l.id);
         save_png = ui.button("Save plot as PNG…").clicked();
     });
+    curve_plot::settings_bar(ui, plot_settings);
     let names = names(runs);
     let height = (ui.available_height() * 0.55).clamp(160.0, 360.0);
-    let response = plot(ui, "compare_plot", runs, &names, *metric, height);
+    let response = plot_with(ui, "compare_plot", runs, &names, *metric, height, plot_settings);
     if save_png {
         actions.push(Action::SavePlotPng("compare", response.rect));
     }

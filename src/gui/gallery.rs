@@ -3,6 +3,7 @@
 use egui::{Role, Sense, Ui, WidgetInfo};
 
 use super::io::GalleryEntry;
+use super::thumbnails::{self, Thumbnails};
 use super::setup_panel::Action;
 use crate::config::Preset;
 
@@ -11,6 +12,8 @@ pub struct Gallery {
     pub entries: Vec<GalleryEntry>,
     /// The card whose preset is loaded (its file path or built-in name).
     pub loaded: Option<String>,
+    /// The cards' pictures of their data.
+    pub thumbnails: Thumbnails,
 }
 
 fn key(entry: &GalleryEntry) -> String {
@@ -41,7 +44,8 @@ impl Gallery {
             for row in self.entries.chunks(columns) {
                 ui.horizontal_top(|ui| {
                     for entry in row {
-                        if card(ui, entry, self.loaded.as_deref(), current, can_start, card_width) {
+                        let picture = entry.preset.as_ref().ok().and_then(|p| self.thumbnails.get(&p.data, p.seed));
+                        if card(ui, entry, picture, self.loaded.as_deref(), current, can_start, card_width) {
                             clicked = Some(entry);
                         }
                     }
@@ -67,6 +71,7 @@ impl Gallery {
 fn card(
     ui: &mut Ui,
     entry: &GalleryEntry,
+    picture: Option<&egui::TextureHandle>,
     loaded: Option<&str>,
     current: &Preset,
     can_start: bool,
@@ -82,7 +87,12 @@ fn card(
     let inner = egui::Frame::group(ui.style()).stroke(stroke).inner_margin(8.0).show(ui, |ui| {
         ui.set_width(width);
         ui.set_min_height(96.0);
-        ui.vertical(|ui| match &entry.preset {
+        ui.horizontal_top(|ui| {
+            if let Some(texture) = picture {
+                let side = thumbnails::SIZE as f32;
+                ui.add(egui::Image::new((texture.id(), egui::vec2(side, side))).corner_radius(3.0));
+            }
+            ui.vertical(|ui| match &entry.preset {
             Ok(p) => {
                 ui.strong(&p.title);
                 ui.add(egui::Label::new(egui::RichText::new(&p.description).small()).selectable(false));
@@ -109,6 +119,7 @@ fn card(
                 ui.strong(&entry.name);
                 ui.colored_label(ui.visuals().error_fg_color, egui::RichText::new(e).small());
             }
+            });
         });
     });
     let title = entry.preset.as_ref().map_or(entry.name.as_str(), |p| p.title.as_str()).to_string();

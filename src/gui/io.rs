@@ -63,6 +63,11 @@ pub enum IoRequest {
     CancelSlurm(PathBuf),
     /// A Slurm sweep's trials: its folder joined with squeue (asked at most every 10 s).
     SlurmStatus(PathBuf),
+    /// An image file decoded to a model's input shape `[c, h, w]` (raw 0..255 values, CHW).
+    DecodeImage {
+        path: PathBuf,
+        shape: [usize; 3],
+    },
 }
 
 pub enum IoReply {
@@ -74,6 +79,8 @@ pub enum IoReply {
     SweepStarted(Result<Box<LocalSweep>, String>),
     Sweeps(Vec<SweepHeader>),
     SlurmStatus(PathBuf, Result<(SweepStatus, Vec<status::TrialRow>), String>),
+    /// The pixels of `IoRequest::DecodeImage`, or why it could not be read.
+    ImageDecoded(PathBuf, Result<Vec<u8>, String>),
     /// A finished action, to tell the user.
     Done(String),
     Failed(String),
@@ -165,6 +172,10 @@ fn handle(request: IoRequest) -> IoReply {
             Ok(()) => IoReply::Done(format!("Saved the preset to {}", path.display())),
             Err(e) => IoReply::Failed(e.to_string()),
         },
+        IoRequest::DecodeImage { path, shape } => {
+            let result = crate::data::image_folder::decode(&path, shape).map_err(|e| e.to_string());
+            IoReply::ImageDecoded(path, result)
+        }
         IoRequest::ListRuns(dir) => {
             let runs = record::list_runs(&dir);
             IoReply::Runs(runs)

@@ -1,6 +1,8 @@
 //! The centre of the window while training: headline figures, curves, confusion matrix.
 
-use super::confusion;
+use super::eval_view;
+use super::inspect::InspectState;
+use super::curve_plot::{self, PlotSettings};
 use super::generative_views;
 use super::plots::{self, Metric};
 use super::run_view::{LiveRun, Phase};
@@ -9,7 +11,14 @@ use super::text_views::{self, TextViewState};
 use crate::export::Which;
 use crate::task::Task;
 
-pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, actions: &mut Vec<Action>) {
+pub fn show(
+    ui: &mut egui::Ui,
+    run: &LiveRun,
+    text_view: &mut TextViewState,
+    plot_settings: &mut PlotSettings,
+    inspect: &mut InspectState,
+    actions: &mut Vec<Action>,
+) {
     if let Some(error) = &run.error {
         egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).show(ui, |ui| {
             ui.colored_label(ui.visuals().error_fg_color, format!("Training failed: {error}"));
@@ -60,11 +69,13 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
     if let Some(test) = run.summary.as_ref().and_then(|s| s.test.as_ref()).filter(|_| run.task.has_accuracy()) {
         ui.label(format!("Test accuracy {:.1}% on {} samples", 100.0 * test.accuracy, test.confusion.total()));
     }
+    curve_plot::settings_bar(ui, plot_settings);
+    let settings = *plot_settings;
     let plot_height = (ui.available_height() * 0.42).clamp(140.0, 320.0);
     if run.task.is_generative() {
         // no accuracy: the losses, the latent space or the GAN's two losses, the pictures
         ui.columns(2, |cols| {
-            plots::show(&mut cols[0], run, Metric::Loss, plot_height, actions);
+            plots::show(&mut cols[0], run, Metric::Loss, plot_height, &settings, actions);
             generative_views::side_plot(&mut cols[1], run, plot_height);
         });
         ui.separator();
@@ -79,8 +90,8 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
         return;
     }
     ui.columns(2, |cols| {
-        plots::show(&mut cols[0], run, Metric::Loss, plot_height, actions);
-        plots::show(&mut cols[1], run, Metric::Accuracy, plot_height, actions);
+        plots::show(&mut cols[0], run, Metric::Loss, plot_height, &settings, actions);
+        plots::show(&mut cols[1], run, Metric::Accuracy, plot_height, &settings, actions);
     });
     ui.separator();
     let language_model = run.task == Task::LanguageModel;
@@ -98,18 +109,7 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, text_view: &mut TextViewState, act
             });
             return;
         }
-        ui.vertical(|ui| {
-            ui.strong("Confusion matrix (validation)");
-            match run.latest_epoch() {
-                Some(m) => {
-                    let side = ui.available_height().clamp(180.0, 460.0);
-                    confusion::show(ui, &m.validation.confusion, &run.class_names, side);
-                }
-                None => {
-                    ui.label("Appears after the first epoch.");
-                }
-            }
-        });
+        ui.vertical(|ui| eval_view::show(ui, run, inspect, actions));
         ui.separator();
         ui.vertical(|ui| {
             if run.text {

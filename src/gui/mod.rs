@@ -4,28 +4,44 @@ mod app;
 mod app_sweep;
 mod augment_panel;
 mod augment_preview;
+mod boundary_view;
 mod compare;
 mod confusion;
+pub mod curve_plot;
 mod dialogs;
+mod draw_pad;
+mod eval_view;
+mod file_actions;
+mod filters_view;
 mod frame_stats;
 mod gallery;
 mod generative_views;
+mod inside_view;
+mod inspect;
 mod io;
 mod layer_editor;
+mod layer_stats_view;
 mod live_view;
+pub mod lr_view;
 mod parallel_coords;
 mod plots;
 mod preview;
 mod run_view;
 mod runs_panel;
+mod saliency_view;
+mod sample_gallery;
+pub mod series;
+pub mod settings;
 mod setup_panel;
+mod shortcuts;
 mod status_bar;
 mod sweep_panel;
 mod sweep_table;
 mod text_views;
+mod thumbnails;
 mod transfer_panel;
 
-pub use app::{AppOptions, GradlabApp, Notice, View};
+pub use app::{AppOptions, GradlabApp, KeepFromLastTime, Notice, View};
 pub use compare::flatten_preset;
 pub use dialogs::Dialogs;
 pub use io::write_png;
@@ -55,8 +71,9 @@ pub fn run_native(options: AppOptions) -> eframe::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1360.0, 860.0])
             .with_min_inner_size([900.0, 600.0])
-            .with_title("Gradlab"),
+            .with_title("Gradlab")
+            .with_app_id(settings::APP_ID),
         ..Default::default()
     };
-    eframe::run_native("Gradlab", native, Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, options)))))
+    eframe::run_native(settings::APP_ID, native, Box::new(|cc| Ok(Box::new(GradlabApp::new(cc, options)))))
 }

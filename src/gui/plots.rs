@@ -1,7 +1,10 @@
-//! Live loss and accuracy curves: training per step, validation per epoch.
+//! The live run's loss and accuracy curves (drawn by `curve_plot`): training per step, training
+//! and validation per epoch.
 
 use egui::Color32;
-use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{Corner, MarkerShape, PlotPoint};
+
+use super::curve_plot::{self, CurvePlot, EpochLine, PlotSettings, StepLine};
 
 use super::run_view::LiveRun;
 use super::setup_panel::Action;
@@ -43,7 +46,16 @@ pub enum Metric {
     Accuracy,
 }
 
-pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32, actions: &mut Vec<Action>) {
+/// The live run's loss or accuracy: per step (smoothed over the faint raw curve), per epoch for
+/// training and validation, with the run's markers.
+pub fn show(
+    ui: &mut egui::Ui,
+    run: &LiveRun,
+    metric: Metric,
+    height: f32,
+    settings: &PlotSettings,
+    actions: &mut Vec<Action>,
+) {
     let (id, title, steps) = match metric {
         Metric::Loss => ("loss_plot", "Loss", &run.step_loss),
         Metric::Accuracy => ("accuracy_plot", "Accuracy", &run.step_accuracy),
@@ -52,37 +64,55 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, metric: Metric, height: f32, actio
         Metric::Loss => (m.train_loss, m.validation.loss),
         Metric::Accuracy => (m.train_accuracy, m.validation.accuracy),
     };
-    let train_epochs: Vec<[f64; 2]> = run.epoch_metrics.iter().map(|m| [m.epoch as f64, pick(m).0]).collect();
-    let validation: Vec<[f64; 2]> = run.epoch_metrics.iter().map(|m| [m.epoch as f64, pick(m).1]).collect();
-    let buckets = (ui.available_width() as usize / 2).max(50);
-    let steps = decimate(steps, buckets);
+    let bpe = run.batches_per_epoch;
+    let epoch_line = |name: &str, color, joined, shape, which: fn((f64, f64)) -> f64| EpochLine {
+        name: name.into(),
+        color,
+        points: run.epoch_metrics.iter().map(|m| (m.epoch as f64, m.elapsed_s, which(pick(m)))).collect(),
+        batches_per_epoch: bpe,
+        joined,
+        shape,
+        radius: 3.0,
+    };
+    let epochs = vec![
+        epoch_line("train (epoch)", TRAIN_COLOR, false, MarkerShape::Square, |p| p.0),
+        epoch_line("validation", VALIDATION_COLOR, true, MarkerShape::Circle, |p| p.1),
+    ];
     let save = ui
         .horizontal(|ui| {
             ui.label(egui::RichText::new(title).strong());
             ui.small_button(format!("Save {} plot as PNG…", title.to_lowercase())).clicked()
         })
         .inner;
-    let mut plot = Plot::new(id)
-        .height(height)
-        .legend(Legend::default().position(match metric {
+    let include: &[f64] = match metric {
+        Metric::Accuracy => &[0.0, 1.0],
+        Metric::Loss => &[0.0],
+    };
+    let plot = CurvePlot {
+        id,
+        link_group: "live_curves",
+        y_name: match metric {
+            Metric::Loss => "loss",
+            Metric::Accuracy => "accuracy",
+        },
+        steps: vec![StepLine {
+            name: "train (batch)".into(),
+            series: steps,
+            color: TRAIN_COLOR,
+            batches_per_epoch: bpe,
+        }],
+        epochs,
+        markers: &run.markers,
+        height,
+        include_y: include,
+        legend: match metric {
             Metric::Loss => Corner::RightTop,
             Metric::Accuracy => Corner::RightBottom,
-        }))
-        .x_axis_label("epoch")
-        .allow_scroll(false)
-        .include_x(0.0);
-    plot = match metric {
-        Metric::Accuracy => plot.include_y(0.0).include_y(1.0),
-        Metric::Loss => plot.include_y(0.0),
+        },
     };
-    let response = plot.show(ui, |p| {
-        p.line(Line::new("train (batch)", PlotPoints::Owned(steps)).color(TRAIN_COLOR.gamma_multiply(0.6)).width(1.0));
-        p.points(Points::new("train (epoch)", train_epochs).color(TRAIN_COLOR).radius(3.0).shape(MarkerShape::Square));
-        p.line(Line::new("validation", validation.clone()).color(VALIDATION_COLOR).width(2.0));
-        p.points(Points::new("validation", validation).color(VALIDATION_COLOR).radius(3.5));
-    });
+    let response = curve_plot::show(ui, plot, settings);
     if save {
-        actions.push(Action::SavePlotPng(id, response.response.rect));
+        actions.push(Action::SavePlotPng(id, response.rect));
     }
 }
 

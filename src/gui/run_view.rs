@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use egui_plot::PlotPoint;
-
+use super::curve_plot::Marker;
+use super::series::Series;
 use crate::task::Task;
 use crate::train::generative::GanFigures;
 use crate::train::generative_views::{GridKind, ImageGrid, LatentMap};
@@ -38,9 +38,13 @@ pub struct LiveRun {
     pub train_samples: usize,
     pub batches_per_epoch: usize,
     pub epochs: usize,
-    /// x in epochs (fractional), y the batch's loss / accuracy.
-    pub step_loss: Vec<PlotPoint>,
-    pub step_accuracy: Vec<PlotPoint>,
+    /// The batches' loss and accuracy by global step and wall time (with their smoothing).
+    pub step_loss: Series,
+    pub step_accuracy: Series,
+    /// Where the run paused, resumed, forked or had its learning rate set.
+    pub markers: Vec<Marker>,
+    /// The last step seen and its wall time (where a pause marker goes).
+    last_step: (u32, f32),
     pub epoch_metrics: Vec<EpochMetrics>,
     /// Current position: epoch (1-based), batches done in it, samples/s.
     pub epoch: usize,
@@ -87,8 +91,10 @@ impl Default for LiveRun {
             train_samples: 0,
             batches_per_epoch: 0,
             epochs: 0,
-            step_loss: vec![],
-            step_accuracy: vec![],
+            step_loss: Series::default(),
+            step_accuracy: Series::default(),
+            markers: vec![],
+            last_step: (0, 0.0),
             epoch_metrics: vec![],
             epoch: 0,
             batch: 0,
@@ -152,11 +158,27 @@ impl LiveRun {
                 self.threads = threads;
                 self.run_dir = run_dir;
                 self.started_at = Some(Instant::now());
+                if first_epoch > 1 {
+                    // a resumed or forked run: its curve goes on from the checkpoint's step
+                    let step = ((first_epoch - 1) * batches_per_epoch) as u32;
+                    self.last_step = (step, self.last_step.1);
+                    self.markers.push(Marker {
+                        step,
+                        epoch: (first_epoch - 1) as f64,
+                        time_s: f32::NAN,
+                        label: format!("from epoch {}", first_epoch - 1),
+                    });
+                }
             }
-            Event::Step { epoch, batch, global_step, loss, accuracy, learning_rate, samples_per_s, .. } => {
-                let x = global_step as f64 / self.batches_per_epoch.max(1) as f64;
-                self.step_loss.push(PlotPoint::new(x, loss));
-                self.step_accuracy.push(PlotPoint::new(x, accuracy));
+            Event::Step { epoch, batch, global_step, loss, accuracy, learning_rate, samples_per_s, elapsed_s } => {
+                let (step, time) = (global_step as u32, elapsed_s as f32);
+                self.step_loss.push(step, time, loss as f32);
+                self.step_accuracy.push(step, time, accuracy as f32);
+                self.last_step = (step, time);
+                // a fork's marker learns its time with the first step after it
+                for m in self.markers.iter_mut().filter(|m| m.time_s.is_nan()) {
+                    m.time_s = time;
+                }
                 self.epoch = epoch;
                 self.batch = batch;
                 self.samples_per_s = samples_per_s;
@@ -170,9 +192,11 @@ impl LiveRun {
             Event::Paused { .. } => {
                 self.phase = Phase::Paused;
                 self.paused_at = Some(Instant::now());
+                self.marker("paused");
             }
             Event::Resumed => {
                 self.phase = Phase::Running;
+                self.marker("resumed");
                 if let Some(at) = self.paused_at.take() {
                     self.paused_for += at.elapsed();
                 }
@@ -202,14 +226,33 @@ impl LiveRun {
                 self.grids.push(grid);
             }
             Event::Latent(map) => self.latent = Some(map),
-            // routed to the inside views by the app (issue 11); nothing here yet
+            Event::LearningRateSet { global_step, learning_rate } => {
+                let step = global_step as u32;
+                // the time of the step it takes effect at: the last one seen, or the next
+                let time_s = if step <= self.last_step.0 { self.last_step.1 } else { f32::NAN };
+                let epoch = f64::from(step) / self.batches_per_epoch.max(1) as f64;
+                let label = format!("lr {}", super::lr_view::lr_text(learning_rate));
+                self.markers.push(Marker { step, epoch, time_s, label });
+            }
+            // the app routes these to the inside views and the learning-rate window
             Event::Predictions(_)
             | Event::Inspected { .. }
             | Event::LayerStats(_)
             | Event::Boundary(_)
-            | Event::LearningRateSet { .. }
             | Event::LrFinder(_) => {}
         }
+    }
+
+    fn marker(&mut self, label: &str) {
+        let (step, time_s) = self.last_step;
+        let epoch = f64::from(step) / self.batches_per_epoch.max(1) as f64;
+        self.markers.push(Marker { step, epoch, time_s, label: label.into() });
+    }
+
+    /// The smoothing of both step curves (recomputed only when it changes).
+    pub fn set_smoothing(&mut self, smoothing: f32) {
+        self.step_loss.set_smoothing(smoothing);
+        self.step_accuracy.set_smoothing(smoothing);
     }
 
     /// The grids of one kind, by epoch.
@@ -226,14 +269,24 @@ impl LiveRun {
         let bpe = self.batches_per_epoch.max(1) as f64;
         let old_epochs: Vec<EpochMetrics> = data.epochs.iter().filter(|m| m.epoch < first_new).cloned().collect();
         let cut = (first_new.saturating_sub(1)) as f64;
-        let old_steps: Vec<[f64; 2]> = data.steps.iter().filter(|s| s[0] / bpe <= cut).copied().collect();
         if old_epochs.is_empty() || self.epoch_metrics.iter().any(|m| m.epoch < first_new) {
             return;
         }
         self.epoch_metrics.splice(0..0, old_epochs);
-        // the accuracy per step is not on disk: only the loss curve gets the old steps
-        let old_loss = old_steps.iter().map(|s| PlotPoint::new(s[0] / bpe, s[1]));
-        self.step_loss.splice(0..0, old_loss);
+        let mut old_loss = Series::default();
+        let mut old_accuracy = Series::default();
+        for (i, s) in data.steps.iter().enumerate().filter(|(_, s)| s[0] / bpe <= cut) {
+            // runs recorded before step times were kept have none: their steps sit at 0:00
+            let time = data.step_elapsed_s.get(i).copied().filter(|t| t.is_finite()).unwrap_or(0.0);
+            old_loss.push(s[0] as u32, time, s[1] as f32);
+            if let Some(&a) = data.step_accuracy.get(i) {
+                old_accuracy.push(s[0] as u32, time, a);
+            }
+        }
+        self.step_loss.prepend(&old_loss);
+        if !old_accuracy.is_empty() {
+            self.step_accuracy.prepend(&old_accuracy);
+        }
     }
 
     pub fn elapsed(&self) -> Duration {

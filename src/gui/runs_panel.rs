@@ -51,7 +51,9 @@ pub struct RunsPanel {
     pub loaded: HashMap<PathBuf, (usize, RunData)>,
     renaming: Option<(PathBuf, String)>,
     confirm_delete: Option<PathBuf>,
-    compare_metric: compare::CompareMetric,
+    pub(super) compare_metric: compare::CompareMetric,
+    /// The app's curve settings, lent for the frame (compare draws with them).
+    pub(super) plot_settings: super::curve_plot::PlotSettings,
     only_differences: bool,
     /// What "Export model" writes (here and in the live view).
     pub export_format: ExportFormat,
@@ -203,7 +205,12 @@ impl RunsPanel {
 
     pub fn ui(&mut self, ui: &mut Ui, runs_dir: Option<&std::path::Path>, busy: bool, actions: &mut Vec<Action>) {
         let Some(runs_dir) = runs_dir else {
-            ui.label("This session records no runs.");
+            ui.horizontal(|ui| {
+                ui.label("This session records no runs.");
+                if ui.button("Change…").on_hover_text("Pick a folder to record runs in").clicked() {
+                    actions.push(Action::ChangeRunsDir);
+                }
+            });
             return;
         };
         ui.horizontal(|ui| {
@@ -212,6 +219,13 @@ impl RunsPanel {
                 self.runs.len(),
                 runs_dir.display()
             ));
+            if ui
+                .add_enabled(!busy, egui::Button::new("Change…"))
+                .on_hover_text("Record and list runs in another folder (kept for next time)")
+                .clicked()
+            {
+                actions.push(Action::ChangeRunsDir);
+            }
             if ui.button("Refresh").clicked() {
                 actions.push(Action::RefreshRuns);
             }
@@ -266,7 +280,14 @@ impl RunsPanel {
         if selected.is_empty() {
             ui.label("Tick runs to compare their curves and hyper-parameters.");
         } else {
-            compare::show(ui, &selected, &mut self.compare_metric, &mut self.only_differences, actions);
+            compare::show(
+                ui,
+                &selected,
+                &mut self.compare_metric,
+                &mut self.plot_settings,
+                &mut self.only_differences,
+                actions,
+            );
         }
     }
 

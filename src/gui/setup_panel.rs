@@ -14,7 +14,7 @@ use crate::model::LayerSpec;
 use crate::task::Task;
 
 /// What the user asked for this frame.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     Start,
     Pause,
@@ -46,6 +46,18 @@ pub enum Action {
     ExportMetrics(PathBuf),
     /// A plot (by id) as PNG; the rect is where it is on screen.
     SavePlotPng(&'static str, egui::Rect),
+    /// Pick another folder to record runs in (and list).
+    ChangeRunsDir,
+    /// The learning-rate window (schedule and finder).
+    OpenLrWindow,
+    /// Run the learning-rate finder on the current preset.
+    FindLearningRate,
+    /// A question about the model for the training thread (id from `InspectState::next_id`).
+    Inspect(Box<crate::train::inspect::InspectRequest>),
+    /// Pick an image file and decode it to the model's input shape `[c, h, w]` ("Try it").
+    OpenImageFile([usize; 3]),
+    /// Switch to a tab (e.g. a gallery card's "Why?" opens Inside).
+    ShowTab(super::app::View),
 }
 
 /// Editing state that is not part of the preset itself.
@@ -222,11 +234,22 @@ impl SetupPanel {
             // the learning rate stays editable while training: it is sent to the run
             let lr_before = preset.train.learning_rate;
             labelled(ui, "Learning rate", |ui| {
-                ui.add(
-                    Slider::new(&mut preset.train.learning_rate, 1e-5..=1.0)
-                        .logarithmic(true)
-                        .custom_formatter(|v, _| format!("{v:.1e}")),
-                )
+                ui.horizontal(|ui| {
+                    let slider = ui.add(
+                        Slider::new(&mut preset.train.learning_rate, 1e-5..=1.0)
+                            .logarithmic(true)
+                            .custom_formatter(|v, _| format!("{v:.1e}")),
+                    );
+                    if ui
+                        .small_button("Finder…")
+                        .on_hover_text("The schedule's curve and the learning-rate finder")
+                        .clicked()
+                    {
+                        actions.push(Action::OpenLrWindow);
+                    }
+                    slider
+                })
+                .inner
             });
             if preset.train.learning_rate != lr_before && phase.is_active() {
                 actions.push(Action::SetLearningRate(preset.train.learning_rate));

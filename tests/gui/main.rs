@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod curves;
 mod sweep;
 
 use std::collections::VecDeque;
@@ -35,6 +36,8 @@ impl Setup {
     fn harness(&self) -> Harness<'static, GradlabApp> {
         let options = AppOptions {
             runs_dir: self.runs_dir.clone(),
+            // kittest has no storage; the restart test hands the settings over itself
+            keep_from_last_time: gradlab::gui::KeepFromLastTime::default(),
             preset: self.preset.clone(),
             default_threads: 1,
             preset_dirs: vec![PathBuf::from("presets")],
@@ -91,6 +94,8 @@ fn initial_screen_shows_the_default_experiment_and_the_gallery() {
     h.get_by_label("Start");
     h.get_by_label_contains("4500 train / 500 validation");
     h.get_by_label("Preset Spiral MLP");
+    step_until(&mut h, "the cards' pictures", Duration::from_secs(120), |a| a.gallery.thumbnails.ready());
+    h.run();
     h.snapshot("initial_gallery");
 }
 
