@@ -10,6 +10,9 @@ use super::sample_gallery;
 use super::setup_panel::Action;
 use crate::train::{ClassRow, Confusion};
 
+/// Room left for the live view's column to the right of the gallery.
+const NETWORK_COLUMN: f32 = 230.0;
+
 pub fn show(ui: &mut egui::Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
     let Some(m) = run.latest_epoch() else {
         ui.strong("Confusion matrix (validation)");
@@ -24,7 +27,7 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, inspect: &mut InspectState, action
                 ui.selectable_value(&mut inspect.row_normalised, false, "Counts");
                 ui.selectable_value(&mut inspect.row_normalised, true, "Row-normalised");
             });
-            let side = ui.available_height().clamp(180.0, 420.0).min(ui.available_width() * 0.4);
+            let side = ui.available_height().clamp(180.0, 420.0).min(ui.available_width() * 0.32);
             let selected = match inspect.gallery {
                 Some(GalleryMode::Cell { truth, predicted }) => Some((truth as usize, predicted as usize)),
                 _ => None,
@@ -40,7 +43,12 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, inspect: &mut InspectState, action
             metrics_table(ui, c, &run.class_names);
         });
         ui.separator();
-        ui.vertical(|ui| sample_gallery::show(ui, run, inspect, actions));
+        // the live view's network column (layers, summary, export) comes after this one
+        let width = (ui.available_width() - NETWORK_COLUMN).max(130.0);
+        ui.vertical(|ui| {
+            ui.set_max_width(width);
+            sample_gallery::show(ui, run, inspect, actions);
+        });
     });
 }
 
@@ -63,7 +71,7 @@ pub fn metrics_table(ui: &mut egui::Ui, c: &Confusion, class_names: &[String]) {
     egui::ScrollArea::vertical().id_salt("metrics_table").max_height(ui.available_height().max(160.0)).show(
         ui,
         |ui| {
-            Grid::new("class_metrics").striped(true).num_columns(5).spacing([12.0, 2.0]).show(ui, |ui| {
+            Grid::new("class_metrics").striped(true).num_columns(5).spacing([8.0, 2.0]).show(ui, |ui| {
                 for h in ["class", "precision", "recall", "F1", "support"] {
                     ui.label(RichText::new(h).weak());
                 }

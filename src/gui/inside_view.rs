@@ -96,11 +96,12 @@ fn try_it(ui: &mut Ui, run: &LiveRun, info: &InsideInfo, inspect: &mut InspectSt
     let ctx = ui.ctx().clone();
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
-            ui.strong("Drawing pad");
+            ui.strong("Draw a digit");
             inspect.pad.ui(ui);
             ui.horizontal(|ui| {
                 if ui.button("Clear").clicked() {
                     inspect.pad.clear();
+                    inspect.pad_probabilities = None;
                 }
                 let centre = ui
                     .checkbox(&mut inspect.pad_centre, "Centre like MNIST")

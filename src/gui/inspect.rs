@@ -214,8 +214,9 @@ impl InspectState {
                 self.evict();
             }
             (Kind::Pad, InspectReply::Probabilities(p)) => {
+                // the pad may have been cleared while the answer was on its way
                 self.pad_error = None;
-                self.pad_probabilities = Some(p);
+                self.pad_probabilities = (!self.pad.strokes.is_empty()).then_some(p);
             }
             (Kind::Saliency(k), InspectReply::Saliency(map)) => {
                 self.textures.remove(&format!("saliency-{k:?}"));

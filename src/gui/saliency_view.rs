@@ -68,16 +68,20 @@ pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mu
     let ctx = ui.ctx().clone();
     ui.horizontal_top(|ui| {
         input_picture(ui, &ctx, inspect, &subject.input);
-        for (kind, title) in [(SaliencyKind::Gradient, "Gradient"), (SaliencyKind::Integrated, "Integrated gradients")] {
+        let columns = [
+            (SaliencyKind::Gradient, "|d log p / d input|", "Gradient map"),
+            (SaliencyKind::Integrated, "attributions from black", "Integrated gradients map"),
+        ];
+        for (kind, heading, alt) in columns {
             ui.vertical(|ui| {
-                ui.label(title);
+                ui.label(heading);
                 if inspect.saliency_pending(kind) {
                     ui.spinner();
                 }
                 match inspect.saliency.get(&kind).cloned() {
                     Some(Ok(map)) => {
                         let t = inspect.texture(&ctx, &format!("saliency-{kind:?}"), false, || saliency_image(&map));
-                        ui.add(egui::Image::new((t.id(), size_of(map.w, map.h))).alt_text(format!("{title} map")));
+                        ui.add(egui::Image::new((t.id(), size_of(map.w, map.h))).alt_text(alt));
                         if kind == SaliencyKind::Integrated {
                             ui.label(
                                 RichText::new(format!(

@@ -12,13 +12,15 @@ use super::setup_panel::Action;
 use crate::train::inspect::InputRef;
 
 const PICTURE: f32 = 56.0;
+/// A card's inner width.
+const CARD: f32 = 112.0;
 
 fn class_name(names: &[String], c: u32) -> String {
     names.get(c as usize).cloned().unwrap_or_else(|| c.to_string())
 }
 
 pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mut Vec<Action>) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.strong("Samples");
         for (mode, title) in
             [(GalleryMode::ConfidentlyWrong, "Confidently wrong"), (GalleryMode::LeastConfident, "Least confident")]
@@ -55,12 +57,17 @@ pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mu
     inspect.fetch_gallery(&shown, actions);
     let has_conv = inspect.info.as_ref().is_some_and(|i| !i.conv_layers.is_empty());
     let ctx = ui.ctx().clone();
+    // rows laid out by hand: frames in a wrapping layout do not wrap (their size is unknown
+    // until they are drawn)
+    let per_row = ((ui.available_width() + 4.0) / (CARD + 14.0)).floor().max(1.0) as usize;
     egui::ScrollArea::vertical().id_salt("sample_gallery").show(ui, |ui| {
-        ui.horizontal_wrapped(|ui| {
-            for &index in &shown {
-                card(ui, &ctx, run, inspect, index, has_conv, actions);
-            }
-        });
+        for row in shown.chunks(per_row) {
+            ui.horizontal_top(|ui| {
+                for &index in row {
+                    card(ui, &ctx, run, inspect, index, has_conv, actions);
+                }
+            });
+        }
     });
 }
 
@@ -79,7 +86,7 @@ fn card(
     let texture = inspect.sample_texture(ctx, index);
     let sample = inspect.samples.get(&index).map(|s| s.view.clone());
     egui::Frame::group(ui.style()).inner_margin(4.0).show(ui, |ui| {
-        ui.set_width(150.0);
+        ui.set_width(CARD);
         ui.vertical(|ui| {
             ui.label(
                 RichText::new(format!(
@@ -110,7 +117,7 @@ fn card(
             }
             for (class, prob) in top.iter().filter(|(_, q)| *q > 0.0) {
                 let bar = egui::ProgressBar::new(*prob)
-                    .desired_width(140.0)
+                    .desired_width(CARD)
                     .desired_height(12.0)
                     .text(RichText::new(format!("{} {:.1}%", class_name(names, *class), 100.0 * prob)).small());
                 ui.add(bar);

@@ -164,9 +164,8 @@ fn drawing_on_the_pad_updates_the_probabilities() {
     h.run();
     h.snapshot("draw_pad");
     h.get_by_label("Clear").click();
-    h.run();
-    h.run();
-    assert!(pad_probabilities(h.state()).is_none(), "Clear removes the probabilities");
+    step_until(&mut h, "no probabilities", Duration::from_secs(5), |a| pad_probabilities(a).is_none());
+    assert!(h.state().inspect.pad.strokes.is_empty());
 }
 
 #[test]
@@ -192,7 +191,7 @@ fn the_filters_view_shows_conv1_and_maps_of_a_sample() {
     h.snapshot("filters");
 
     // Maps on a gallery card: the Training tab's gallery, then the Inside tab shows its maps
-    h.get_by_label("Training").click();
+    h.state_mut().view = View::Training;
     h.run();
     h.get_by_label("Least confident").click();
     step_until(&mut h, "the cards", Duration::from_secs(20), |a| {
@@ -211,7 +210,7 @@ fn the_filters_view_shows_conv1_and_maps_of_a_sample() {
 }
 
 #[test]
-fn spiral_boundary_layer_statistics_and_saliency() {
+fn the_spiral_boundary_follows_training_with_a_tile_per_unit() {
     // the boundary of a small MLP while it trains, with a tile per hidden unit
     let mut preset = Preset::builtin("spiral_mlp").unwrap();
     preset.model = toml::from_str("kind = \"mlp\"\nhidden = [8, 8]\nactivation = \"relu\"").unwrap();
@@ -233,7 +232,10 @@ fn spiral_boundary_layer_statistics_and_saliency() {
     h.state_mut().run.fix_timings_for_snapshot(20_000.0, 2.0);
     h.run();
     h.snapshot("boundary_spiral");
+}
 
+#[test]
+fn layer_statistics_while_training_and_saliency_after() {
     // layer statistics of an MLP: a row per dense layer, dead shares in [0, 1]
     let mut preset = Preset::builtin("mnist_mlp").unwrap();
     preset.data.limit = 2000;
@@ -265,7 +267,7 @@ fn spiral_boundary_layer_statistics_and_saliency() {
     // saliency of a validation sample: the gradient, then integrated gradients
     h.get_by_label("Stop").click();
     step_until(&mut h, "the stop", Duration::from_secs(20), |a| matches!(a.run.phase, Phase::Finished(_)));
-    h.get_by_label("Training").click();
+    h.state_mut().view = View::Training;
     h.run();
     h.get_by_label("Confidently wrong").click();
     step_until(&mut h, "the cards", Duration::from_secs(20), |a| {
@@ -273,7 +275,9 @@ fn spiral_boundary_layer_statistics_and_saliency() {
     });
     h.run();
     h.get_all_by_label("Why?").next().unwrap().click();
-    h.run();
+    step_until(&mut h, "the gradient map", Duration::from_secs(20), |a| {
+        a.inspect.saliency.values().any(Result::is_ok)
+    });
     assert_eq!(h.state().view, View::Inside);
     h.get_by_label("Integrated gradients").click();
     step_until(&mut h, "both maps", Duration::from_secs(20), |a| {
