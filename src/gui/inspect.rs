@@ -349,6 +349,11 @@ impl InspectState {
         }
     }
 
+    /// The probabilities shown are for the drawing as it is (nothing left to send or receive).
+    pub fn pad_settled(&self) -> bool {
+        self.pad_sent == self.pad.version && !self.busy(Kind::Pad)
+    }
+
     /// Re-sends the drawing (after the centring changed).
     pub fn resend_pad(&mut self) {
         self.pad_sent = u64::MAX;
