@@ -84,11 +84,17 @@ pub fn show(
             let text = cell_text(count, share, row_normalised);
             if cell >= 14.0 {
                 let color = if share > 0.5 { Color32::WHITE } else { Color32::from_gray(40) };
-                let font = if row_normalised { FontId::monospace((cell * 0.24).clamp(6.0, 12.0)) } else { count_font.clone() };
+                let font =
+                    if row_normalised { FontId::monospace((cell * 0.24).clamp(6.0, 12.0)) } else { count_font.clone() };
                 painter.text(rect.center(), Align2::CENTER_CENTER, &text, font, color);
             }
             if selected == Some((t, p)) {
-                painter.rect_stroke(rect.shrink(1.0), 1.0, Stroke::new(2.0, Color32::from_rgb(240, 140, 40)), egui::StrokeKind::Inside);
+                painter.rect_stroke(
+                    rect.shrink(1.0),
+                    1.0,
+                    Stroke::new(2.0, Color32::from_rgb(240, 140, 40)),
+                    egui::StrokeKind::Inside,
+                );
             }
             if cells_are_widgets {
                 let cell_response = ui.interact(rect, base_id.with((t, p)), Sense::click());

@@ -68,23 +68,20 @@ pub fn metrics_table(ui: &mut egui::Ui, c: &Confusion, class_names: &[String]) {
         ui.label(text(r.support.to_string()));
         ui.end_row();
     };
-    egui::ScrollArea::vertical().id_salt("metrics_table").max_height(ui.available_height().max(160.0)).show(
-        ui,
-        |ui| {
-            Grid::new("class_metrics").striped(true).num_columns(5).spacing([8.0, 2.0]).show(ui, |ui| {
-                for h in ["class", "precision", "recall", "F1", "support"] {
-                    ui.label(RichText::new(h).weak());
-                }
-                ui.end_row();
-                for (i, r) in report.rows.iter().enumerate() {
-                    let name = class_names.get(i).map_or_else(|| i.to_string(), Clone::clone);
-                    row(ui, &name, r, false);
-                }
-                row(ui, "macro avg", &report.macro_avg, true);
-                row(ui, "weighted avg", &report.weighted_avg, true);
-            });
-        },
-    );
+    egui::ScrollArea::vertical().id_salt("metrics_table").max_height(ui.available_height().max(160.0)).show(ui, |ui| {
+        Grid::new("class_metrics").striped(true).num_columns(5).spacing([8.0, 2.0]).show(ui, |ui| {
+            for h in ["class", "precision", "recall", "F1", "support"] {
+                ui.label(RichText::new(h).weak());
+            }
+            ui.end_row();
+            for (i, r) in report.rows.iter().enumerate() {
+                let name = class_names.get(i).map_or_else(|| i.to_string(), Clone::clone);
+                row(ui, &name, r, false);
+            }
+            row(ui, "macro avg", &report.macro_avg, true);
+            row(ui, "weighted avg", &report.weighted_avg, true);
+        });
+    });
     ui.label(
         RichText::new("macro: the plain mean over classes; weighted: by support (its recall is the accuracy)")
             .small()

@@ -87,7 +87,8 @@ pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mu
                 for o in 0..f.out {
                     let t = inspect.texture(&ctx, &format!("filter-{o}"), false, || filter_image(&f, o));
                     let name = format!("{} filter {}", f.layer, o + 1);
-                    ui.add(egui::Image::new((t.id(), egui::vec2(TILE, TILE))).alt_text(name.clone())).on_hover_text(name);
+                    ui.add(egui::Image::new((t.id(), egui::vec2(TILE, TILE))).alt_text(name.clone()))
+                        .on_hover_text(name);
                 }
             });
         }
@@ -111,7 +112,12 @@ fn activations(ui: &mut Ui, ctx: &egui::Context, inspect: &mut InspectState, act
         ui.spinner();
     }
     let Some((subject, answer)) = inspect.activations.clone() else {
-        ui.label(RichText::new("Press Maps on a sample in the Training tab's gallery to see what each conv layer makes of it.").weak());
+        ui.label(
+            RichText::new(
+                "Press Maps on a sample in the Training tab's gallery to see what each conv layer makes of it.",
+            )
+            .weak(),
+        );
         return;
     };
     ui.label(RichText::new(format!("for {}", subject.label)).small());
@@ -159,7 +165,13 @@ mod tests {
 
     #[test]
     fn a_filter_tile_is_k_by_k() {
-        let f = Filters { layer: "conv1".into(), out: 2, in_channels: 1, k: 3, values: (0..18).map(|v| v as f32 - 9.0).collect() };
+        let f = Filters {
+            layer: "conv1".into(),
+            out: 2,
+            in_channels: 1,
+            k: 3,
+            values: (0..18).map(|v| v as f32 - 9.0).collect(),
+        };
         let img = filter_image(&f, 1);
         assert_eq!(img.size, [3, 3]);
         // filter 2 holds 0..8: its largest weight is full red, its zero white

@@ -103,9 +103,9 @@ fn try_it(ui: &mut Ui, run: &LiveRun, info: &InsideInfo, inspect: &mut InspectSt
                     inspect.pad.clear();
                     inspect.pad_probabilities = None;
                 }
-                let centre = ui
-                    .checkbox(&mut inspect.pad_centre, "Centre like MNIST")
-                    .on_hover_text("Scale the drawing into 20×20 and move its centre of mass to the middle, as MNIST's digits were");
+                let centre = ui.checkbox(&mut inspect.pad_centre, "Centre like MNIST").on_hover_text(
+                    "Scale the drawing into 20×20 and move its centre of mass to the middle, as MNIST's digits were",
+                );
                 if centre.changed() {
                     inspect.resend_pad();
                 }
@@ -144,7 +144,10 @@ fn image_file(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, shape: [us
             if image.texture.is_none() {
                 let [c, h, w] = shape;
                 // planes [c, h, w] to interleaved pixels
-                let bytes: Vec<u8> = (0..h * w).flat_map(|i| (0..c).map(move |k| (k, i))).map(|(k, i)| pixels.get(k * h * w + i).copied().unwrap_or(0)).collect();
+                let bytes: Vec<u8> = (0..h * w)
+                    .flat_map(|i| (0..c).map(move |k| (k, i)))
+                    .map(|(k, i)| pixels.get(k * h * w + i).copied().unwrap_or(0))
+                    .collect();
                 let picture = crate::train::inspect::Picture { w, h, channels: c, bytes };
                 if let Some(img) = super::inspect::color_image(&picture) {
                     image.texture = Some(ctx.load_texture("opened-image", img, egui::TextureOptions::LINEAR));

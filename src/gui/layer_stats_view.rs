@@ -81,7 +81,9 @@ fn small_plot(id: String, width: f32) -> Plot<'static> {
 fn bands(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) {
     let rows: Vec<(f64, Vec<f32>)> = history
         .iter()
-        .filter_map(|s| s.layers.get(i).filter(|l| l.name == name).map(|l| (s.step as f64, quantiles(&l.weight, &QUANTILES))))
+        .filter_map(|s| {
+            s.layers.get(i).filter(|l| l.name == name).map(|l| (s.step as f64, quantiles(&l.weight, &QUANTILES)))
+        })
         .collect();
     let xs: Vec<f64> = rows.iter().map(|r| r.0).collect();
     small_plot(format!("bands-{name}"), width).show(ui, |p| {
@@ -90,7 +92,10 @@ fn bands(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) 
             let hi: Vec<f64> = rows.iter().map(|r| f64::from(r.1[8 - k])).collect();
             let alpha = [40, 70, 100, 140][k];
             let fill = Color32::from_rgba_unmultiplied(BAND.r(), BAND.g(), BAND.b(), alpha);
-            p.add(FilledArea::new(format!("{}–{}%", QUANTILES[k] * 100.0, QUANTILES[8 - k] * 100.0), &xs, &lo, &hi).fill_color(fill));
+            p.add(
+                FilledArea::new(format!("{}–{}%", QUANTILES[k] * 100.0, QUANTILES[8 - k] * 100.0), &xs, &lo, &hi)
+                    .fill_color(fill),
+            );
         }
         let median: Vec<[f64; 2]> = rows.iter().map(|r| [r.0, f64::from(r.1[4])]).collect();
         p.line(Line::new("median", median).color(Color32::WHITE));
@@ -124,14 +129,20 @@ fn histograms(ui: &mut Ui, weight: &Histogram, grad: &Histogram, name: &str, wid
 fn ratio(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) {
     let points: Vec<[f64; 2]> = history
         .iter()
-        .filter_map(|s| s.layers.get(i).filter(|l| l.name == name && l.update_ratio > 0.0).map(|l| [s.step as f64, f64::from(l.update_ratio.log10())]))
+        .filter_map(|s| {
+            s.layers
+                .get(i)
+                .filter(|l| l.name == name && l.update_ratio > 0.0)
+                .map(|l| [s.step as f64, f64::from(l.update_ratio.log10())])
+        })
         .collect();
-    small_plot(format!("ratio-{name}"), width)
-        .y_axis_formatter(|mark, _| format!("1e{:.0}", mark.value))
-        .show(ui, |p| {
+    small_plot(format!("ratio-{name}"), width).y_axis_formatter(|mark, _| format!("1e{:.0}", mark.value)).show(
+        ui,
+        |p| {
             p.hline(HLine::new("1e-3", -3.0).color(Color32::from_gray(140)));
             p.line(Line::new("update / weight", points).color(Color32::from_rgb(44, 160, 44)));
-        });
+        },
+    );
 }
 
 #[cfg(test)]

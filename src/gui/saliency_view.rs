@@ -16,7 +16,8 @@ const SIDE: f32 = 168.0;
 /// diverging one, each scaled by its largest magnitude.
 pub fn saliency_image(m: &SaliencyMap) -> ColorImage {
     let peak = m.map.iter().fold(0.0f32, |p, v| p.max(v.abs())).max(1e-12);
-    let pixels = m.map.iter().map(|v| if m.signed { diverging(v / peak) } else { sequential(v.abs() / peak) }).collect();
+    let pixels =
+        m.map.iter().map(|v| if m.signed { diverging(v / peak) } else { sequential(v.abs() / peak) }).collect();
     ColorImage::new([m.w.max(1), m.h.max(1)], pixels)
 }
 

@@ -43,11 +43,9 @@ pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mu
     let indices = inspect.gallery_indices();
     let n = indices.len();
     let heading = match mode {
-        GalleryMode::Cell { truth, predicted } => format!(
-            "{n} samples: true {}, predicted {}",
-            class_name(names, truth),
-            class_name(names, predicted)
-        ),
+        GalleryMode::Cell { truth, predicted } => {
+            format!("{n} samples: true {}, predicted {}", class_name(names, truth), class_name(names, predicted))
+        }
         GalleryMode::ConfidentlyWrong => format!("{n} misclassified samples, the most confident first"),
         GalleryMode::LeastConfident => format!("{n} samples, the least confident first"),
     };
@@ -98,7 +96,9 @@ fn card(
             );
             match (&texture, &sample) {
                 (Some(t), _) => {
-                    ui.add(egui::Image::new((t.id(), egui::vec2(PICTURE, PICTURE))).alt_text(format!("sample {index}")));
+                    ui.add(
+                        egui::Image::new((t.id(), egui::vec2(PICTURE, PICTURE))).alt_text(format!("sample {index}")),
+                    );
                 }
                 (None, Some(s)) => {
                     if let Some(text) = &s.text {
@@ -128,7 +128,10 @@ fn card(
                     label: format!("validation sample {index} (true {})", class_name(names, truth)),
                     class: top[0].0 as usize,
                 };
-                let images = inspect.info.as_ref().is_some_and(|i| i.input_shape.len() == 3 || i.kind == crate::data::SetKind::Tabular);
+                let images = inspect
+                    .info
+                    .as_ref()
+                    .is_some_and(|i| i.input_shape.len() == 3 || i.kind == crate::data::SetKind::Tabular);
                 if images && ui.small_button("Why?").on_hover_text("Which inputs the top class depends on").clicked() {
                     inspect.ask_saliency(subject(), super::inspect::SaliencyKind::Gradient, actions);
                     inspect.panel = InsidePanel::Saliency;

@@ -87,9 +87,8 @@ impl Confusion {
         let present: Vec<&ClassRow> = rows.iter().filter(|r| r.support > 0 || r.predicted > 0).collect();
         let n = present.len() as f64;
         let mean = |f: fn(&ClassRow) -> f64| ratio(present.iter().map(|r| f(r)).sum(), n);
-        let weighted = |f: fn(&ClassRow) -> f64| {
-            ratio(rows.iter().map(|r| f(r) * r.support as f64).sum(), total as f64)
-        };
+        let weighted =
+            |f: fn(&ClassRow) -> f64| ratio(rows.iter().map(|r| f(r) * r.support as f64).sum(), total as f64);
         let macro_avg = ClassRow {
             precision: mean(|r| r.precision),
             recall: mean(|r| r.recall),

@@ -198,7 +198,11 @@ fn the_filters_view_shows_conv1_and_maps_of_a_sample() {
     h.get_by_label("Filters").click();
     step_until(&mut h, "the filters", Duration::from_secs(20), |a| a.inspect.filters.is_some());
     h.run();
-    assert!(matches!(h.state().inspect.filters, Some(Ok(_))), "{:?}", h.state().inspect.filters.as_ref().map(|f| f.as_ref().err()));
+    assert!(
+        matches!(h.state().inspect.filters, Some(Ok(_))),
+        "{:?}",
+        h.state().inspect.filters.as_ref().map(|f| f.as_ref().err())
+    );
     for i in 1..=32 {
         h.get_by_label(&format!("conv1 filter {i}"));
     }
@@ -305,9 +309,7 @@ fn layer_statistics_while_training_and_saliency_after() {
     });
     h.run();
     h.get_all_by_label("Why?").next().unwrap().click();
-    step_until(&mut h, "the gradient map", Duration::from_secs(20), |a| {
-        a.inspect.saliency.values().any(Result::is_ok)
-    });
+    step_until(&mut h, "the gradient map", Duration::from_secs(20), |a| a.inspect.saliency.values().any(Result::is_ok));
     assert_eq!(h.state().view, View::Inside);
     h.get_by_label("Integrated gradients").click();
     step_until(&mut h, "both maps", Duration::from_secs(20), |a| {
