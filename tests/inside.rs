@@ -81,7 +81,7 @@ fn a_finished_runs_model_answers_questions() {
     assert_eq!(samples.iter().map(|s| s.index).collect::<Vec<_>>(), [3, 0]);
     let picture = samples[0].picture.clone().expect("an image set's sample has a picture");
     assert_eq!((picture.w, picture.h, picture.channels, picture.bytes.len()), (28, 28, 1, 784));
-    assert!(picture.bytes.iter().any(|b| *b > 200) && picture.bytes.iter().any(|b| *b == 0), "undone normalisation");
+    assert!(picture.bytes.iter().any(|b| *b > 200) && picture.bytes.contains(&0), "undone normalisation");
     // the picture's raw pixels are read exactly as training read the sample
     let InspectReply::Probabilities(by_index) = ask(&trainer, 2, InspectWhat::Classify(InputRef::Validation(3))) else {
         panic!()
@@ -128,7 +128,8 @@ fn a_finished_runs_model_answers_questions() {
     assert!(why.contains("no conv layer"), "{why}");
 }
 
-/// Trains into `runs` with the views subscribed and a question every 10th step when `inspect`.
+/// Trains into `runs` with the views subscribed and a question every 2nd step when `inspect`
+/// (every kind of question several times in these short runs).
 fn run_with_views(preset: &Preset, runs: &Path, inspect: bool) -> std::path::PathBuf {
     let trainer = Trainer::spawn(WorkerOptions::headless(Some(runs.to_path_buf())));
     if inspect {
@@ -138,18 +139,25 @@ fn run_with_views(preset: &Preset, runs: &Path, inspect: bool) -> std::path::Pat
     let (mut stats, mut boundaries, mut answers, mut id) = (0, 0, 0, 0u64);
     loop {
         match recv(&trainer) {
-            Event::Step { global_step, .. } if inspect && global_step % 10 == 0 => {
+            Event::Step { global_step, .. } if inspect && global_step % 2 == 0 => {
                 id += 1;
                 let input = InputRef::Validation(id as usize % 50);
                 let what = match id % 4 {
                     0 => InspectWhat::Classify(input),
                     1 => InspectWhat::Saliency { input, class: 1, method: SaliencyMethod::Gradient },
                     2 => InspectWhat::Samples(vec![1, 2, 3]),
+                    // integrated gradients are for images and tables, not points
+                    _ if preset.data.set == "spiral" => InspectWhat::Activations(input),
                     _ => InspectWhat::Saliency { input, class: 0, method: SaliencyMethod::Integrated { steps: 8 } },
                 };
                 assert!(trainer.send(Command::Inspect(Box::new(InspectRequest { id, what }))));
             }
-            Event::Inspected { .. } => answers += 1,
+            Event::Inspected { reply, .. } => {
+                // a 2-D model has no activation maps: the question is still answered
+                let refused = matches!(&*reply, InspectReply::Unavailable(why) if !why.contains("image models"));
+                assert!(!refused, "{reply:?}");
+                answers += 1;
+            }
             Event::LayerStats(_) => stats += 1,
             Event::Boundary(_) => boundaries += 1,
             Event::Finished(s) => {
@@ -161,7 +169,7 @@ fn run_with_views(preset: &Preset, runs: &Path, inspect: bool) -> std::path::Pat
         }
     }
     if inspect {
-        assert!(answers > 0 && stats > 0, "{answers} answers, {stats} layer stats");
+        assert!(answers >= 8 && stats > 0, "{answers} answers, {stats} layer stats");
         if preset.data.set == "spiral" {
             assert!(boundaries > 0);
         }
@@ -268,4 +276,37 @@ fn step_rows_carry_the_runs_wall_time() {
     assert_eq!(run.batches_per_epoch, Some(n / 2));
     let epochs = &run.epochs;
     assert!(*run.step_elapsed_s.last().unwrap() as f64 <= epochs.last().unwrap().elapsed_s + 1e-3);
+}
+
+#[test]
+fn a_2d_models_boundary_covers_its_points_with_probabilities_and_neuron_maps() {
+    let trainer = Trainer::spawn(WorkerOptions::headless(None));
+    let mut spiral = small("spiral_mlp", 0, 2);
+    spiral.model = toml::from_str::<ModelSpec>(
+        "layers = [{ type = \"dense\", units = 8, activation = \"tanh\" }, { type = \"dense\", units = 6, activation = \"relu\" },
+                   { type = \"dense\" }]",
+    )
+    .unwrap();
+    assert!(trainer.send(RunRequest::fresh(spiral)));
+    finish(&trainer);
+    // opened after the run: the last session's boundary comes at once
+    assert!(trainer.send(Command::Subscribe(Views { layer_stats: false, boundary: true })));
+    let map = loop {
+        if let Event::Boundary(map) = recv(&trainer) {
+            break map;
+        }
+    };
+    let res = map.res;
+    assert_eq!(map.probs.len(), res * res * map.classes);
+    for cell in map.probs.chunks_exact(map.classes) {
+        let total: u32 = cell.iter().map(|p| u32::from(*p)).sum();
+        assert!(total.abs_diff(255) <= map.classes as u32, "{cell:?}");
+    }
+    let [x0, x1, y0, y1] = map.extent;
+    assert!(!map.points.is_empty() && map.points.len() == map.labels.len());
+    assert!(map.points.iter().all(|p| p[0] > x0 && p[0] < x1 && p[1] > y0 && p[1] < y1));
+    // one map per hidden unit, 8 + 6
+    assert_eq!(map.neurons.len(), 14);
+    assert_eq!((map.neurons[0].layer.as_str(), map.neurons[13].unit), ("fc1", 5));
+    assert!(map.neurons.iter().all(|n| n.values.len() == 32 * 32 && n.lo <= n.hi));
 }

@@ -107,7 +107,9 @@ impl Control {
                 })));
             }
             Command::Inspect(request) => {
-                let reply = inspect::answer(session, &request.what);
+                // a bug in one view must not end the run (or, between runs, the thread)
+                let reply = catch_unwind(AssertUnwindSafe(|| inspect::answer(session, &request.what)))
+                    .unwrap_or_else(|_| InspectReply::Unavailable("internal error answering the question".into()));
                 self.replies.push(Event::Inspected { id: request.id, reply: Box::new(reply) });
             }
             Command::Generate { prompt, length, temperature } => {

@@ -143,7 +143,9 @@ pub struct Filters {
 }
 
 /// A classifier's predictions on the validation split at an epoch's end: each sample's truth and
-/// top-3 classes with their probabilities (fewer when there are fewer classes), in split order.
+/// top-3 classes with their probabilities, in split order. `top[i][0]` is the prediction the
+/// epoch's confusion matrix counted; with fewer than 3 classes the missing entries are
+/// `(u32::MAX, 0.0)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
     pub epoch: usize,
