@@ -67,7 +67,12 @@ mod bench {
             let steps = series
                 .iter()
                 .enumerate()
-                .map(|(i, s)| StepLine { name: format!("run {i}"), series: s, color: colors[i], batches_per_epoch: BATCHES_PER_EPOCH })
+                .map(|(i, s)| StepLine {
+                    name: format!("run {i}"),
+                    series: s,
+                    color: colors[i],
+                    batches_per_epoch: BATCHES_PER_EPOCH,
+                })
                 .collect();
             let epochs = vec![EpochLine {
                 name: "validation".into(),
@@ -76,7 +81,7 @@ mod bench {
                 batches_per_epoch: BATCHES_PER_EPOCH,
                 joined: true,
                 shape: MarkerShape::Circle,
-            radius: 3.0,
+                radius: 3.0,
             }];
             let plot = CurvePlot {
                 id,
@@ -85,7 +90,7 @@ mod bench {
                 steps,
                 epochs,
                 markers: &markers,
-                    height,
+                height,
                 include_y: &[0.0],
                 legend,
             };
@@ -112,7 +117,8 @@ mod bench {
         );
         let adapter = render_state.adapter.get_info();
         println!("adapter: {} ({:?}, {:?})", adapter.name, adapter.device_type, adapter.backend);
-        let state = State { loss, accuracy, settings: PlotSettings { smoothing: 0.6, log_y: false, x_kind: XKind::Step } };
+        let state =
+            State { loss, accuracy, settings: PlotSettings { smoothing: 0.6, log_y: false, x_kind: XKind::Step } };
         let mut h = Harness::builder()
             .with_size([1360.0, 860.0])
             .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(render_state))

@@ -288,7 +288,12 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn open_gui(preset: Option<Preset>, start: bool, quit_when_done: bool, runs_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn open_gui(
+    preset: Option<Preset>,
+    start: bool,
+    quit_when_done: bool,
+    runs_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     // Without a GPU, Mesa's software renderer (llvmpipe) draws the window on as many threads as
     // there are cores, taking them from training. Leave it the cores training does not use; a
     // GPU driver ignores this. Set before any thread exists.

@@ -13,8 +13,8 @@ use super::shortcuts::{self, Do};
 use super::dialogs::Dialogs;
 use super::frame_stats::FrameStats;
 use super::gallery::Gallery;
-use super::io::{user_presets_dir, Io, IoReply, IoRequest};
 use super::inspect::InspectState;
+use super::io::{user_presets_dir, Io, IoReply, IoRequest};
 use super::live_view;
 use super::lr_view::{self, LrWindow};
 use super::preview::PreviewLoader;
@@ -365,9 +365,7 @@ impl GradlabApp {
                 self.lr_window.open = true;
                 return;
             }
-            Action::FindLearningRate => {
-                Command::FindLearningRate(Box::new(LrFinderRequest::new(self.preset.clone())))
-            }
+            Action::FindLearningRate => Command::FindLearningRate(Box::new(LrFinderRequest::new(self.preset.clone()))),
             Action::Inspect(request) => Command::Inspect(request),
             Action::ShowTab(view) => {
                 self.view = view;

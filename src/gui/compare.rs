@@ -133,14 +133,26 @@ fn step_series(ui: &Ui, dir: &PathBuf, data: &RunData, metric: CompareMetric, sm
 fn markers(data: &RunData, bpe: usize) -> Vec<Marker> {
     let time_at = |i: usize| data.step_elapsed_s.get(i).copied().unwrap_or(f32::NAN);
     let mut out = Vec::new();
-    if let Some(epoch) = data.info.parent.as_deref().and_then(|p| p.rsplit_once("epoch-")).and_then(|(_, n)| n.parse::<usize>().ok()) {
+    if let Some(epoch) =
+        data.info.parent.as_deref().and_then(|p| p.rsplit_once("epoch-")).and_then(|(_, n)| n.parse::<usize>().ok())
+    {
         let time_s = data.epochs.iter().find(|m| m.epoch == epoch).map_or(f32::NAN, |m| m.elapsed_s as f32);
-        out.push(Marker { step: (epoch * bpe) as u32, epoch: epoch as f64, time_s, label: format!("forked at epoch {epoch}") });
+        out.push(Marker {
+            step: (epoch * bpe) as u32,
+            epoch: epoch as f64,
+            time_s,
+            label: format!("forked at epoch {epoch}"),
+        });
     }
     let steps: Vec<u32> = data.steps.iter().map(|s| s[0] as u32).collect();
     for (step, lr) in lr_view::manual_lr_changes(&steps, &data.step_lr, bpe, &data.preset.train) {
         let i = steps.partition_point(|&s| s < step);
-        out.push(Marker { step, epoch: f64::from(step) / bpe as f64, time_s: time_at(i), label: format!("lr {}", lr_view::lr_text(lr)) });
+        out.push(Marker {
+            step,
+            epoch: f64::from(step) / bpe as f64,
+            time_s: time_at(i),
+            label: format!("lr {}", lr_view::lr_text(lr)),
+        });
     }
     out
 }
@@ -168,11 +180,27 @@ pub fn plot_with(
             steps.push(StepLine { name: format!("{name} (step)"), series: s, color, batches_per_epoch: bpe });
         }
         let points = data.epochs.iter().map(|m| (m.epoch as f64, m.elapsed_s, metric.value(m))).collect();
-        epochs.push(EpochLine { name: name.clone(), color, points, batches_per_epoch: bpe, joined: true, shape: MarkerShape::Circle, radius: 2.5 });
+        epochs.push(EpochLine {
+            name: name.clone(),
+            color,
+            points,
+            batches_per_epoch: bpe,
+            joined: true,
+            shape: MarkerShape::Circle,
+            radius: 2.5,
+        });
         // the best epoch (by validation accuracy), marked on the curve
         if let Some(best) = data.epochs.iter().max_by(|a, b| a.validation.accuracy.total_cmp(&b.validation.accuracy)) {
             let point = vec![(best.epoch as f64, best.elapsed_s, metric.value(best))];
-            epochs.push(EpochLine { name: name.clone(), color, points: point, batches_per_epoch: bpe, joined: false, shape: MarkerShape::Diamond, radius: 6.0 });
+            epochs.push(EpochLine {
+                name: name.clone(),
+                color,
+                points: point,
+                batches_per_epoch: bpe,
+                joined: false,
+                shape: MarkerShape::Diamond,
+                radius: 6.0,
+            });
         }
         marks.extend(markers(data, bpe));
     }

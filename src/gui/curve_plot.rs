@@ -91,7 +91,9 @@ pub fn settings_bar(ui: &mut Ui, settings: &mut PlotSettings) -> bool {
         let label = ui.label("Smoothing");
         ui.add(egui::Slider::new(&mut settings.smoothing, 0.0..=0.999).step_by(0.01).fixed_decimals(2))
             .labelled_by(label.id)
-            .on_hover_text("TensorBoard's exponential moving average of the per-step values; the raw curve stays faint behind");
+            .on_hover_text(
+                "TensorBoard's exponential moving average of the per-step values; the raw curve stays faint behind",
+            );
         ui.checkbox(&mut settings.log_y, "log y");
         ui.separator();
         ui.label("x:");
@@ -159,7 +161,14 @@ struct CacheKey {
 type Cached = Arc<(CacheKey, Vec<PlotPoint>)>;
 
 /// The points of one line for this frame, from the cache when nothing changed.
-fn cached_columns(ui: &Ui, id: Id, line: &StepLine<'_>, curve: Curve, settings: &PlotSettings, view: ([f64; 2], usize)) -> Vec<PlotPoint> {
+fn cached_columns(
+    ui: &Ui,
+    id: Id,
+    line: &StepLine<'_>,
+    curve: Curve,
+    settings: &PlotSettings,
+    view: ([f64; 2], usize),
+) -> Vec<PlotPoint> {
     let (range, width) = view;
     let key = CacheKey {
         len: line.series.len(),
@@ -255,7 +264,11 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
         for ((raw, smooth), (name, color)) in lines.into_iter().zip(names) {
             match smooth {
                 Some(smooth) => {
-                    pu.line(Line::new(format!("{name} (raw)"), PlotPoints::Owned(raw)).color(color.gamma_multiply(0.25)).width(1.0));
+                    pu.line(
+                        Line::new(format!("{name} (raw)"), PlotPoints::Owned(raw))
+                            .color(color.gamma_multiply(0.25))
+                            .width(1.0),
+                    );
                     pu.line(Line::new(name, PlotPoints::Owned(smooth)).color(color).width(1.5));
                 }
                 None => pu.line(Line::new(name, PlotPoints::Owned(raw)).color(color.gamma_multiply(0.6)).width(1.0)),
@@ -279,7 +292,11 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
         let top = pu.plot_bounds().max()[1];
         for (x, label) in markers {
             pu.vline(VLine::new("", x).color(marker_color).style(LineStyle::dashed_loose()).width(1.0));
-            pu.text(Text::new("", PlotPoint::new(x, top), egui::RichText::new(label).small()).color(marker_color).anchor(egui::Align2::LEFT_TOP));
+            pu.text(
+                Text::new("", PlotPoint::new(x, top), egui::RichText::new(label).small())
+                    .color(marker_color)
+                    .anchor(egui::Align2::LEFT_TOP),
+            );
         }
     })
     .response

@@ -3,8 +3,8 @@
 use egui::{Role, Sense, Ui, WidgetInfo};
 
 use super::io::GalleryEntry;
-use super::thumbnails::{self, Thumbnails};
 use super::setup_panel::Action;
+use super::thumbnails::{self, Thumbnails};
 use crate::config::Preset;
 
 #[derive(Default)]
@@ -93,32 +93,33 @@ fn card(
                 ui.add(egui::Image::new((texture.id(), egui::vec2(side, side))).corner_radius(3.0));
             }
             ui.vertical(|ui| match &entry.preset {
-            Ok(p) => {
-                ui.strong(&p.title);
-                ui.add(egui::Label::new(egui::RichText::new(&p.description).small()).selectable(false));
-                ui.add(
-                    egui::Label::new(
-                        egui::RichText::new(format!(
-                            "{} · {} · {} epochs",
-                            p.data.set,
-                            p.model.summary(),
-                            p.train.epochs
-                        ))
-                        .small()
-                        .weak(),
-                    )
-                    .selectable(false),
-                );
-                if is_loaded {
-                    ui.label(
-                        egui::RichText::new(if can_start { "loaded: click again to start" } else { "loaded" }).small(),
+                Ok(p) => {
+                    ui.strong(&p.title);
+                    ui.add(egui::Label::new(egui::RichText::new(&p.description).small()).selectable(false));
+                    ui.add(
+                        egui::Label::new(
+                            egui::RichText::new(format!(
+                                "{} · {} · {} epochs",
+                                p.data.set,
+                                p.model.summary(),
+                                p.train.epochs
+                            ))
+                            .small()
+                            .weak(),
+                        )
+                        .selectable(false),
                     );
+                    if is_loaded {
+                        ui.label(
+                            egui::RichText::new(if can_start { "loaded: click again to start" } else { "loaded" })
+                                .small(),
+                        );
+                    }
                 }
-            }
-            Err(e) => {
-                ui.strong(&entry.name);
-                ui.colored_label(ui.visuals().error_fg_color, egui::RichText::new(e).small());
-            }
+                Err(e) => {
+                    ui.strong(&entry.name);
+                    ui.colored_label(ui.visuals().error_fg_color, egui::RichText::new(e).small());
+                }
             });
         });
     });

@@ -1,9 +1,9 @@
 //! The centre of the window while training: headline figures, curves, confusion matrix.
 
-use super::eval_view;
-use super::inspect::InspectState;
 use super::curve_plot::{self, PlotSettings};
+use super::eval_view;
 use super::generative_views;
+use super::inspect::InspectState;
 use super::plots::{self, Metric};
 use super::run_view::{LiveRun, Phase};
 use super::setup_panel::{group_thousands, Action};

@@ -124,8 +124,14 @@ fn finder(ui: &mut Ui, state: &mut LrWindow, preset: &mut Preset, idle: bool, ac
         }
         return;
     };
-    let raw: Vec<[f64; 2]> = progress.points.iter().map(|p| [p.lr.log10(), p.loss]).collect();
-    let smooth: Vec<[f64; 2]> = progress.points.iter().map(|p| [p.lr.log10(), p.smoothed]).collect();
+    // the sweep ends where the loss explodes: values far above where it started would squash
+    // the useful part of the curve into a line, so they are left out
+    let first = progress.points.first().map_or(f64::INFINITY, |p| p.smoothed);
+    let cap = if first.is_finite() { 1.5 * first } else { f64::INFINITY };
+    let shown = |v: f64| v.is_finite() && v <= cap;
+    let raw: Vec<[f64; 2]> = progress.points.iter().filter(|p| shown(p.loss)).map(|p| [p.lr.log10(), p.loss]).collect();
+    let smooth: Vec<[f64; 2]> =
+        progress.points.iter().filter(|p| shown(p.smoothed)).map(|p| [p.lr.log10(), p.smoothed]).collect();
     let done = progress.done;
     log_x_plot("lr_finder_plot", 200.0).x_axis_label("learning rate").show(ui, |p| {
         p.line(Line::new("loss", raw).color(TRAIN_COLOR.gamma_multiply(0.35)).width(1.0));

@@ -332,13 +332,13 @@ pub fn columns(
     let mut out = Vec::with_capacity(2 * width + 4);
     let mut start = lo;
     for c in 1..=width + 1 {
-        let end = if c > width { hi } else { series.first_at_or_after(kind, bpe, x_range[0] + c as f64 * dx).max(start) };
+        let end =
+            if c > width { hi } else { series.first_at_or_after(kind, bpe, x_range[0] + c as f64 * dx).max(start) };
         let end = end.min(hi);
         if end > start {
             let b = pyramid.extremes(values, start, end);
             if !b.is_empty() {
-                let (first, second) =
-                    if b.argmin <= b.argmax { (b.argmin, b.argmax) } else { (b.argmax, b.argmin) };
+                let (first, second) = if b.argmin <= b.argmax { (b.argmin, b.argmax) } else { (b.argmax, b.argmin) };
                 out.extend(point(first as usize));
                 if second != first {
                     out.extend(point(second as usize));

@@ -68,8 +68,7 @@ fn naive(s: &Series, x_range: [f64; 2], width: usize) -> Vec<(f64, f64)> {
     let mut out = vec![];
     let mut start = lo;
     for c in 1..=width + 1 {
-        let end =
-            if c > width { hi } else { xs.partition_point(|&x| x < x_range[0] + c as f64 * dx).clamp(start, hi) };
+        let end = if c > width { hi } else { xs.partition_point(|&x| x < x_range[0] + c as f64 * dx).clamp(start, hi) };
         if end > start {
             let (mut mn, mut mx) = (start, start);
             for i in start..end {
@@ -147,7 +146,10 @@ fn empty_and_single_point_series() {
     one.push(5, 0.5, 2.0);
     let pts = columns(&one, Curve::Raw, XKind::Step, 1, [0.0, 10.0], 100, false);
     assert_eq!(pts, vec![PlotPoint::new(5.0, 2.0)]);
-    assert_eq!(columns(&one, Curve::Raw, XKind::Step, 1, [5.0, 5.0], 100, true), vec![PlotPoint::new(5.0, 2f64.log10())]);
+    assert_eq!(
+        columns(&one, Curve::Raw, XKind::Step, 1, [5.0, 5.0], 100, true),
+        vec![PlotPoint::new(5.0, 2f64.log10())]
+    );
     assert_eq!(one.index_at(XKind::Step, 1, 9.0), Some(0));
 }
 

@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(picture.size, [SIZE, SIZE]);
         // four digits: bright strokes on black in each quarter
         for (qx, qy) in [(0, 0), (32, 0), (0, 32), (32, 32)] {
-            let bright = (0..32).flat_map(|y| (0..32).map(move |x| (x, y))).filter(|&(x, y)| picture[(qx + x, qy + y)].r() > 200).count();
+            let bright = (0..32)
+                .flat_map(|y| (0..32).map(move |x| (x, y)))
+                .filter(|&(x, y)| picture[(qx + x, qy + y)].r() > 200)
+                .count();
             assert!(bright > 20, "quarter ({qx}, {qy}) has {bright} bright pixels");
         }
         let spiral = crate::Preset::builtin("spiral_mlp").unwrap();

@@ -28,7 +28,7 @@ fn log_axis_and_smoothing_change_what_the_loss_plot_draws() {
     h.get_by_label("log y").click();
     h.run();
     // the slider takes arrow keys once focused, as a keyboard user would move it
-    h.get_by_label("Smoothing").focus();
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Smoothing").focus();
     h.run();
     for _ in 0..30 {
         h.key_press(Key::ArrowRight);
@@ -60,6 +60,7 @@ fn log_axis_and_smoothing_change_what_the_loss_plot_draws() {
     };
     assert!(spread(&smooth) < spread(&raw), "smoothed {} raw {}", spread(&smooth), spread(&raw));
     h.state_mut().run.fix_timings_for_snapshot(5000.0, 2.0);
+    h.remove_cursor();
     h.run();
     h.snapshot("curves_log_smoothed");
 }
@@ -206,6 +207,9 @@ fn the_learning_rate_finder_suggests_a_rate_and_records_nothing() {
     h.run();
     let lr = h.state().preset.train.learning_rate;
     assert_eq!(lr, steep, "the button set the preset's rate");
+    step_until(&mut h, "the cards' pictures", Duration::from_secs(120), |a| a.gallery.thumbnails.ready());
+    h.remove_cursor();
+    h.run();
     h.snapshot("lr_finder");
     assert_eq!(std::fs::read_dir(runs.path()).unwrap().count(), 0, "the finder records no run");
 }
