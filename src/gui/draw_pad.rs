@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(rows.len(), 20, "the bar's box is 20 pixels high: rows {rows:?}");
         assert_eq!(rows.windows(2).filter(|w| w[1] != w[0] + 1).count(), 0, "one piece");
         assert!(centred.iter().all(|v| (0.0..=1.0).contains(v)));
-        assert!(centred.iter().any(|&v| v == 1.0), "the middle of the line is fully covered");
+        assert!(centred.contains(&1.0), "the middle of the line is fully covered");
         let raw = raw_pixels(&strokes, true).unwrap();
         assert_eq!(raw.len(), 784);
         assert!((raw.iter().copied().fold(0.0, f32::max) - 255.0).abs() < 1e-3);

@@ -293,7 +293,7 @@ impl InspectState {
     /// The validation indices the gallery shows, all of them (the cards show the first 24).
     pub fn gallery_indices(&self) -> Vec<usize> {
         match (&self.predictions, self.gallery) {
-            (Some(p), Some(mode)) => select(p, mode),
+            (Some(p), Some(mode)) => super::sample_gallery::select(p, mode),
             _ => Vec::new(),
         }
     }
@@ -429,48 +429,5 @@ pub fn color_image(p: &Picture) -> Option<ColorImage> {
         1 => Some(ColorImage::from_gray([p.w, p.h], &p.bytes)),
         3 => Some(ColorImage::from_rgb([p.w, p.h], &p.bytes)),
         _ => None,
-    }
-}
-
-/// The validation indices a gallery mode picks from the predictions, in the order shown.
-pub fn select(p: &Predictions, mode: GalleryMode) -> Vec<usize> {
-    let top1 = |i: usize| p.top[i][0];
-    let n = p.truth.len().min(p.top.len());
-    let mut out: Vec<usize> = match mode {
-        GalleryMode::Cell { truth, predicted } => {
-            (0..n).filter(|&i| p.truth[i] == truth && top1(i).0 == predicted).collect()
-        }
-        GalleryMode::ConfidentlyWrong => (0..n).filter(|&i| p.truth[i] != top1(i).0).collect(),
-        GalleryMode::LeastConfident => (0..n).collect(),
-    };
-    match mode {
-        GalleryMode::Cell { .. } => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
-        GalleryMode::ConfidentlyWrong => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
-        GalleryMode::LeastConfident => out.sort_by(|&a, &b| top1(a).1.total_cmp(&top1(b).1).then(a.cmp(&b))),
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn predictions() -> Predictions {
-        // sample: truth, top-1 (class, p)
-        let rows = [(0, 0, 0.9), (0, 1, 0.6), (1, 1, 0.5), (1, 0, 0.95), (0, 1, 0.8), (2, 2, 0.4)];
-        Predictions {
-            epoch: 1,
-            truth: rows.iter().map(|r| r.0).collect(),
-            top: rows.iter().map(|&(_, c, q)| [(c, q), ((c + 1) % 3, 1.0 - q), ((c + 2) % 3, 0.0)]).collect(),
-        }
-    }
-
-    #[test]
-    fn gallery_modes_pick_and_order_samples() {
-        let p = predictions();
-        assert_eq!(select(&p, GalleryMode::Cell { truth: 0, predicted: 1 }), [4, 1], "the cell, surest first");
-        assert_eq!(select(&p, GalleryMode::Cell { truth: 1, predicted: 0 }), [3]);
-        assert_eq!(select(&p, GalleryMode::ConfidentlyWrong), [3, 4, 1]);
-        assert_eq!(select(&p, GalleryMode::LeastConfident), [5, 2, 1, 4, 0, 3]);
     }
 }

@@ -146,3 +146,46 @@ fn card(
         });
     });
 }
+
+/// The validation indices a gallery mode picks from the predictions, in the order shown.
+pub fn select(p: &crate::train::inspect::Predictions, mode: GalleryMode) -> Vec<usize> {
+    let top1 = |i: usize| p.top[i][0];
+    let n = p.truth.len().min(p.top.len());
+    let mut out: Vec<usize> = match mode {
+        GalleryMode::Cell { truth, predicted } => {
+            (0..n).filter(|&i| p.truth[i] == truth && top1(i).0 == predicted).collect()
+        }
+        GalleryMode::ConfidentlyWrong => (0..n).filter(|&i| p.truth[i] != top1(i).0).collect(),
+        GalleryMode::LeastConfident => (0..n).collect(),
+    };
+    match mode {
+        GalleryMode::Cell { .. } => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
+        GalleryMode::ConfidentlyWrong => out.sort_by(|&a, &b| top1(b).1.total_cmp(&top1(a).1).then(a.cmp(&b))),
+        GalleryMode::LeastConfident => out.sort_by(|&a, &b| top1(a).1.total_cmp(&top1(b).1).then(a.cmp(&b))),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions() -> crate::train::inspect::Predictions {
+        // sample: truth, top-1 (class, p)
+        let rows = [(0, 0, 0.9), (0, 1, 0.6), (1, 1, 0.5), (1, 0, 0.95), (0, 1, 0.8), (2, 2, 0.4)];
+        crate::train::inspect::Predictions {
+            epoch: 1,
+            truth: rows.iter().map(|r| r.0).collect(),
+            top: rows.iter().map(|&(_, c, q)| [(c, q), ((c + 1) % 3, 1.0 - q), ((c + 2) % 3, 0.0)]).collect(),
+        }
+    }
+
+    #[test]
+    fn gallery_modes_pick_and_order_samples() {
+        let p = predictions();
+        assert_eq!(select(&p, GalleryMode::Cell { truth: 0, predicted: 1 }), [4, 1], "the cell, surest first");
+        assert_eq!(select(&p, GalleryMode::Cell { truth: 1, predicted: 0 }), [3]);
+        assert_eq!(select(&p, GalleryMode::ConfidentlyWrong), [3, 4, 1]);
+        assert_eq!(select(&p, GalleryMode::LeastConfident), [5, 2, 1, 4, 0, 3]);
+    }
+}
