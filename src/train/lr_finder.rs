@@ -88,6 +88,12 @@ pub fn suggestion(points: &[LrPoint]) -> Option<LrSuggestion> {
     Some(LrSuggestion { steep: points[steep].lr, min_over_10: points[min_i].lr / 10.0 })
 }
 
+/// Whether the sweep has gone past any useful rate: the smoothed loss is not finite or has
+/// passed `BLOW_UP` times its best so far.
+pub fn blown_up(smoothed: f64, best: f64) -> bool {
+    !smoothed.is_finite() || smoothed > BLOW_UP * best
+}
+
 /// Debiased moving averages of a loss series.
 #[derive(Debug, Default)]
 pub struct Smoother {
@@ -185,7 +191,7 @@ fn run_sweep(
         let smoothed = smoother.push(loss);
         points.push(LrPoint { lr, loss, smoothed });
         best = best.min(smoothed);
-        if !smoothed.is_finite() || (k > 0 && smoothed > BLOW_UP * best) {
+        if blown_up(smoothed, best) {
             break;
         }
         if (k + 1) % EVERY == 0 && !emit(LrFinderProgress { points: points.clone(), done: None, error: None }) {
@@ -226,6 +232,25 @@ mod tests {
         let s = suggestion(&points).unwrap();
         assert!(s.steep / 1e-3 < 1.3 && 1e-3 / s.steep < 1.3, "steep {}", s.steep);
         assert!(s.min_over_10 > s.steep, "the minimum lies past the steepest fall");
+    }
+
+    #[test]
+    fn a_curve_that_blows_up_stops_the_sweep_early() {
+        let points = curve(1e-3, true);
+        let mut best = f64::INFINITY;
+        let stop = points.iter().position(|p| {
+            best = best.min(p.smoothed);
+            blown_up(p.smoothed, best)
+        });
+        let stop = stop.expect("the sweep stops");
+        assert!(stop < 99 && points[stop].lr > 1e-1, "stopped at {} (lr {})", stop, points[stop].lr);
+        // the gentle curve runs to its end
+        let mut best = f64::INFINITY;
+        assert!(!curve(1e-3, false).iter().any(|p| {
+            best = best.min(p.smoothed);
+            blown_up(p.smoothed, best)
+        }));
+        assert!(blown_up(f64::NAN, 1.0) && blown_up(f64::INFINITY, 1.0));
     }
 
     #[test]
