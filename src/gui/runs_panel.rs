@@ -229,8 +229,10 @@ impl RunsPanel {
             if ui.button("Refresh").clicked() {
                 actions.push(Action::RefreshRuns);
             }
+        });
+        // a line of its own: beside a long folder name it would run off the window
+        ui.horizontal(|ui| {
             // outside the Actions menu: a click inside a menu closes it
-            ui.separator();
             ui.label("Export models as")
                 .on_hover_text("safetensors: weights + config.json, what `gradlab eval` and PyTorch read; ONNX: model.onnx for ONNX Runtime and other tools");
             for f in ExportFormat::ALL {

@@ -91,7 +91,7 @@ impl MinMaxPyramid {
     /// Takes note of `values[len - 1]`, just appended.
     fn appended(&mut self, values: &[f32]) {
         let n = values.len();
-        if n == 0 || n % BASE != 0 {
+        if n == 0 || !n.is_multiple_of(BASE) {
             return;
         }
         let mut block = Block::EMPTY;
@@ -105,7 +105,7 @@ impl MinMaxPyramid {
             }
             self.levels[level].push(block);
             let blocks = &self.levels[level];
-            if blocks.len() % 2 != 0 {
+            if !blocks.len().is_multiple_of(2) {
                 break;
             }
             let mut parent = blocks[blocks.len() - 2];
@@ -128,28 +128,33 @@ impl MinMaxPyramid {
         let mut out = Block::EMPTY;
         let mut i = a;
         while i < b {
-            // the largest aligned whole block starting at i and ending by b
-            let mut taken = false;
-            if i % BASE == 0 {
-                for level in (0..self.levels.len()).rev() {
+            if i.is_multiple_of(BASE) && i + BASE <= b && !self.levels.is_empty() {
+                // the largest block aligned at i that ends by b: its level is bounded by i's
+                // alignment and by the room left (a block not complete yet is one level down)
+                let align = (i.trailing_zeros().min(usize::BITS - 1) - BASE_SHIFT) as usize;
+                let fit = (usize::BITS - 1 - (b - i).leading_zeros() - BASE_SHIFT) as usize;
+                let mut level = align.min(fit).min(self.levels.len() - 1);
+                loop {
                     let size = BASE << level;
-                    if i % size == 0 && i + size <= b {
-                        if let Some(block) = self.levels[level].get(i / size) {
-                            out.merge(block);
-                            i += size;
-                            taken = true;
-                            break;
-                        }
+                    if let Some(block) = self.levels[level].get(i / size) {
+                        out.merge(block);
+                        i += size;
+                        break;
                     }
+                    if level == 0 {
+                        break;
+                    }
+                    level -= 1;
+                }
+                if i.is_multiple_of(BASE) && i + BASE <= b && self.levels[0].get(i / BASE).is_some() {
+                    continue;
                 }
             }
-            if !taken {
-                let end = b.min((i / BASE + 1) * BASE);
-                for (j, &v) in values[i..end].iter().enumerate() {
-                    out.add(v, (i + j) as u32);
-                }
-                i = end;
+            let end = b.min((i / BASE + 1) * BASE);
+            for (j, &v) in values[i..end].iter().enumerate() {
+                out.add(v, (i + j) as u32);
             }
+            i = end;
         }
         out
     }
@@ -269,6 +274,41 @@ impl Series {
         self.partition(kind, bpe, |xi| xi <= x)
     }
 
+    /// `partition` searched from `from` onwards by doubling steps: the columns of a plot ask
+    /// in x order, so each answer is near the last one and the search stays in cache (a
+    /// binary search over a million steps misses it some twenty times per column).
+    fn gallop(&self, kind: XKind, bpe: usize, from: usize, before: impl Fn(f64) -> bool) -> usize {
+        let n = self.len();
+        if from >= n || !before(self.x(kind, bpe, from)) {
+            return from;
+        }
+        // before(x(lo)) holds; find hi with !before(x(hi)) (or the end)
+        let (mut lo, mut step) = (from, 1usize);
+        let hi = loop {
+            let probe = lo + step;
+            if probe >= n {
+                break n;
+            }
+            if before(self.x(kind, bpe, probe)) {
+                lo = probe;
+                step *= 2;
+            } else {
+                break probe;
+            }
+        };
+        // the first index in (lo, hi) where before fails, else hi
+        let (mut a, mut b) = (lo + 1, hi);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if before(self.x(kind, bpe, mid)) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        a
+    }
+
     fn partition(&self, kind: XKind, bpe: usize, before: impl Fn(f64) -> bool) -> usize {
         match kind {
             XKind::WallTime => self.time_s.partition_point(|&t| before(f64::from(t))),
@@ -332,8 +372,12 @@ pub fn columns(
     let mut out = Vec::with_capacity(2 * width + 4);
     let mut start = lo;
     for c in 1..=width + 1 {
-        let end =
-            if c > width { hi } else { series.first_at_or_after(kind, bpe, x_range[0] + c as f64 * dx).max(start) };
+        let end = if c > width {
+            hi
+        } else {
+            let edge = x_range[0] + c as f64 * dx;
+            series.gallop(kind, bpe, start, |x| x < edge)
+        };
         let end = end.min(hi);
         if end > start {
             let b = pyramid.extremes(values, start, end);
