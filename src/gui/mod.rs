@@ -44,6 +44,7 @@ mod transfer_panel;
 pub use app::{AppOptions, GradlabApp, KeepFromLastTime, Notice, View};
 pub use compare::flatten_preset;
 pub use dialogs::Dialogs;
+pub use inspect::{GalleryMode, InsidePanel, InspectState};
 pub use io::write_png;
 pub use run_view::{LiveRun, Phase};
 pub use runs_panel::SweepHeader;

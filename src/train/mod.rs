@@ -19,7 +19,7 @@ pub mod transfer;
 mod worker;
 
 pub use event::{Command, EpochMetrics, Evaluation, Event, RunOrigin, RunRequest, RunStatus, Summary};
-pub use metrics::Confusion;
+pub use metrics::{ClassReport, ClassRow, Confusion};
 pub use prefetch::{BatchSource, AHEAD as BATCHES_AHEAD};
 pub use session::{device_for, evaluate, evaluate_with_predictions, EpochProgress, Session, StepMetrics};
 pub use worker::{cores, resolve_threads, tune_candle_pool, Trainer, Waker, WorkerOptions, STEP_WAKE_INTERVAL};

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod curves;
+mod inside;
 mod sweep;
 
 use std::collections::VecDeque;
