@@ -76,6 +76,9 @@ fn settle(h: &mut Harness<'_, GradlabApp>) {
     step_until(h, "the data preview and gallery", Duration::from_secs(60), |a| {
         a.preview_ready() && !a.gallery.entries.is_empty()
     });
+    // The cards' pictures arrive from their own thread and change the cards' heights: a snapshot
+    // showing the gallery must not race them.
+    step_until(h, "the cards' pictures", Duration::from_secs(120), |a| a.gallery.thumbnails.ready());
     h.run();
 }
 
