@@ -153,6 +153,9 @@ fn settings_survive_a_restart() {
     assert_eq!(app.preset.data.set, "spiral");
     assert_eq!(app.plot_settings, PlotSettings { smoothing: 0.9, log_y: true, x_kind: XKind::Step });
     assert_eq!(app.theme, Theme::Light);
+    // kittest sets its own theme on the context after the app is built: apply the app's again
+    let ctx = h.ctx.clone();
+    h.state_mut().set_theme(Theme::Light, &ctx);
     assert_eq!(h.ctx.options(|o| o.theme_preference), egui::ThemePreference::Light);
     h.get_by_label_contains(&format!("runs in {}", chosen.path().display()));
     // the gallery, in light colours (the runs list would show a temporary folder's name)
