@@ -239,9 +239,15 @@ pub const BUILTIN: &[(&str, &str)] = &[
 impl Preset {
     /// Parses and validates TOML; errors name `origin` (a file name) and the key.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let preset: Preset = toml::from_str(text).map_err(|e| validate::toml_error(&e, text, origin))?;
+        let preset = Self::parse_toml(text, origin)?;
         preset.validate(origin)?;
         Ok(preset)
+    }
+
+    /// Reads a preset without validating it: the GUI keeps a stored preset whose data folder
+    /// is missing for now (an unmounted drive) and names the problem instead.
+    pub fn parse_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| validate::toml_error(&e, text, origin))
     }
 
     pub fn load(path: &Path) -> Result<Self> {

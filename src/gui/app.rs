@@ -53,6 +53,13 @@ pub struct AppOptions {
     pub quit_when_done: bool,
 }
 
+/// See `GradlabApp::overridden`: (the command line's value, the stored one).
+#[derive(Default)]
+struct Overridden {
+    preset_toml: Option<(String, String)>,
+    runs_dir: Option<(Option<PathBuf>, Option<PathBuf>)>,
+}
+
 /// Which of the options the last session's settings override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepFromLastTime {
@@ -100,6 +107,9 @@ pub enum Notice {
 
 pub struct GradlabApp {
     pub preset: Preset,
+    /// The stored preset and runs folder the command line overrode in this session, with the
+    /// overriding values: saved back as stored while the user has not changed them.
+    overridden: Overridden,
     pub run: LiveRun,
     /// What was typed into the text views (prompt, temperature, probe text).
     pub text_view: super::text_views::TextViewState,
@@ -214,6 +224,7 @@ impl GradlabApp {
             lr_window: LrWindow::default(),
             inspect: InspectState::default(),
             subscribed: Views::NONE,
+            overridden: Overridden::default(),
         };
         // tests have no storage: they never read or write the user's settings
         if let Some(saved) = cc.storage.and_then(|s| eframe::get_value::<Settings>(s, settings::APP_KEY)) {
@@ -224,15 +235,22 @@ impl GradlabApp {
 
     /// What `save` keeps for the next session.
     pub fn settings(&self) -> Settings {
+        let preset_toml = self.preset.to_toml();
         Settings {
-            preset_toml: self.preset.to_toml(),
+            preset_toml: match &self.overridden.preset_toml {
+                Some((given, stored)) if *given == preset_toml => stored.clone(),
+                _ => preset_toml,
+            },
             view: match self.view {
                 View::Experiments => SavedView::Experiments,
                 View::Training => SavedView::Training,
                 View::Inside => SavedView::Inside,
                 View::Runs | View::Sweep => SavedView::Runs,
             },
-            runs_dir: self.runs_dir.clone(),
+            runs_dir: match &self.overridden.runs_dir {
+                Some((given, stored)) if *given == self.runs_dir => stored.clone(),
+                _ => self.runs_dir.clone(),
+            },
             plot: self.plot_settings,
             theme: self.theme,
             compare_metric: self.runs.compare_metric,
@@ -241,6 +259,12 @@ impl GradlabApp {
 
     /// Takes up the last session's settings (what `keep` allows of the preset and runs folder).
     pub fn apply_settings(&mut self, saved: Settings, keep: KeepFromLastTime, ctx: &egui::Context) {
+        if !keep.preset {
+            self.overridden.preset_toml = Some((self.preset.to_toml(), saved.preset_toml.clone()));
+        }
+        if !keep.runs_dir {
+            self.overridden.runs_dir = Some((self.runs_dir.clone(), saved.runs_dir.clone()));
+        }
         if keep.preset {
             match saved.preset() {
                 Some(Ok(preset)) => self.preset = preset,
@@ -514,7 +538,7 @@ impl eframe::App for GradlabApp {
             }
             // a resumed run's earlier history may have been read before its start arrived
             if started {
-                if let Some((_, data)) = self.run.run_dir.as_ref().and_then(|d| self.runs.loaded.get(d)) {
+                if let Some((_, data, _)) = self.run.run_dir.as_ref().and_then(|d| self.runs.loaded.get(d)) {
                     self.run.prepend_history(data);
                 }
             }

@@ -132,7 +132,7 @@ impl GradlabApp {
         let Some(epochs) = self.runs.runs.iter().find(|(d, _)| *d == dir).map(|(_, i)| i.epochs_completed) else {
             return;
         };
-        let have = self.runs.loaded.get(&dir).map(|(n, _)| *n);
+        let have = self.runs.loaded.get(&dir).map(|(n, ..)| *n);
         let asked = Some((dir.clone(), epochs));
         if have != Some(epochs) && self.best_requested != asked && self.io.send(IoRequest::LoadRun(dir)) {
             self.best_requested = asked;

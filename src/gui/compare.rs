@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use egui::{RichText, Ui};
 use egui_plot::MarkerShape;
 
@@ -71,10 +69,10 @@ pub fn flatten_preset(preset: &crate::config::Preset) -> Vec<(String, String)> {
 }
 
 /// The legend names of runs: their names, with the folder when two share one.
-fn names(runs: &[(&PathBuf, &RunData)]) -> Vec<String> {
+fn names(runs: &[(&PathBuf, &RunData, &RunCurves)]) -> Vec<String> {
     runs.iter()
-        .map(|(dir, data)| {
-            let duplicate = runs.iter().filter(|(_, d)| d.info.name == data.info.name).count() > 1;
+        .map(|(dir, data, _)| {
+            let duplicate = runs.iter().filter(|(_, d, _)| d.info.name == data.info.name).count() > 1;
             if duplicate {
                 format!(
                     "{} ({})",
@@ -93,7 +91,7 @@ fn names(runs: &[(&PathBuf, &RunData)]) -> Vec<String> {
 pub fn plot(
     ui: &mut Ui,
     id: &'static str,
-    runs: &[(&PathBuf, &RunData)],
+    runs: &[(&PathBuf, &RunData, &RunCurves)],
     names: &[String],
     metric: CompareMetric,
     height: f32,
@@ -102,30 +100,54 @@ pub fn plot(
     plot_with(ui, id, runs, names, metric, height, &settings)
 }
 
-/// A run's per-step curve of a training metric, built once per run, length and smoothing.
-fn step_series(ui: &Ui, dir: &PathBuf, data: &RunData, metric: CompareMetric, smoothing: f32) -> Option<Arc<Series>> {
-    let values: Vec<f32> = match metric {
-        CompareMetric::TrainLoss => data.steps.iter().map(|s| s[1] as f32).collect(),
-        CompareMetric::TrainAccuracy => data.step_accuracy.clone(),
-        _ => return None,
-    };
+/// A loaded run's per-step training curves and markers, built once when its data arrive (the
+/// runs panel keeps them with the run, so they drop with it); a plot only borrows them.
+pub struct RunCurves {
+    pub train_loss: Option<Series>,
+    pub train_accuracy: Option<Series>,
+    pub markers: Vec<Marker>,
+}
+
+impl RunCurves {
+    pub fn new(data: &RunData, smoothing: f32) -> Self {
+        let bpe = data.batches_per_epoch.unwrap_or(1).max(1);
+        let loss: Vec<f32> = data.steps.iter().map(|s| s[1] as f32).collect();
+        Self {
+            train_loss: step_series(data, &loss, smoothing),
+            train_accuracy: step_series(data, &data.step_accuracy, smoothing),
+            markers: markers(data, bpe),
+        }
+    }
+
+    /// A new smoothing weight for both curves (nothing is computed when it is the same).
+    pub fn set_smoothing(&mut self, smoothing: f32) {
+        for s in [&mut self.train_loss, &mut self.train_accuracy].into_iter().flatten() {
+            s.set_smoothing(smoothing);
+        }
+    }
+
+    fn series(&self, metric: CompareMetric) -> Option<&Series> {
+        match metric {
+            CompareMetric::TrainLoss => self.train_loss.as_ref(),
+            CompareMetric::TrainAccuracy => self.train_accuracy.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A run's per-step curve of a training metric (none when nothing was recorded).
+fn step_series(data: &RunData, values: &[f32], smoothing: f32) -> Option<Series> {
     if values.is_empty() || values.iter().all(|v| v.is_nan()) {
         return None;
     }
-    let id = egui::Id::unique(("compare_series", dir, data.steps.len(), metric, smoothing.to_bits()));
-    if let Some(hit) = ui.ctx().data(|d| d.get_temp::<Arc<Series>>(id)) {
-        return Some(hit);
-    }
     let mut series = Series::with_smoothing(smoothing);
     let mut last_time = 0.0f32;
-    for (i, (s, v)) in data.steps.iter().zip(values).enumerate() {
+    for (i, (s, &v)) in data.steps.iter().zip(values).enumerate() {
         // runs from before step times were recorded: their steps sit at the last known time
         let t = data.step_elapsed_s.get(i).copied().filter(|t| t.is_finite()).unwrap_or(last_time);
         last_time = t;
         series.push(s[0] as u32, t, v);
     }
-    let series = Arc::new(series);
-    ui.ctx().data_mut(|d| d.insert_temp(id, series.clone()));
     Some(series)
 }
 
@@ -161,22 +183,20 @@ fn markers(data: &RunData, bpe: usize) -> Vec<Marker> {
 pub fn plot_with(
     ui: &mut Ui,
     id: &'static str,
-    runs: &[(&PathBuf, &RunData)],
+    runs: &[(&PathBuf, &RunData, &RunCurves)],
     names: &[String],
     metric: CompareMetric,
     height: f32,
     settings: &PlotSettings,
 ) -> egui::Response {
     let bpe_of = |data: &RunData| data.batches_per_epoch.unwrap_or(1).max(1);
-    let series: Vec<Option<Arc<Series>>> =
-        runs.iter().map(|(dir, data)| step_series(ui, dir, data, metric, settings.smoothing)).collect();
     let mut steps = Vec::new();
     let mut epochs = Vec::new();
     let mut marks = Vec::new();
-    for (i, ((_, data), name)) in runs.iter().zip(names).enumerate() {
+    for (i, ((_, data, curves), name)) in runs.iter().zip(names).enumerate() {
         let color = class_color(i as u32);
         let bpe = bpe_of(data);
-        if let Some(s) = &series[i] {
+        if let Some(s) = curves.series(metric) {
             steps.push(StepLine { name: format!("{name} (step)"), series: s, color, batches_per_epoch: bpe });
         }
         let points = data.epochs.iter().map(|m| (m.epoch as f64, m.elapsed_s, metric.value(m))).collect();
@@ -202,7 +222,7 @@ pub fn plot_with(
                 radius: 6.0,
             });
         }
-        marks.extend(markers(data, bpe));
+        marks.extend(curves.markers.iter().cloned());
     }
     let plot = CurvePlot {
         id,
@@ -220,7 +240,7 @@ pub fn plot_with(
 
 pub fn show(
     ui: &mut Ui,
-    runs: &[(&PathBuf, &RunData)],
+    runs: &[(&PathBuf, &RunData, &RunCurves)],
     metric: &mut CompareMetric,
     plot_settings: &mut PlotSettings,
     only_differences: &mut bool,
@@ -255,7 +275,7 @@ pub fn show(
         ui.strong("Hyper-parameters");
         ui.checkbox(only_differences, "only differences");
     });
-    let tables: Vec<Vec<(String, String)>> = runs.iter().map(|(_, d)| flatten_preset(&d.preset)).collect();
+    let tables: Vec<Vec<(String, String)>> = runs.iter().map(|(_, d, _)| flatten_preset(&d.preset)).collect();
     let mut keys: Vec<String> = Vec::new();
     for t in &tables {
         for (k, _) in t {

@@ -149,6 +149,7 @@ pub fn hover_text(series: &Series, i: usize, bpe: usize, y_name: &str, smoothing
 /// What a line's points were computed for: the same key gives the same points.
 #[derive(Clone, PartialEq)]
 struct CacheKey {
+    series: super::series::SeriesId,
     len: usize,
     range: [u64; 2],
     width: usize,
@@ -171,6 +172,7 @@ fn cached_columns(
 ) -> Vec<PlotPoint> {
     let (range, width) = view;
     let key = CacheKey {
+        series: line.series.id(),
         len: line.series.len(),
         range: range.map(f64::to_bits),
         width,
@@ -189,8 +191,11 @@ fn cached_columns(
 
 /// Draws the plot. Returns its response (for Save as PNG).
 pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::Response {
-    let plot_id = Id::unique(plot.id);
+    let cache_id = Id::unique(plot.id);
     let kind = settings.x_kind;
+    // a new x axis starts from the whole range: the bounds of another axis mean nothing on it
+    let plot_id = cache_id.with(kind.title());
+    let link_id = Id::unique(plot.link_group).with(kind.title());
     // The x range and width the plot showed last frame: while it follows the data (auto
     // bounds), the whole range; once zoomed or panned, only what is visible is queried.
     let full = plot
@@ -206,14 +211,14 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
         (_, None) => [0.0, 0.0],
     };
     let smoothing_on = settings.smoothing > 0.0;
+    let log = settings.log_y;
     let mut lines = Vec::new();
     for (k, line) in plot.steps.iter().enumerate() {
-        let raw = cached_columns(ui, plot_id.with(("raw", k)), line, Curve::Raw, settings, (range, width));
+        let raw = cached_columns(ui, cache_id.with(("raw", k)), line, Curve::Raw, settings, (range, width));
         let smooth = smoothing_on
-            .then(|| cached_columns(ui, plot_id.with(("smooth", k)), line, Curve::Smoothed, settings, (range, width)));
+            .then(|| cached_columns(ui, cache_id.with(("smooth", k)), line, Curve::Smoothed, settings, (range, width)));
         lines.push((raw, smooth));
     }
-    let log = settings.log_y;
     let y_name = plot.y_name.to_string();
     let hover_lines: Vec<(String, &Series, usize)> =
         plot.steps.iter().map(|l| (l.name.clone(), l.series, l.batches_per_epoch)).collect();
@@ -224,16 +229,32 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
         .legend(Legend::default().position(plot.legend))
         .x_axis_label(kind.title())
         .allow_scroll(false)
-        .link_axis(Id::unique(plot.link_group), [true, false])
-        .link_cursor(Id::unique(plot.link_group), [true, false])
+        .link_axis(link_id, [true, false])
+        .link_cursor(link_id, [true, false])
         .label_formatter(move |pos: &HoverPosition<'_>| {
-            let (name, position) = match pos {
-                HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, *position),
-                HoverPosition::Elsewhere { position } => ("", *position),
+            // the nearest step line's point at this x (the first one's when not near a line);
+            // any other line (per epoch, validation) names its own point
+            let line = match pos {
+                HoverPosition::NearDataPoint { plot_name, position, .. } => {
+                    let own = |(n, ..): &&(String, &Series, usize)| {
+                        *plot_name == n.as_str() || plot_name.strip_suffix(" (raw)") == Some(n.as_str())
+                    };
+                    match hover_lines.iter().find(own) {
+                        Some(line) => (line, position.x),
+                        None => {
+                            let y = if log { 10f64.powf(position.y) } else { position.y };
+                            let x = match kind {
+                                XKind::WallTime => clock(position.x),
+                                _ => format!("{:.2}", position.x),
+                            };
+                            return Some(format!("{plot_name}\n{} {x} · {y_name} {}", kind.title(), short(y)));
+                        }
+                    }
+                }
+                HoverPosition::Elsewhere { position } => (hover_lines.first()?, position.x),
             };
-            // the nearest line's point at this x (the first line's when not near one)
-            let line = hover_lines.iter().find(|(n, ..)| name.starts_with(n.as_str())).or(hover_lines.first())?;
-            let i = line.1.index_at(kind, line.2, position.x)?;
+            let (line, x) = line;
+            let i = line.1.index_at(kind, line.2, x)?;
             let text = hover_text(line.1, i, line.2, &y_name, smoothing);
             Some(if hover_lines.len() > 1 { format!("{}\n{text}", line.0) } else { text })
         });
@@ -260,7 +281,7 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
         plot.markers.iter().map(|m| (m.x(kind), m.label.clone())).filter(|(x, _)| x.is_finite()).collect();
     let epochs = plot.epochs;
     let names: Vec<(String, Color32)> = plot.steps.iter().map(|l| (l.name.clone(), l.color)).collect();
-    p.show(ui, move |pu| {
+    let shown = p.show(ui, move |pu| {
         for ((raw, smooth), (name, color)) in lines.into_iter().zip(names) {
             match smooth {
                 Some(smooth) => {
@@ -298,8 +319,16 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
                     .anchor(egui::Align2::LEFT_TOP),
             );
         }
-    })
-    .response
+    });
+    // the columns were computed for last frame's bounds: after a pan or zoom, draw once more
+    // with the new ones (nothing else would repaint an idle window)
+    if let Some(m) = PlotMemory::load(ui.ctx(), plot_id) {
+        let bounds = [m.bounds().min()[0], m.bounds().max()[0]];
+        if !m.auto_bounds.x && full.is_some() && bounds != range {
+            ui.ctx().request_repaint();
+        }
+    }
+    shown.response
 }
 
 /// The points the plot `plot_id` drew last for its `line`-th step curve (raw or smoothed), for
@@ -308,4 +337,45 @@ pub fn show(ui: &mut Ui, plot: CurvePlot<'_>, settings: &PlotSettings) -> egui::
 pub fn cached_points(ctx: &egui::Context, plot_id: &str, line: usize, smoothed: bool) -> Option<Vec<PlotPoint>> {
     let id = Id::unique(plot_id).with((if smoothed { "smooth" } else { "raw" }, line));
     ctx.data(|d| d.get_temp::<Cached>(id)).map(|c| c.1.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f32]) -> Series {
+        let mut s = Series::with_smoothing(0.0);
+        for (i, &v) in values.iter().enumerate() {
+            s.push(i as u32, i as f32, v);
+        }
+        s
+    }
+
+    /// The points drawn for `series` under the same plot id, line and view.
+    fn drawn(ctx: &egui::Context, series: &Series) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut output = ctx.run_ui(Default::default(), |ui| {
+            let line = StepLine { name: "train".into(), series, color: Color32::WHITE, batches_per_epoch: 1 };
+            let settings = PlotSettings { smoothing: 0.0, log_y: false, x_kind: XKind::Step };
+            out = cached_columns(ui, Id::unique("cache-test"), &line, Curve::Raw, &settings, ([0.0, 2.0], 100))
+                .iter()
+                .map(|p| p.y)
+                .collect();
+        });
+        output.textures_delta.clear();
+        out
+    }
+
+    #[test]
+    fn another_series_of_the_same_length_is_not_drawn_from_the_cache() {
+        let ctx = egui::Context::default();
+        let loss = series(&[2.0, 1.5, 1.0]);
+        let accuracy = series(&[0.25, 0.5, 0.75]);
+        assert!(drawn(&ctx, &loss).contains(&2.0));
+        let points = drawn(&ctx, &accuracy);
+        assert!(points.contains(&0.75) && !points.contains(&2.0), "drew {points:?} for the accuracy");
+        let mut smoothed = accuracy.clone();
+        smoothed.set_smoothing(0.5);
+        assert_ne!(smoothed.id(), accuracy.id(), "a new smoothing renews the id");
+    }
 }

@@ -107,7 +107,7 @@ impl GradlabApp {
             Action::DeleteRun(dir) => IoRequest::DeleteRun(dir),
             Action::ResumeRun(dir) => {
                 match self.runs.loaded.get(&dir) {
-                    Some((_, data)) => self.preset = data.preset.clone(),
+                    Some((_, data, _)) => self.preset = data.preset.clone(),
                     None => {
                         if let Ok(p) = Preset::load(&dir.join("preset.toml")) {
                             self.preset = p;

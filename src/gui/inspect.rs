@@ -91,6 +91,10 @@ pub struct InspectState {
     next_id: u64,
     in_flight: HashMap<u64, Kind>,
     clock: u64,
+    /// Why the gallery's samples were refused, with the predictions' epoch and the gallery
+    /// mode they were asked for: not asked again until either changes (a failed run would
+    /// otherwise be asked every frame).
+    pub samples_error: Option<(usize, Option<GalleryMode>, String)>,
     /// The gallery's choice (none until a cell or a mode is picked).
     pub gallery: Option<GalleryMode>,
     /// The matrix and table show shares of each true class instead of counts.
@@ -213,6 +217,10 @@ impl InspectState {
                 }
                 self.evict();
             }
+            (Kind::Samples, r) => {
+                let why = unavailable(&r).unwrap_or_else(|| "no answer".into());
+                self.samples_error = Some((self.predictions_epoch(), self.gallery, why));
+            }
             (Kind::Pad, InspectReply::Probabilities(p)) => {
                 // the pad may have been cleared while the answer was on its way
                 self.pad_error = None;
@@ -262,6 +270,7 @@ impl InspectState {
     }
 
     pub fn set_predictions(&mut self, predictions: Predictions) {
+        self.samples_error = None;
         self.predictions = Some(predictions);
     }
 
@@ -298,9 +307,22 @@ impl InspectState {
         }
     }
 
-    /// Asks for the gallery's samples that are not cached yet (one request at a time).
+    fn predictions_epoch(&self) -> usize {
+        self.predictions.as_ref().map_or(usize::MAX, |p| p.epoch)
+    }
+
+    /// Why the gallery's samples were refused for the predictions and mode shown now.
+    pub fn gallery_error(&self) -> Option<&str> {
+        self.samples_error
+            .as_ref()
+            .filter(|(epoch, mode, _)| *epoch == self.predictions_epoch() && *mode == self.gallery)
+            .map(|(.., why)| why.as_str())
+    }
+
+    /// Asks for the gallery's samples that are not cached yet (one request at a time, none
+    /// while the last refusal still applies).
     pub fn fetch_gallery(&mut self, shown: &[usize], actions: &mut Vec<Action>) {
-        if self.busy(Kind::Samples) {
+        if self.busy(Kind::Samples) || self.gallery_error().is_some() {
             return;
         }
         let missing: Vec<usize> = shown.iter().copied().filter(|i| !self.samples.contains_key(i)).collect();
@@ -429,5 +451,41 @@ pub fn color_image(p: &Picture) -> Option<ColorImage> {
         1 => Some(ColorImage::from_gray([p.w, p.h], &p.bytes)),
         3 => Some(ColorImage::from_rgb([p.w, p.h], &p.bytes)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions(epoch: usize) -> Predictions {
+        Predictions { epoch, truth: vec![0, 1], top: vec![[(1, 0.9), (0, 0.1), (u32::MAX, 0.0)]; 2] }
+    }
+
+    fn asked(state: &mut InspectState) -> usize {
+        let mut actions = Vec::new();
+        state.fetch_gallery(&[0, 1], &mut actions);
+        actions.len()
+    }
+
+    #[test]
+    fn a_refused_gallery_is_not_asked_again_until_predictions_or_mode_change() {
+        let mut state = InspectState { gallery: Some(GalleryMode::LeastConfident), ..Default::default() };
+        state.set_predictions(predictions(1));
+        assert_eq!(asked(&mut state), 1);
+        let id = state.next_id;
+        assert!(state.apply_reply(id, InspectReply::Unavailable("the run failed".into())));
+        assert_eq!(state.gallery_error(), Some("the run failed"));
+        for _ in 0..3 {
+            assert_eq!(asked(&mut state), 0, "asked again after a refusal");
+        }
+        state.gallery = Some(GalleryMode::ConfidentlyWrong);
+        assert_eq!(asked(&mut state), 1, "a new mode asks again");
+        let id = state.next_id;
+        state.apply_reply(id, InspectReply::Unavailable("still failed".into()));
+        assert_eq!(asked(&mut state), 0);
+        state.set_predictions(predictions(2));
+        assert_eq!(state.gallery_error(), None);
+        assert_eq!(asked(&mut state), 1, "new predictions ask again");
     }
 }

@@ -4,7 +4,7 @@
 //! and the share of dead ReLU units.
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Bar, BarChart, FilledArea, HLine, Line, Plot};
+use egui_plot::{log_grid_spacer, Bar, BarChart, FilledArea, GridMark, HLine, Line, Plot};
 
 use super::inspect::InspectState;
 use crate::train::layer_stats::{Histogram, LayerStats};
@@ -60,7 +60,7 @@ pub fn show(ui: &mut Ui, inspect: &InspectState) {
                     ui.set_width(150.0);
                     ui.strong(&layer.name);
                     if let Some(dead) = layer.dead_relu {
-                        ui.label(format!("{}: dead ReLU {:.1}%", layer.name, 100.0 * dead));
+                        ui.label(format!("dead ReLU {:.1}%", 100.0 * dead));
                     }
                     ui.label(RichText::new(format!("update ratio {:.1e}", layer.update_ratio)).small());
                 });
@@ -86,6 +86,8 @@ fn bands(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) 
         })
         .collect();
     let xs: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    // readable in light and dark themes
+    let median_color = ui.visuals().strong_text_color();
     small_plot(format!("bands-{name}"), width).show(ui, |p| {
         for k in 0..4 {
             let lo: Vec<f64> = rows.iter().map(|r| f64::from(r.1[k])).collect();
@@ -98,7 +100,7 @@ fn bands(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) 
             );
         }
         let median: Vec<[f64; 2]> = rows.iter().map(|r| [r.0, f64::from(r.1[4])]).collect();
-        p.line(Line::new("median", median).color(Color32::WHITE));
+        p.line(Line::new("median", median).color(median_color));
     });
 }
 
@@ -125,6 +127,17 @@ fn histograms(ui: &mut Ui, weight: &Histogram, grad: &Histogram, name: &str, wid
     });
 }
 
+/// The label of a mark on a log10 axis: "1e-3" at whole exponents, none between them (the
+/// 0.1-decade marks would all read "1e-3").
+pub fn log_label(mark: GridMark, _: &std::ops::RangeInclusive<f64>) -> String {
+    let e = mark.value;
+    if (e - e.round()).abs() < 1e-9 {
+        format!("1e{}", e.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// log10 of ‖Δw‖/‖w‖ per stats step, with the rule of thumb's 1e-3.
 fn ratio(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) {
     let points: Vec<[f64; 2]> = history
@@ -136,7 +149,7 @@ fn ratio(ui: &mut Ui, history: &[LayerStats], i: usize, name: &str, width: f32) 
                 .map(|l| [s.step as f64, f64::from(l.update_ratio.log10())])
         })
         .collect();
-    small_plot(format!("ratio-{name}"), width).y_axis_formatter(|mark, _| format!("1e{:.0}", mark.value)).show(
+    small_plot(format!("ratio-{name}"), width).y_grid_spacer(log_grid_spacer(10)).y_axis_formatter(log_label).show(
         ui,
         |p| {
             p.hline(HLine::new("1e-3", -3.0).color(Color32::from_gray(140)));
@@ -168,5 +181,15 @@ mod tests {
         }
         let empty = Histogram { min: 0.0, max: 0.0, counts: [0; BINS] };
         assert_eq!(quantiles(&empty, &[0.5]), [0.0]);
+    }
+
+    #[test]
+    fn log_marks_are_labelled_at_whole_decades_only() {
+        let range = -4.0..=-2.0;
+        let label = |value: f64| log_label(GridMark { value, step_size: 0.1 }, &range);
+        assert_eq!(label(-3.0), "1e-3");
+        assert_eq!(label(-2.0 - 1e-12), "1e-2");
+        assert_eq!(label(-2.9), "", "a 0.1-decade mark");
+        assert_eq!(label(-3.1), "");
     }
 }

@@ -3,7 +3,7 @@
 //! the preset's fresh weights, recording nothing) with a button that takes its suggestion.
 
 use egui::{Color32, Ui};
-use egui_plot::{log_grid_spacer, GridMark, Legend, Line, LineStyle, Plot, VLine};
+use egui_plot::{log_grid_spacer, Legend, Line, LineStyle, Plot, VLine};
 
 use super::plots::{TRAIN_COLOR, VALIDATION_COLOR};
 use super::setup_panel::Action;
@@ -78,7 +78,7 @@ fn log_x_plot(id: &str, height: f32) -> Plot<'_> {
         .legend(Legend::default())
         .allow_scroll(false)
         .x_grid_spacer(log_grid_spacer(10))
-        .x_axis_formatter(|m: GridMark, _| format!("1e{}", m.value.round() as i64))
+        .x_axis_formatter(super::layer_stats_view::log_label)
 }
 
 /// The window. `idle`: no run is active, so the finder may run.
@@ -152,7 +152,9 @@ fn finder(ui: &mut Ui, state: &mut LrWindow, preset: &mut Preset, idle: bool, ac
                 (s.steep, "where the smoothed loss falls fastest"),
                 (s.min_over_10, "a tenth of the rate at the loss's minimum"),
             ] {
-                if ui.button(format!("Use {}", lr_text(lr))).on_hover_text(why).clicked() {
+                // during a run the preset's rate would change without reaching the run
+                let button = ui.add_enabled(idle, egui::Button::new(format!("Use {}", lr_text(lr))));
+                if button.on_hover_text(why).on_disabled_hover_text("Stop the run first").clicked() {
                     preset.train.learning_rate = lr;
                 }
             }

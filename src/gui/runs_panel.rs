@@ -47,8 +47,9 @@ pub struct RunsPanel {
     pub listed_once: bool,
     sort: Option<(SortKey, bool)>,
     pub selected: BTreeSet<PathBuf>,
-    /// Curves of selected runs, loaded by the io thread, with the epoch count they were read at.
-    pub loaded: HashMap<PathBuf, (usize, RunData)>,
+    /// Curves of selected runs, loaded by the io thread, with the epoch count they were read at
+    /// and their per-step curves and markers (built once, when the data arrive).
+    pub loaded: HashMap<PathBuf, (usize, RunData, compare::RunCurves)>,
     renaming: Option<(PathBuf, String)>,
     confirm_delete: Option<PathBuf>,
     pub(super) compare_metric: compare::CompareMetric,
@@ -89,7 +90,7 @@ impl RunsPanel {
             .filter(|(dir, info)| {
                 self.loaded
                     .get(dir)
-                    .is_none_or(|(n, _)| *n != info.epochs_completed || info.status == RunStatus::Running)
+                    .is_none_or(|(n, ..)| *n != info.epochs_completed || info.status == RunStatus::Running)
             })
             .map(|(dir, _)| dir.clone())
             .collect()
@@ -103,7 +104,8 @@ impl RunsPanel {
     }
 
     pub fn set_loaded(&mut self, dir: PathBuf, data: RunData) {
-        self.loaded.insert(dir, (data.info.epochs_completed, data));
+        let curves = compare::RunCurves::new(&data, self.plot_settings.smoothing);
+        self.loaded.insert(dir, (data.info.epochs_completed, data, curves));
     }
 
     fn sorted(&self) -> Vec<&(PathBuf, RunInfo)> {
@@ -274,10 +276,14 @@ impl RunsPanel {
         });
         self.confirm_delete_modal(ui, actions);
         ui.separator();
-        let selected: Vec<(&PathBuf, &RunData)> = rows
+        let smoothing = self.plot_settings.smoothing;
+        for (_, _, curves) in self.loaded.values_mut() {
+            curves.set_smoothing(smoothing);
+        }
+        let selected: Vec<(&PathBuf, &RunData, &compare::RunCurves)> = rows
             .iter()
             .filter(|(d, _)| self.selected.contains(d))
-            .filter_map(|(d, _)| self.loaded.get(d).map(|(_, data)| (d, data)))
+            .filter_map(|(d, _)| self.loaded.get(d).map(|(_, data, curves)| (d, data, curves)))
             .collect();
         if selected.is_empty() {
             ui.label("Tick runs to compare their curves and hyper-parameters.");

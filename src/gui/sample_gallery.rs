@@ -53,6 +53,9 @@ pub fn show(ui: &mut Ui, run: &LiveRun, inspect: &mut InspectState, actions: &mu
     ui.label(RichText::new(format!("predictions of epoch {epoch}")).small().weak());
     let shown: Vec<usize> = indices.into_iter().take(GALLERY_CARDS).collect();
     inspect.fetch_gallery(&shown, actions);
+    if let Some(why) = inspect.gallery_error() {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Samples unavailable: {why}"));
+    }
     let has_conv = inspect.info.as_ref().is_some_and(|i| !i.conv_layers.is_empty());
     let ctx = ui.ctx().clone();
     // rows laid out by hand: frames in a wrapping layout do not wrap (their size is unknown

@@ -173,9 +173,33 @@ pub struct Series {
     ema_count: i32,
     raw_pyramid: MinMaxPyramid,
     smooth_pyramid: MinMaxPyramid,
+    id: SeriesId,
+}
+
+/// Which values a series holds: renewed by every change of its values, so a cache of drawn
+/// points keyed by it never draws another curve's (or an older smoothing's) points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesId(u64);
+
+impl SeriesId {
+    fn fresh() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Default for SeriesId {
+    fn default() -> Self {
+        Self::fresh()
+    }
 }
 
 impl Series {
+    /// Identifies the values the series holds now (see [`SeriesId`]).
+    pub fn id(&self) -> SeriesId {
+        self.id
+    }
+
     pub fn with_smoothing(smoothing: f32) -> Self {
         Self { smoothing: smoothing.clamp(0.0, 0.999), ..Self::default() }
     }
@@ -200,6 +224,7 @@ impl Series {
         self.smoothed.push(s);
         self.raw_pyramid.appended(&self.y);
         self.smooth_pyramid.appended(&self.smoothed);
+        self.id = SeriesId::fresh();
     }
 
     /// Puts `other`'s points before this series' (a resumed run's history).
@@ -244,6 +269,7 @@ impl Series {
         self.smoothed = y.iter().map(|&v| self.smooth_next(v)).collect();
         self.y = y;
         self.smooth_pyramid = MinMaxPyramid::rebuild(&self.smoothed);
+        self.id = SeriesId::fresh();
     }
 
     /// The x of point `i` on an axis of `kind`.

@@ -82,8 +82,9 @@ impl Settings {
             return None;
         }
         Some(
-            crate::Preset::from_toml(&self.preset_toml, "the preset kept from last time")
-                .and_then(|p| p.validate("the preset kept from last time").map(|()| p))
+            // only parsed: a preset that fails validation (its data drive unmounted) is kept
+            // and the setup panel names its problem, rather than being replaced by the default
+            crate::Preset::parse_toml(&self.preset_toml, "the preset kept from last time")
                 .map_err(|e| format!("The preset kept from last time was not loaded ({e}); the default one is open.")),
         )
     }
@@ -109,6 +110,16 @@ mod tests {
         let kept = Settings { preset_toml: good.to_toml(), ..Settings::default() };
         assert_eq!(kept.preset().unwrap().unwrap(), good);
         assert!(Settings::default().preset().is_none());
+    }
+
+    #[test]
+    fn a_preset_that_parses_but_fails_validation_is_kept() {
+        // as when its data drive is not mounted: the setup panel names the problem
+        let mut unfit = crate::Preset::builtin("spiral_mlp").unwrap();
+        unfit.train.epochs = 0;
+        assert!(unfit.validate("test").is_err());
+        let kept = Settings { preset_toml: unfit.to_toml(), ..Settings::default() };
+        assert_eq!(kept.preset().unwrap().unwrap(), unfit);
     }
 
     #[derive(Default)]

@@ -238,6 +238,9 @@ impl SetupPanel {
                     let slider = ui.add(
                         Slider::new(&mut preset.train.learning_rate, 1e-5..=1.0)
                             .logarithmic(true)
+                            // a rate outside the slider's span (the finder's 1e-7..10, a
+                            // preset's) is kept, not clamped when the slider is shown
+                            .clamping(egui::SliderClamping::Never)
                             .custom_formatter(|v, _| format!("{v:.1e}")),
                     );
                     if ui

@@ -55,7 +55,7 @@ struct Live {
 pub struct Shown<'a> {
     pub rows: &'a [TrialRow],
     /// Runs whose curves the io thread has read (the best trial's among them, when asked).
-    pub loaded: &'a HashMap<PathBuf, (usize, RunData)>,
+    pub loaded: &'a HashMap<PathBuf, (usize, RunData, super::compare::RunCurves)>,
     /// A local sweep is starting or running.
     pub running: bool,
     /// Neither a sweep nor a single run is under way.
@@ -391,8 +391,10 @@ impl SweepPanel {
             }
         }
         let best = best_index.and_then(|i| rows.iter().find(|r| r.index == i));
-        let best_run = best.and_then(|r| r.run_dir.as_ref()).and_then(|d| loaded.get(d).map(|(_, data)| (d, data)));
-        if let (Some(row), Some((dir, data))) = (best, best_run) {
+        let best_run = best
+            .and_then(|r| r.run_dir.as_ref())
+            .and_then(|d| loaded.get(d).map(|(_, data, curves)| (d, data, curves)));
+        if let (Some(row), Some((dir, data, curves))) = (best, best_run) {
             ui.horizontal(|ui| {
                 ui.strong(format!("Best trial: #{} ({})", row.index, data.info.name));
                 let l = ui.label("Curve");
@@ -407,7 +409,14 @@ impl SweepPanel {
                     .labelled_by(l.id);
             });
             let height = ui.available_height().clamp(120.0, 300.0);
-            compare::plot(ui, "sweep_best_plot", &[(dir, data)], std::slice::from_ref(&data.info.name), *curve, height);
+            compare::plot(
+                ui,
+                "sweep_best_plot",
+                &[(dir, data, curves)],
+                std::slice::from_ref(&data.info.name),
+                *curve,
+                height,
+            );
         }
     }
 }

@@ -139,12 +139,13 @@ fn settings_survive_a_restart() {
 
     let mut storage = Storage::default();
     eframe::App::save(h.state_mut(), &mut storage);
-    let saved: Settings = eframe::get_value(&storage, APP_KEY).expect("settings were stored");
+    assert!(eframe::get_value::<Settings>(&storage, APP_KEY).is_some(), "settings were stored");
     drop(h);
 
-    let mut h = Setup::new(Preset::builtin("mnist_cnn").unwrap()).harness();
-    let ctx = h.ctx.clone();
-    h.state_mut().apply_settings(saved, KeepFromLastTime::default(), &ctx);
+    // a new window finds them in its storage, as eframe hands them over
+    let stored: &'static Storage = Box::leak(Box::new(storage));
+    let mut h = Setup::new(Preset::builtin("mnist_cnn").unwrap())
+        .harness_with_storage(Some(stored), KeepFromLastTime::default());
     settle(&mut h);
     let app = h.state();
     assert_eq!(app.view, View::Runs);
@@ -152,6 +153,9 @@ fn settings_survive_a_restart() {
     assert_eq!(app.preset.data.set, "spiral");
     assert_eq!(app.plot_settings, PlotSettings { smoothing: 0.9, log_y: true, x_kind: XKind::Step });
     assert_eq!(app.theme, Theme::Light);
+    // kittest sets its own theme on the context after the app is built: apply the app's again
+    let ctx = h.ctx.clone();
+    h.state_mut().set_theme(Theme::Light, &ctx);
     assert_eq!(h.ctx.options(|o| o.theme_preference), egui::ThemePreference::Light);
     h.get_by_label_contains(&format!("runs in {}", chosen.path().display()));
     // the gallery, in light colours (the runs list would show a temporary folder's name)
@@ -166,17 +170,29 @@ fn settings_survive_a_restart() {
     assert_eq!(std::fs::read_dir(first_dir.path()).unwrap().count(), 0, "nothing in the first folder");
 
     // what the command line gives wins over what was kept
-    let mut h = Setup::new(spiral(1)).harness();
-    let ctx = h.ctx.clone();
     let keep = KeepFromLastTime { preset: false, runs_dir: false };
     let saved = Settings {
         preset_toml: Preset::builtin("iris_mlp").unwrap().to_toml(),
         runs_dir: Some(chosen.path().to_path_buf()),
         ..Settings::default()
     };
-    h.state_mut().apply_settings(saved, keep, &ctx);
+    let mut kept = Storage::default();
+    eframe::set_value(&mut kept, APP_KEY, &saved);
+    let mut h = Setup::new(spiral(1)).harness_with_storage(Some(Box::leak(Box::new(kept))), keep);
+    let ctx = h.ctx.clone();
     assert_eq!(h.state().preset.data.set, "spiral");
     assert_eq!(h.state().runs_dir(), None);
+    // ... for this session only: unchanged, the stored values are saved back
+    let mut storage = Storage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let resaved: Settings = eframe::get_value(&storage, APP_KEY).unwrap();
+    assert_eq!((resaved.preset_toml, resaved.runs_dir), (saved.preset_toml.clone(), saved.runs_dir.clone()));
+    // what the user changes in the session is saved
+    h.state_mut().preset.train.learning_rate = 0.0321;
+    eframe::App::save(h.state_mut(), &mut storage);
+    let resaved: Settings = eframe::get_value(&storage, APP_KEY).unwrap();
+    assert!(resaved.preset_toml.contains("0.0321"), "{}", resaved.preset_toml);
+    assert_eq!(resaved.runs_dir, saved.runs_dir);
     // a kept preset that no longer parses leaves the default, with a notice
     let broken = Settings { preset_toml: "[train]\nlearning_rate = \"fast\"\n".into(), ..Settings::default() };
     h.state_mut().apply_settings(broken, KeepFromLastTime::default(), &ctx);

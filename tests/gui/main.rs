@@ -35,10 +35,20 @@ impl Setup {
     }
 
     fn harness(&self) -> Harness<'static, GradlabApp> {
+        // kittest has no storage: the restart test hands one over
+        self.harness_with_storage(None, gradlab::gui::KeepFromLastTime::default())
+    }
+
+    /// The harness of an app that finds `storage` at its start, as eframe hands it the
+    /// settings kept from last time.
+    fn harness_with_storage(
+        &self,
+        storage: Option<&'static dyn eframe::Storage>,
+        keep: gradlab::gui::KeepFromLastTime,
+    ) -> Harness<'static, GradlabApp> {
         let options = AppOptions {
             runs_dir: self.runs_dir.clone(),
-            // kittest has no storage; the restart test hands the settings over itself
-            keep_from_last_time: gradlab::gui::KeepFromLastTime::default(),
+            keep_from_last_time: keep,
             preset: self.preset.clone(),
             default_threads: 1,
             preset_dirs: vec![PathBuf::from("presets")],
@@ -47,7 +57,10 @@ impl Setup {
             quit_when_done: false,
         };
         // a few frames more than the default to settle: spinners of background loads end a frame late
-        Harness::builder().with_size(SIZE).with_max_steps(12).build_eframe(move |cc| GradlabApp::new(cc, options))
+        Harness::builder().with_size(SIZE).with_max_steps(12).build_eframe(move |cc| {
+            cc.storage = storage;
+            GradlabApp::new(cc, options)
+        })
     }
 
     /// The next file dialog answers with this path.
