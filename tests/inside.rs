@@ -207,6 +207,11 @@ fn the_views_never_change_a_runs_numbers() {
     )
     .unwrap();
     same_numbers_with_and_without_views(&spiral);
+    // conv workspaces, stats steps over a fused conv + pool, activations and integrated gradients
+    // between conv batches; small batches for enough questions
+    let mut cnn = small("mnist_cnn", 600, 1);
+    cnn.train.batch_size = 16;
+    same_numbers_with_and_without_views(&cnn);
 }
 
 #[test]

@@ -200,6 +200,9 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
     // a finished or stopped run's session stays to answer the views (samples, saliency, text
     // probes) until the next run starts
     let mut last: Option<Session> = None;
+    // its compute pool: answers between runs take the run's threads, not rayon's global pool (all
+    // the cores)
+    let mut last_pool: Option<rayon::ThreadPool> = None;
     let mut idle = Control::default();
     // the commands that came while the learning-rate finder ran (a Start that ended it last)
     let mut next: VecDeque<Command> = VecDeque::new();
@@ -209,10 +212,11 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
         match command {
             Command::Start(request) => {
                 last = None;
+                last_pool = None;
                 // the open views stay subscribed from one run to the next
                 let mut control = Control { views: idle.views, ..Control::default() };
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run(*request, commands, &mut events, &options, &mut control, &mut last)
+                    run(*request, commands, &mut events, &options, &mut control, &mut last, &mut last_pool)
                 }));
                 idle = Control { views: control.views, ..Control::default() };
                 if let Some(dir) = control.runs_dir.take() {
@@ -241,8 +245,10 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
             Command::Subscribe(views) => {
                 idle.views = views;
                 // the finished run's boundary at once, for a view opened after it
-                if let (true, Some(session)) = (views.boundary, last.as_ref()) {
-                    if send_boundary(session, &mut events, true).is_err() {
+                // (a `&mut`: a session is Send, not Sync, and the answer runs on the pool's thread)
+                if let (true, Some(session)) = (views.boundary, last.as_mut()) {
+                    let events = &mut events;
+                    if in_pool(last_pool.as_ref(), move || send_boundary(session, events, true)).is_err() {
                         return;
                     }
                 }
@@ -253,7 +259,7 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
             },
             command @ (Command::Generate { .. } | Command::Probe(_) | Command::Inspect(_)) => {
                 match (last.as_mut(), command) {
-                    (Some(session), command) => idle.apply(command, session),
+                    (Some(session), command) => in_pool(last_pool.as_ref(), || idle.apply(command, session)),
                     // every question is answered, so the GUI's one request in flight is freed
                     (None, Command::Inspect(request)) => {
                         let why = if last_failed {
@@ -272,6 +278,14 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
             // Nothing runs: pause, resume, stop and learning rates have nothing to act on.
             _ => {}
         }
+    }
+}
+
+/// Runs `f` in the last run's compute pool when there is one.
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
     }
 }
 
@@ -323,6 +337,7 @@ fn run(
     options: &WorkerOptions,
     control: &mut Control,
     last: &mut Option<Session>,
+    last_pool: &mut Option<rayon::ThreadPool>,
 ) -> Result<Flow, RunError> {
     let threads = resolve_threads(&request.preset, options.default_threads);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -330,7 +345,11 @@ fn run(
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-    pool.install(|| run_in_pool(request, commands, events, options, threads, control, last))
+    let flow = pool.install(|| run_in_pool(request, commands, events, options, threads, control, last));
+    if last.is_some() {
+        *last_pool = Some(pool);
+    }
+    flow
 }
 
 fn run_in_pool(
