@@ -207,6 +207,11 @@ fn the_views_never_change_a_runs_numbers() {
     )
     .unwrap();
     same_numbers_with_and_without_views(&spiral);
+    // conv workspaces, stats steps over a fused conv + pool, activations and integrated gradients
+    // between conv batches; small batches for enough questions
+    let mut cnn = small("mnist_cnn", 600, 1);
+    cnn.train.batch_size = 16;
+    same_numbers_with_and_without_views(&cnn);
 }
 
 #[test]
@@ -215,13 +220,7 @@ fn the_learning_rate_finder_sweeps_without_recording_and_stops() {
     let trainer = Trainer::spawn(WorkerOptions::headless(Some(runs.path().to_path_buf())));
     let preset = Preset::builtin("spiral_mlp").unwrap();
     assert!(trainer.send(Command::FindLearningRate(Box::new(LrFinderRequest::new(preset.clone())))));
-    let done = loop {
-        match recv(&trainer) {
-            Event::LrFinder(p) if p.done.is_some() || p.error.is_some() => break p,
-            Event::LrFinder(_) => {}
-            other => panic!("the finder sends only its own events, not {other:?}"),
-        }
-    };
+    let done = finder_end(&trainer);
     assert!(done.error.is_none(), "{:?}", done.error);
     assert!(done.points.len() >= 10, "{} points", done.points.len());
     assert!(done.points.windows(2).all(|w| w[1].lr > w[0].lr));
@@ -239,10 +238,16 @@ fn the_learning_rate_finder_sweeps_without_recording_and_stops() {
     let alone = common::train(again);
     assert_eq!(out.epochs[1].train_loss, alone.epochs[1].train_loss);
 
+    // a small set is gone through more than once for all the steps asked for (spiral: 37 batches
+    // an epoch); rates too low to blow up, so the sweep runs to its end
+    let request = LrFinderRequest { max_lr: 1e-2, ..LrFinderRequest::new(preset.clone()) };
+    assert!(trainer.send(Command::FindLearningRate(Box::new(request))));
+    let done = finder_end(&trainer);
+    assert!(done.error.is_none(), "{:?}", done.error);
+    assert_eq!(done.points.len(), 100);
+
     // Stop ends a sweep
-    let mut long = Preset::builtin("mnist_mlp").unwrap();
-    long.train.batch_size = 16;
-    assert!(trainer.send(Command::FindLearningRate(Box::new(LrFinderRequest::new(long)))));
+    assert!(trainer.send(Command::FindLearningRate(Box::new(long_sweep()))));
     let mut stopped = false;
     let last = loop {
         match recv(&trainer) {
@@ -256,7 +261,91 @@ fn the_learning_rate_finder_sweeps_without_recording_and_stops() {
     };
     assert!(stopped);
     assert_eq!(last.error.as_deref(), Some("stopped"));
-    assert!(last.points.len() < 100);
+    assert!(last.points.len() < 3000);
+}
+
+/// A sweep long and tame enough (no blow-up) that a command sent at its first progress always
+/// lands while it runs.
+fn long_sweep() -> LrFinderRequest {
+    let mut long = Preset::builtin("mnist_mlp").unwrap();
+    long.train.batch_size = 16;
+    LrFinderRequest { steps: 3000, max_lr: 1e-3, ..LrFinderRequest::new(long) }
+}
+
+fn finder_end(trainer: &Trainer) -> Box<gradlab::train::lr_finder::LrFinderProgress> {
+    loop {
+        match recv(trainer) {
+            Event::LrFinder(p) if p.done.is_some() || p.error.is_some() => break p,
+            Event::LrFinder(_) => {}
+            other => panic!("the finder sends only its own events, not {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn during_the_finder_questions_are_answered_and_a_runs_folder_set_is_kept() {
+    let runs = tempfile::tempdir().unwrap();
+    let trainer = Trainer::spawn(WorkerOptions::headless(None));
+    assert!(trainer.send(Command::FindLearningRate(Box::new(long_sweep()))));
+    let Event::LrFinder(first) = recv(&trainer) else { panic!("the finder's progress first") };
+    assert!(first.done.is_none() && first.error.is_none(), "{first:?}");
+    assert!(trainer.send(Command::SetRunsDir(runs.path().to_path_buf())));
+    // the question is answered at once (the GUI frees its one request in flight)
+    let InspectReply::Unavailable(why) = ask(&trainer, 1, InspectWhat::Filters) else { panic!() };
+    assert!(why.contains("learning-rate finder"), "{why}");
+    assert!(trainer.send(Command::Stop));
+    assert_eq!(finder_end(&trainer).error.as_deref(), Some("stopped"));
+    // the folder set during the sweep takes the next run
+    assert!(trainer.send(RunRequest::fresh(small("spiral_mlp", 0, 1))));
+    finish(&trainer);
+    common::only_run(runs.path());
+}
+
+#[test]
+fn a_slow_receiver_keeps_the_final_boundary_and_counts_only_skipped_steps() {
+    // one long epoch: no blocking epoch event lets the receiver catch up before the run's end
+    let mut xor = Preset::builtin("xor_mlp").unwrap();
+    xor.data.samples = 10_000;
+    xor.train.batch_size = 4;
+    xor.train.epochs = 1;
+    let trainer = Trainer::spawn(WorkerOptions::headless(None));
+    assert!(trainer.send(Command::Subscribe(Views::ALL)));
+    assert!(trainer.send(RunRequest::fresh(xor)));
+    // do not read for a while: the channel fills
+    std::thread::sleep(Duration::from_secs(5));
+    let (mut steps, mut stats, mut last_was_boundary) = (0u64, 0, false);
+    loop {
+        // a slow receiver: the channel stays full until the run's end
+        std::thread::sleep(Duration::from_millis(4));
+        let event = recv(&trainer);
+        match &event {
+            Event::Step { .. } => steps += 1,
+            Event::LayerStats(_) => stats += 1,
+            Event::Finished(s) => {
+                assert_eq!(s.status, RunStatus::Completed);
+                break;
+            }
+            Event::Failed { error } => panic!("{error}"),
+            _ => {}
+        }
+        last_was_boundary = matches!(event, Event::Boundary(_));
+    }
+    assert!(trainer.dropped_steps() > 0 && stats > 0, "the test did not fill the channel");
+    // dropped layer statistics and boundaries are not step updates
+    assert_eq!(steps + trainer.dropped_steps(), 9_000u64.div_ceil(4));
+    // the boundary of the trained model comes right before Finished, never dropped
+    assert!(last_was_boundary, "the run's final boundary was lost");
+}
+
+#[test]
+fn after_a_failed_run_questions_say_so() {
+    let trainer = Trainer::spawn(WorkerOptions::headless(None));
+    let mut broken = small("spiral_mlp", 0, 1);
+    broken.data.set = "no_such_set".into();
+    assert!(trainer.send(RunRequest::fresh(broken)));
+    assert!(common::collect(&trainer).failure.is_some());
+    let InspectReply::Unavailable(why) = ask(&trainer, 1, InspectWhat::Filters) else { panic!() };
+    assert!(why.contains("the last run failed"), "{why}");
 }
 
 #[test]

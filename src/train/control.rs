@@ -2,6 +2,7 @@
 //! runs): pause and stop, learning rates, the views' subscriptions and questions, text samples,
 //! and the learning-rate finder.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -43,9 +44,12 @@ impl Control {
     pub(super) fn maybe_boundary(&mut self, session: &Session, events: &mut EventSender) -> Result<(), Disconnected> {
         let due = self.boundary_now || self.last_boundary.is_none_or(|t| t.elapsed() >= BOUNDARY_INTERVAL);
         if self.views.boundary && due {
+            // a periodic one may be dropped (the next replaces it); one asked for now is the
+            // last for a while (paused, ended, just subscribed)
+            let blocking = self.boundary_now;
             self.boundary_now = false;
             self.last_boundary = Some(Instant::now());
-            send_boundary(session, events)?;
+            send_boundary(session, events, blocking)?;
         }
         Ok(())
     }
@@ -61,8 +65,10 @@ pub(super) fn apply_views(session: &mut Session, views: Views) {
 }
 
 /// The decision boundary of a 2-D model (nothing for other models); a failure is only logged.
-pub(super) fn send_boundary(session: &Session, events: &mut EventSender) -> Result<(), Disconnected> {
+/// `blocking`: wait for room rather than drop it when the receiver is behind.
+pub(super) fn send_boundary(session: &Session, events: &mut EventSender, blocking: bool) -> Result<(), Disconnected> {
     match inspect::maps::boundary(&session.net, session.preset.task, &session.data, &session.device) {
+        Ok(Some(map)) if blocking => events.send_blocking(Event::Boundary(Box::new(map))),
         Ok(Some(map)) => events.send(Event::Boundary(Box::new(map))),
         Ok(None) => Ok(()),
         Err(e) => {
@@ -143,23 +149,23 @@ impl Control {
 }
 
 /// Runs the learning-rate finder between runs, in a pool of the preset's threads. Gives the
-/// command that ended it early (a Start) to run next.
+/// commands that came meanwhile (and a Start that ended it early) to run next, in order.
 pub(super) fn find_learning_rate(
     request: &LrFinderRequest,
     commands: &Receiver<Command>,
     events: &mut EventSender,
     options: &WorkerOptions,
-) -> Result<Option<Command>, Disconnected> {
+) -> Result<VecDeque<Command>, Disconnected> {
     let failed = |events: &mut EventSender, error: String| {
         let progress = LrFinderProgress { points: Vec::new(), done: None, error: Some(error) };
-        events.send(Event::LrFinder(Box::new(progress))).map(|()| None)
+        events.send(Event::LrFinder(Box::new(progress))).map(|()| VecDeque::new())
     };
     let threads = resolve_threads(&request.preset, options.default_threads);
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(pool) => pool,
         Err(e) => return failed(events, format!("cannot start {threads} compute threads: {e}")),
     };
-    let mut emit = |p: LrFinderProgress| events.send(Event::LrFinder(Box::new(p))).is_ok();
+    let mut emit = |event: Event| events.send(event).is_ok();
     let mut poll = || commands.try_recv().ok();
     let end = catch_unwind(AssertUnwindSafe(|| pool.install(|| lr_finder::sweep(request, &mut emit, &mut poll))));
     match end {

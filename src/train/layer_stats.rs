@@ -83,8 +83,8 @@ pub struct StatsCollector {
     cost_s: f64,
     /// Seconds of a training step (moving average), told by the session.
     step_s: Option<f64>,
-    /// Dead share per layer name of the ReLU layers seen in the tapped forward.
-    dead: Vec<(String, f32)>,
+    /// Every run layer of the tapped forward in order: its name, and a ReLU layer's dead share.
+    taps: Vec<(String, Option<f32>)>,
     /// Per weight: name, histograms, weights before the update.
     pending: Vec<(usize, String, Histogram, Histogram, Vec<f32>)>,
     ready: Option<LayerStats>,
@@ -99,7 +99,7 @@ impl Default for StatsCollector {
             last_sent: None,
             cost_s: 0.0,
             step_s: None,
-            dead: Vec::new(),
+            taps: Vec::new(),
             pending: Vec::new(),
             ready: None,
             step: 0,
@@ -111,6 +111,23 @@ impl Default for StatsCollector {
 /// `lstm1.weight_ih_l0`; biases and batch norm's buffers are left out.
 pub fn is_weight(name: &str) -> bool {
     name.rsplit('.').next().is_some_and(|last| last.starts_with("weight"))
+}
+
+/// The dead share per layer with weights. A ReLU layer of its own (dense, batch norm, then
+/// `activation`) has no weights and so no row: it counts for the last layer with weights before it.
+fn credit_dead(taps: &[(String, Option<f32>)], params: &[(String, Var)]) -> Vec<(String, f32)> {
+    let weighted = |name: &str| params.iter().any(|(p, _)| p.split('.').next() == Some(name));
+    let mut owner: Option<&str> = None;
+    let mut dead = Vec::new();
+    for (name, share) in taps {
+        if weighted(name) {
+            owner = Some(name);
+        }
+        if let (Some(share), Some(owner)) = (share, owner) {
+            dead.push((owner.to_string(), *share));
+        }
+    }
+    dead
 }
 
 impl StatsCollector {
@@ -128,20 +145,16 @@ impl StatsCollector {
     pub fn begin(&mut self, step: usize) {
         self.step = step;
         self.cost_s = 0.0;
-        self.dead.clear();
+        self.taps.clear();
         self.pending.clear();
     }
 
     /// A run layer's output in the tapped forward: the share of a ReLU layer's units (features,
     /// or channels over every position) that are 0 for the whole batch.
     pub fn observe(&mut self, tap: &Tap<'_>) {
-        if tap.activation != Some(Activation::Relu) {
-            return;
-        }
         let t0 = Instant::now();
-        if let Some(share) = dead_share(tap.output) {
-            self.dead.push((tap.name.to_string(), share));
-        }
+        let share = if tap.activation == Some(Activation::Relu) { dead_share(tap.output) } else { None };
+        self.taps.push((tap.name.to_string(), share));
         self.cost_s += t0.elapsed().as_secs_f64();
     }
 
@@ -166,6 +179,7 @@ impl StatsCollector {
     /// the next stats step chosen.
     pub fn after_step(&mut self, params: &[(String, Var)]) -> Result<()> {
         let t0 = Instant::now();
+        let dead = credit_dead(&self.taps, params);
         let mut layers = Vec::with_capacity(self.pending.len());
         for (i, name, weight, grad, before) in self.pending.drain(..) {
             let after: Vec<f32> = params[i].1.as_tensor().flatten_all()?.to_vec1()?;
@@ -176,7 +190,7 @@ impl StatsCollector {
             }
             let update_ratio = if w > 0.0 { (du / w).sqrt() as f32 } else { 0.0 };
             let prefix = name.split('.').next().unwrap_or("");
-            let dead_relu = self.dead.iter().find(|(n, _)| n == prefix).map(|(_, s)| *s);
+            let dead_relu = dead.iter().find(|(n, _)| n == prefix).map(|(_, s)| *s);
             layers.push(LayerStat { name, weight, grad, update_ratio, dead_relu });
         }
         self.cost_s += t0.elapsed().as_secs_f64();
@@ -246,9 +260,11 @@ mod tests {
 
     /// One SGD step of a two-layer ReLU MLP with the stats collected; `bias` for the hidden layer.
     fn stats_step(bias: Option<f32>, lr: f64) -> (LayerStats, Vec<(String, f64)>) {
-        let spec: ModelSpec =
-            toml::from_str("layers = [{ type = \"dense\", units = 8, activation = \"relu\" }, { type = \"dense\" }]")
-                .unwrap();
+        stats_step_of("{ type = \"dense\", units = 8, activation = \"relu\" }, { type = \"dense\" }", bias, lr)
+    }
+
+    fn stats_step_of(layers: &str, bias: Option<f32>, lr: f64) -> (LayerStats, Vec<(String, f64)>) {
+        let spec: ModelSpec = toml::from_str(&format!("layers = [{layers}]")).unwrap();
         let net = Network::new(&spec, &ModelInput::classify(&[5], 3), 4, &Device::Cpu).unwrap();
         if let Some(b) = bias {
             let (_, var) = net.params().iter().find(|(n, _)| n.ends_with(".bias")).unwrap();
@@ -289,6 +305,18 @@ mod tests {
         assert_eq!(stats.layers[1].dead_relu, None);
         let (alive, _) = stats_step(Some(100.0), 0.1);
         assert_eq!(alive.layers[0].dead_relu, Some(0.0));
+    }
+
+    #[test]
+    fn a_relu_layer_of_its_own_counts_for_the_layer_with_weights_before_it() {
+        // dense -> batch norm -> ReLU: in evaluation the batch norm keeps the -100 of the bias
+        let layers = "{ type = \"dense\", units = 8 }, { type = \"batchnorm\" }, \
+                      { type = \"activation\", activation = \"relu\" }, { type = \"dense\" }";
+        let (stats, _) = stats_step_of(layers, Some(-100.0), 0.1);
+        let dead: Vec<_> = stats.layers.iter().map(|l| (l.name.as_str(), l.dead_relu)).collect();
+        let bn = dead.iter().find(|(n, _)| n.starts_with("bn")).expect("the batch norm's weight has a row");
+        assert_eq!(bn.1, Some(1.0), "{dead:?}");
+        assert!(dead.iter().filter(|(n, _)| !n.starts_with("bn")).all(|(_, d)| d.is_none()), "{dead:?}");
     }
 
     #[test]

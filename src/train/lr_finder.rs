@@ -9,7 +9,7 @@ pub struct LrFinderRequest {
     pub preset: Preset,
     pub min_lr: f64,
     pub max_lr: f64,
-    /// Steps at most (fewer when an epoch is shorter, or the loss blows up).
+    /// Steps (fewer when the loss blows up); a short training set is gone through more than once.
     pub steps: usize,
 }
 
@@ -46,7 +46,10 @@ pub struct LrFinderProgress {
     pub error: Option<String>,
 }
 
-use super::event::Command;
+use std::collections::VecDeque;
+
+use super::control::unavailable;
+use super::event::{Command, Event};
 use super::session::{device_for, Session};
 use crate::config::Schedule;
 use crate::error::{Error, Result};
@@ -111,33 +114,38 @@ impl Smoother {
 
 /// How a sweep ended.
 pub enum FinderEnd {
-    /// Done or stopped; the worker goes on, with this command next when one came meanwhile.
-    Continue(Option<Command>),
+    /// Done or stopped; the worker goes on with these commands first, in the order they came
+    /// during the sweep (a Start that ended it last).
+    Continue(VecDeque<Command>),
     /// The receiver went away, or the thread is to end.
     Exit,
 }
 
+/// What a question asked while the finder runs is told: it has no model to answer from.
+pub const BUSY: &str = "the learning-rate finder is running";
+
 /// Runs the sweep: a fresh session from the preset (its data and initial weights, the schedule
-/// constant), one lr per step. `emit` sends progress (false: the receiver is gone); `poll` reads
-/// a command without waiting. Nothing is recorded.
+/// constant), one lr per step. `emit` sends an event (progress, or the answer to a question; false:
+/// the receiver is gone); `poll` reads a command without waiting. Nothing is recorded.
 pub fn sweep(
     request: &LrFinderRequest,
-    emit: &mut dyn FnMut(LrFinderProgress) -> bool,
+    emit: &mut dyn FnMut(Event) -> bool,
     poll: &mut dyn FnMut() -> Option<Command>,
 ) -> FinderEnd {
     let mut points = Vec::new();
-    let outcome = run_sweep(request, &mut points, emit, poll);
-    let (done, error, end) = match outcome {
+    let mut later = VecDeque::new();
+    let outcome = run_sweep(request, &mut points, &mut later, emit, poll);
+    let (done, error) = match outcome {
         Ok(Stop::Done) => match suggestion(&points) {
-            Some(s) => (Some(s), None, FinderEnd::Continue(None)),
-            None => (None, Some("too few points for a suggestion".to_string()), FinderEnd::Continue(None)),
+            Some(s) => (Some(s), None),
+            None => (None, Some("too few points for a suggestion".to_string())),
         },
-        Ok(Stop::Command(c)) => (None, Some("stopped".to_string()), FinderEnd::Continue(c)),
+        Ok(Stop::Stopped) => (None, Some("stopped".to_string())),
         Ok(Stop::Exit) => return FinderEnd::Exit,
-        Err(e) => (None, Some(e.to_string()), FinderEnd::Continue(None)),
+        Err(e) => (None, Some(e.to_string())),
     };
-    if emit(LrFinderProgress { points, done, error }) {
-        end
+    if emit(Event::LrFinder(Box::new(LrFinderProgress { points, done, error }))) {
+        FinderEnd::Continue(later)
     } else {
         FinderEnd::Exit
     }
@@ -145,15 +153,43 @@ pub fn sweep(
 
 enum Stop {
     Done,
-    /// Stop, or another command that ends the sweep (Start); `None` for Stop.
-    Command(Option<Command>),
+    /// Stop, or a Start (queued in `later`).
+    Stopped,
     Exit,
+}
+
+/// Reads the commands that came since the last step. Questions are answered at once (the
+/// finder's session is no model to look inside); the rest wait for the sweep's end, in order, so
+/// a runs folder or subscription set meanwhile is not lost.
+fn read_commands(
+    later: &mut VecDeque<Command>,
+    emit: &mut dyn FnMut(Event) -> bool,
+    poll: &mut dyn FnMut() -> Option<Command>,
+) -> Option<Stop> {
+    while let Some(command) = poll() {
+        match command {
+            Command::Shutdown => return Some(Stop::Exit),
+            Command::Stop => return Some(Stop::Stopped),
+            c @ Command::Start(_) => {
+                later.push_back(c);
+                return Some(Stop::Stopped);
+            }
+            Command::Inspect(request) => {
+                if !emit(unavailable(&request, BUSY)) {
+                    return Some(Stop::Exit);
+                }
+            }
+            other => later.push_back(other),
+        }
+    }
+    None
 }
 
 fn run_sweep(
     request: &LrFinderRequest,
     points: &mut Vec<LrPoint>,
-    emit: &mut dyn FnMut(LrFinderProgress) -> bool,
+    later: &mut VecDeque<Command>,
+    emit: &mut dyn FnMut(Event) -> bool,
     poll: &mut dyn FnMut() -> Option<Command>,
 ) -> Result<Stop> {
     let (min, max) = (request.min_lr, request.max_lr);
@@ -170,15 +206,19 @@ fn run_sweep(
     if let Some(t) = session.preset.transfer.clone() {
         super::transfer::apply(&t, &mut session)?;
     }
-    let n = request.steps.clamp(1, 10_000).min(session.batches_per_epoch.max(1));
+    // all the steps asked for, across epochs: a small set (the spiral's 37 batches) would give
+    // too few points, and a suggestion lagging behind the smoothing, in one
+    let n = request.steps.clamp(1, 10_000);
     let mut smoother = Smoother::default();
     let mut best = f64::INFINITY;
     for k in 0..n {
-        match poll() {
-            Some(Command::Shutdown) => return Ok(Stop::Exit),
-            Some(Command::Stop) => return Ok(Stop::Command(None)),
-            Some(c @ Command::Start(_)) => return Ok(Stop::Command(Some(c))),
-            _ => {}
+        if let Some(stop) = read_commands(later, emit, poll) {
+            return Ok(stop);
+        }
+        if session.epoch_done() {
+            // the next epoch's order, as the batch source gives it; no validation
+            session.epoch += 1;
+            session.batch = 0;
         }
         let lr = lr_at(min, max, k, n);
         session.base_learning_rate = lr;
@@ -194,8 +234,11 @@ fn run_sweep(
         if blown_up(smoothed, best) {
             break;
         }
-        if (k + 1) % EVERY == 0 && !emit(LrFinderProgress { points: points.clone(), done: None, error: None }) {
-            return Ok(Stop::Exit);
+        if (k + 1) % EVERY == 0 {
+            let progress = LrFinderProgress { points: points.clone(), done: None, error: None };
+            if !emit(Event::LrFinder(Box::new(progress))) {
+                return Ok(Stop::Exit);
+            }
         }
     }
     session.batches.stop();

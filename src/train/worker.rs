@@ -3,6 +3,7 @@
 //! Epoch and lifecycle events are sent blocking and never lost; per-step events are sent with
 //! `try_send` and counted when the channel is full. Commands are read at batch boundaries.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,7 +126,8 @@ impl Trainer {
         self.events.recv_timeout(timeout).ok()
     }
 
-    /// Step events dropped because the receiver was behind.
+    /// Step events dropped because the receiver was behind (dropped layer statistics and
+    /// boundaries are replaced by the next ones, and not counted).
     pub fn dropped_steps(&self) -> u64 {
         self.dropped_steps.load(Ordering::Relaxed)
     }
@@ -158,10 +160,14 @@ pub(super) struct Disconnected;
 impl EventSender {
     pub(super) fn send(&mut self, event: Event) -> Result<(), Disconnected> {
         if event.is_droppable() {
+            // only steps count: "step updates skipped" is what the status bar says of them
+            let step = matches!(event, Event::Step { .. } | Event::GanStep { .. });
             match self.tx.try_send(event) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    if step {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
             }
@@ -169,9 +175,16 @@ impl EventSender {
                 self.wake();
             }
         } else {
-            self.tx.send(event).map_err(|_| Disconnected)?;
-            self.wake();
+            self.send_blocking(event)?;
         }
+        Ok(())
+    }
+
+    /// Sends even a droppable event, waiting for room: one that is not sent again soon (the
+    /// boundary at a pause, a run's end, a subscription).
+    pub(super) fn send_blocking(&mut self, event: Event) -> Result<(), Disconnected> {
+        self.tx.send(event).map_err(|_| Disconnected)?;
+        self.wake();
         Ok(())
     }
 
@@ -187,22 +200,29 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
     // a finished or stopped run's session stays to answer the views (samples, saliency, text
     // probes) until the next run starts
     let mut last: Option<Session> = None;
+    // its compute pool: answers between runs take the run's threads, not rayon's global pool (all
+    // the cores)
+    let mut last_pool: Option<rayon::ThreadPool> = None;
     let mut idle = Control::default();
-    // a command that ended the learning-rate finder (Start) runs next
-    let mut next: Option<Command> = None;
-    while let Some(command) = next.take().or_else(|| commands.recv().ok()) {
+    // the commands that came while the learning-rate finder ran (a Start that ended it last)
+    let mut next: VecDeque<Command> = VecDeque::new();
+    // the last run failed, so there is no model for the questions (rather than none started)
+    let mut last_failed = false;
+    while let Some(command) = next.pop_front().or_else(|| commands.recv().ok()) {
         match command {
             Command::Start(request) => {
                 last = None;
+                last_pool = None;
                 // the open views stay subscribed from one run to the next
                 let mut control = Control { views: idle.views, ..Control::default() };
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run(*request, commands, &mut events, &options, &mut control, &mut last)
+                    run(*request, commands, &mut events, &options, &mut control, &mut last, &mut last_pool)
                 }));
                 idle = Control { views: control.views, ..Control::default() };
                 if let Some(dir) = control.runs_dir.take() {
                     options.runs_dir = Some(dir);
                 }
+                last_failed = matches!(outcome, Ok(Err(RunError::Failed(_))) | Err(_));
                 let flow = match outcome {
                     Ok(Ok(flow)) => flow,
                     Ok(Err(RunError::Disconnected)) => Flow::Exit,
@@ -225,22 +245,29 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
             Command::Subscribe(views) => {
                 idle.views = views;
                 // the finished run's boundary at once, for a view opened after it
-                if let (true, Some(session)) = (views.boundary, last.as_ref()) {
-                    if send_boundary(session, &mut events).is_err() {
+                // (a `&mut`: a session is Send, not Sync, and the answer runs on the pool's thread)
+                if let (true, Some(session)) = (views.boundary, last.as_mut()) {
+                    let events = &mut events;
+                    if in_pool(last_pool.as_ref(), move || send_boundary(session, events, true)).is_err() {
                         return;
                     }
                 }
             }
             Command::FindLearningRate(request) => match find_learning_rate(&request, commands, &mut events, &options) {
-                Ok(then) => next = then,
+                Ok(then) => next.extend(then),
                 Err(Disconnected) => return,
             },
             command @ (Command::Generate { .. } | Command::Probe(_) | Command::Inspect(_)) => {
                 match (last.as_mut(), command) {
-                    (Some(session), command) => idle.apply(command, session),
+                    (Some(session), command) => in_pool(last_pool.as_ref(), || idle.apply(command, session)),
                     // every question is answered, so the GUI's one request in flight is freed
                     (None, Command::Inspect(request)) => {
-                        idle.replies.push(unavailable(&request, "no model yet: start a run first"));
+                        let why = if last_failed {
+                            "the last run failed: start a run to look inside"
+                        } else {
+                            "no model yet: start a run first"
+                        };
+                        idle.replies.push(unavailable(&request, why));
                     }
                     (None, _) => {}
                 }
@@ -251,6 +278,14 @@ fn worker_main(commands: &Receiver<Command>, mut events: EventSender, mut option
             // Nothing runs: pause, resume, stop and learning rates have nothing to act on.
             _ => {}
         }
+    }
+}
+
+/// Runs `f` in the last run's compute pool when there is one.
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
     }
 }
 
@@ -302,6 +337,7 @@ fn run(
     options: &WorkerOptions,
     control: &mut Control,
     last: &mut Option<Session>,
+    last_pool: &mut Option<rayon::ThreadPool>,
 ) -> Result<Flow, RunError> {
     let threads = resolve_threads(&request.preset, options.default_threads);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -309,7 +345,11 @@ fn run(
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} compute threads: {e}")))?;
-    pool.install(|| run_in_pool(request, commands, events, options, threads, control, last))
+    let flow = pool.install(|| run_in_pool(request, commands, events, options, threads, control, last));
+    if last.is_some() {
+        *last_pool = Some(pool);
+    }
+    flow
 }
 
 fn run_in_pool(

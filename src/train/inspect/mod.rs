@@ -161,7 +161,8 @@ pub struct InsideInfo {
     pub kind: SetKind,
     /// Names of the conv layers (`conv1`, ...), in order.
     pub conv_layers: Vec<String>,
-    /// Names of the layers followed by a ReLU (their dead share is reported).
+    /// Names of the layers followed by a ReLU (their dead share is reported); a ReLU layer of its
+    /// own counts for the last layer with weights before it, as in the layer statistics.
     pub relu_layers: Vec<String>,
     /// Units of each hidden dense layer (the boundary's neuron maps need them all ≤ 16).
     pub hidden_units: Vec<usize>,
@@ -210,6 +211,7 @@ impl InsideInfo {
             hidden_units: Vec::new(),
         };
         let mut dense_units = Vec::new();
+        let mut owner: Option<String> = None;
         for (i, name) in names.iter().enumerate() {
             match net.layer_kind(i) {
                 "conv block" => info.conv_layers.push(name.clone()),
@@ -221,8 +223,15 @@ impl InsideInfo {
                 }
                 _ => {}
             }
+            let weighted = net.params().iter().any(|(p, _)| p.split('.').next() == Some(name.as_str()));
+            if weighted {
+                owner = Some(name.clone());
+            }
+            // a ReLU layer of its own counts for the last layer with weights, as its stats do
             if net.layer_activation(i) == Some(crate::model::Activation::Relu) {
-                info.relu_layers.push(name.clone());
+                if let Some(owner) = owner.clone().filter(|o| !info.relu_layers.contains(o)) {
+                    info.relu_layers.push(owner);
+                }
             }
         }
         // the last dense layer is the output, not hidden
