@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::curve_plot::PlotSettings;
-use super::settings::{self, SavedView, Settings, Theme};
+use super::settings::{self, Settings, Theme};
 use super::shortcuts::{self, Do};
 
 use super::dialogs::Dialogs;
 use super::frame_stats::FrameStats;
 use super::gallery::Gallery;
 use super::inspect::InspectState;
-use super::io::{user_presets_dir, Io, IoReply, IoRequest};
+use super::io::{user_presets_dir, Io, IoRequest};
 use super::live_view;
 use super::lr_view::{self, LrWindow};
 use super::preview::PreviewLoader;
@@ -55,9 +55,9 @@ pub struct AppOptions {
 
 /// See `GradlabApp::overridden`: (the command line's value, the stored one).
 #[derive(Default)]
-struct Overridden {
-    preset_toml: Option<(String, String)>,
-    runs_dir: Option<(Option<PathBuf>, Option<PathBuf>)>,
+pub(super) struct Overridden {
+    pub(super) preset_toml: Option<(String, String)>,
+    pub(super) runs_dir: Option<(Option<PathBuf>, Option<PathBuf>)>,
 }
 
 /// Which of the options the last session's settings override.
@@ -109,7 +109,7 @@ pub struct GradlabApp {
     pub preset: Preset,
     /// The stored preset and runs folder the command line overrode in this session, with the
     /// overriding values: saved back as stored while the user has not changed them.
-    overridden: Overridden,
+    pub(super) overridden: Overridden,
     pub run: LiveRun,
     /// What was typed into the text views (prompt, temperature, probe text).
     pub text_view: super::text_views::TextViewState,
@@ -144,9 +144,9 @@ pub struct GradlabApp {
     /// The model's insides as the training thread reports them (Inside tab, evaluation area).
     pub inspect: InspectState,
     /// The costly views the training thread was last told to compute.
-    subscribed: Views,
+    pub(super) subscribed: Views,
     setup: SetupPanel,
-    trainer: Trainer,
+    pub(super) trainer: Trainer,
     preview: PreviewLoader,
     pub(super) io: Io,
     pub(super) dialogs: Dialogs,
@@ -231,84 +231,6 @@ impl GradlabApp {
             app.apply_settings(saved, keep, &cc.egui_ctx);
         }
         app
-    }
-
-    /// What `save` keeps for the next session.
-    pub fn settings(&self) -> Settings {
-        let preset_toml = self.preset.to_toml();
-        Settings {
-            preset_toml: match &self.overridden.preset_toml {
-                Some((given, stored)) if *given == preset_toml => stored.clone(),
-                _ => preset_toml,
-            },
-            view: match self.view {
-                View::Experiments => SavedView::Experiments,
-                View::Training => SavedView::Training,
-                View::Inside => SavedView::Inside,
-                View::Runs | View::Sweep => SavedView::Runs,
-            },
-            runs_dir: match &self.overridden.runs_dir {
-                Some((given, stored)) if *given == self.runs_dir => stored.clone(),
-                _ => self.runs_dir.clone(),
-            },
-            plot: self.plot_settings,
-            theme: self.theme,
-            compare_metric: self.runs.compare_metric,
-        }
-    }
-
-    /// Takes up the last session's settings (what `keep` allows of the preset and runs folder).
-    pub fn apply_settings(&mut self, saved: Settings, keep: KeepFromLastTime, ctx: &egui::Context) {
-        if !keep.preset {
-            self.overridden.preset_toml = Some((self.preset.to_toml(), saved.preset_toml.clone()));
-        }
-        if !keep.runs_dir {
-            self.overridden.runs_dir = Some((self.runs_dir.clone(), saved.runs_dir.clone()));
-        }
-        if keep.preset {
-            match saved.preset() {
-                Some(Ok(preset)) => self.preset = preset,
-                Some(Err(why)) => self.notice = Some(Notice::Info(why)),
-                None => {}
-            }
-        }
-        if keep.runs_dir {
-            if let Some(dir) = saved.runs_dir.clone() {
-                self.set_runs_dir(dir);
-            }
-        }
-        self.view = match saved.view {
-            SavedView::Experiments => View::Experiments,
-            SavedView::Training => View::Training,
-            SavedView::Inside => View::Inside,
-            SavedView::Runs => View::Runs,
-        };
-        self.plot_settings = saved.plot;
-        self.set_theme(saved.theme, ctx);
-        self.runs.compare_metric = saved.compare_metric;
-    }
-
-    pub fn set_theme(&mut self, theme: Theme, ctx: &egui::Context) {
-        self.theme = theme;
-        ctx.set_theme(theme.preference());
-    }
-
-    /// Where runs are recorded from now on (the worker is told; the list is read again).
-    pub fn set_runs_dir(&mut self, dir: PathBuf) {
-        if self.runs_dir.as_ref() == Some(&dir) {
-            return;
-        }
-        if !self.trainer.send(Command::SetRunsDir(dir.clone())) {
-            self.error("The training thread is not answering; restart Gradlab.");
-        }
-        self.runs_dir = Some(dir);
-        self.runs.set_runs(Vec::new());
-        self.last_runs_poll = None;
-    }
-
-    /// The folder runs are recorded in (`None`: this session records nothing).
-    pub fn runs_dir(&self) -> Option<&std::path::Path> {
-        self.runs_dir.as_deref()
     }
 
     /// Tells the training thread which costly views are open: only the Inside tab's, while shown.
@@ -402,88 +324,6 @@ impl GradlabApp {
         };
         if !self.trainer.send(command) {
             self.error("The training thread is not answering; restart Gradlab.");
-        }
-    }
-
-    fn take_io_replies(&mut self) {
-        while let Some(reply) = self.io.try_recv() {
-            match reply {
-                IoReply::Presets(entries) => {
-                    let sets = entries.iter().filter_map(|e| e.preset.as_ref().ok()).map(|p| (p.data.clone(), p.seed));
-                    self.gallery.thumbnails.request(sets.collect(), self.waker.clone());
-                    self.gallery.entries = entries;
-                    self.gallery.mark_loaded(&self.preset);
-                }
-                IoReply::PresetRead(path, Ok(preset)) => {
-                    self.preset = *preset;
-                    self.fork_from = None;
-                    self.notice = Some(Notice::Info(format!("Loaded {}", path.display())));
-                }
-                IoReply::PresetRead(_, Err(e)) => self.error(e),
-                IoReply::Failed(e) => {
-                    // a listing that panicked replies this way: let the next one go
-                    self.runs_listing = false;
-                    self.error(e);
-                }
-                IoReply::Runs(runs) => {
-                    self.runs_listing = false;
-                    self.runs.set_runs(runs);
-                    for dir in self.runs.stale_selection() {
-                        self.io.send(IoRequest::LoadRun(dir));
-                    }
-                }
-                IoReply::Run(dir, Ok(data)) => {
-                    if self.run.run_dir.as_ref() == Some(&dir) {
-                        self.run.prepend_history(&data);
-                    }
-                    self.runs.set_loaded(dir, *data);
-                }
-                IoReply::Run(_, Err(e)) => self.error(e),
-                IoReply::SweepRead(path, Ok(opened)) => {
-                    self.sweep_panel.set_opened(*opened);
-                    self.last_slurm_poll = None;
-                    self.notice = Some(Notice::Info(format!("Opened the sweep {}", path.display())));
-                    self.last_runs_poll = None;
-                }
-                IoReply::SweepRead(_, Err(e)) => self.error(e),
-                IoReply::SweepStarted(result) => {
-                    self.sweep_starting = false;
-                    let stop = std::mem::take(&mut self.sweep_stop_pending);
-                    match result {
-                        Ok(sweep) => {
-                            if stop {
-                                sweep.stop();
-                            }
-                            self.sweep = Some(sweep);
-                        }
-                        Err(e) => self.error(e),
-                    }
-                }
-                IoReply::SlurmStatus(dir, Ok((status, rows))) => self.sweep_panel.set_slurm_status(&dir, status, &rows),
-                IoReply::SlurmStatus(_, Err(e)) => self.error(e),
-                IoReply::Sweeps(sweeps) => {
-                    // a sweep driven elsewhere (the CLI, Slurm) shows its state as its folder says
-                    if self.sweep.is_none() && !self.sweep_starting {
-                        let shown = self.sweep_panel.id();
-                        if let Some(status) =
-                            sweeps.iter().find(|s| Some(&s.id) == shown.as_ref()).and_then(|s| s.status)
-                        {
-                            self.sweep_panel.status = Some(status);
-                        }
-                    }
-                    if let Some(shown) = self.sweep_panel.id() {
-                        if let Some(s) = sweeps.iter().find(|s| s.id == shown) {
-                            self.sweep_panel.set_metrics(&s.id, &s.metrics);
-                        }
-                    }
-                    self.runs.sweeps = sweeps;
-                }
-                IoReply::ImageDecoded(path, result) => self.inspect.image_decoded(path, result),
-                IoReply::Done(message) => {
-                    self.notice = Some(Notice::Info(message));
-                    self.last_runs_poll = None;
-                }
-            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! The desktop app (eframe/egui). One file per panel; the app holds them together.
 
 mod app;
+mod app_io;
+mod app_settings;
 mod app_sweep;
 mod augment_panel;
 mod augment_preview;
