@@ -144,20 +144,26 @@ fn stroke(h: &mut Harness<'_, GradlabApp>, from: [f32; 2], to: [f32; 2]) {
     h.step();
 }
 
+/// The app after a short run of the built-in `name` (its data limited), showing the Inside tab.
+fn trained_then_inside(name: &str, limit: usize, epochs: usize) -> Harness<'static, GradlabApp> {
+    let mut preset = Preset::builtin(name).unwrap();
+    preset.data.limit = limit;
+    preset.train.epochs = epochs;
+    let mut h = harness(preset);
+    settle(&mut h);
+    run_to_completion(&mut h);
+    h.get_by_label("Inside").click();
+    h.run();
+    h
+}
+
 fn pad_probabilities(app: &GradlabApp) -> Option<Vec<f32>> {
     app.inspect.pad_probabilities.clone()
 }
 
 #[test]
 fn drawing_on_the_pad_updates_the_probabilities() {
-    let mut preset = Preset::builtin("mnist_mlp").unwrap();
-    preset.data.limit = 2000;
-    preset.train.epochs = 2;
-    let mut h = harness(preset);
-    settle(&mut h);
-    run_to_completion(&mut h);
-    h.get_by_label("Inside").click();
-    h.run();
+    let mut h = trained_then_inside("mnist_mlp", 2000, 2);
     assert_eq!(h.state().inspect.panel, InsidePanel::TryIt);
     assert!(pad_probabilities(h.state()).is_none(), "an empty pad asks nothing");
     stroke(&mut h, [0.5, 0.15], [0.5, 0.85]);
@@ -187,14 +193,7 @@ fn drawing_on_the_pad_updates_the_probabilities() {
 
 #[test]
 fn the_filters_view_shows_conv1_and_maps_of_a_sample() {
-    let mut preset = Preset::builtin("mnist_cnn").unwrap();
-    preset.data.limit = 1000;
-    preset.train.epochs = 1;
-    let mut h = harness(preset);
-    settle(&mut h);
-    run_to_completion(&mut h);
-    h.get_by_label("Inside").click();
-    h.run();
+    let mut h = trained_then_inside("mnist_cnn", 1000, 1);
     h.get_by_label("Filters").click();
     step_until(&mut h, "the filters", Duration::from_secs(20), |a| a.inspect.filters.is_some());
     h.run();
