@@ -5,6 +5,7 @@ pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod export;
 pub mod model;

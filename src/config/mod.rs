@@ -82,14 +82,8 @@ impl Schedule {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    #[default]
-    Cpu,
-    Cuda,
-    Metal,
-}
+/// `train.device`: see [`crate::device`].
+pub use crate::device::DeviceChoice as DeviceKind;
 
 /// The `[train]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -142,15 +142,13 @@ pub(super) fn validate(p: &Preset, origin: &str) -> Result<()> {
         }
     }
     match t.device {
-        DeviceKind::Cpu => {}
-        DeviceKind::Cuda if cfg!(feature = "cuda") => {}
-        DeviceKind::Metal if cfg!(feature = "metal") => {}
-        d => {
-            return err(
-                "train.device",
-                format!("`{d:?}` needs gradlab built with `--features {}`", format!("{d:?}").to_lowercase()),
-            )
+        DeviceKind::Cuda(_) if !cfg!(feature = "cuda") => {
+            return err("train.device", format!("`{}` needs gradlab built with `--features cuda`", t.device))
         }
+        DeviceKind::Metal(_) if !cfg!(feature = "metal") => {
+            return err("train.device", format!("`{}` needs gradlab built with `--features metal`", t.device))
+        }
+        _ => {}
     }
     for (key, beta) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
         if !(0.0..1.0).contains(&beta) {

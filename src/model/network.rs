@@ -7,6 +7,7 @@ use super::fused;
 use super::layers::{Init, LayerSpec, ParamSpec, Planned, RunLayer};
 use super::ops::{conv2d_nhwc, max_pool_nhwc};
 use super::spec::{plan, Activation, ModelInput, ModelSpec};
+use crate::device::Compute;
 use crate::error::Result;
 use crate::rng::Rng;
 
@@ -144,6 +145,7 @@ pub struct Network {
     /// Whether each of `params` is trained (`false`: a buffer, which gets no gradient).
     trainable: Vec<bool>,
     info: Vec<LayerInfo>,
+    portable: bool,
 }
 
 /// A parameter drawn as PyTorch's default for its module would, from the run's seeded RNG.
@@ -171,13 +173,27 @@ fn absorb<'a>(
 
 impl Network {
     /// Plans the spec for this input and initialises every weight from `seed`, in plan order.
+    /// On the CPU the layers take their fused CPU forms, elsewhere their portable ones.
     pub fn new(spec: &ModelSpec, input: &ModelInput, seed: u64, device: &Device) -> Result<Self> {
-        Self::with_rng(spec, input, Rng::derive(seed, "init", 0), device)
+        Self::new_on(spec, input, seed, &Compute::from(device.clone()))
+    }
+
+    /// [`Network::new`] on a device whose `portable` flag chooses the layers' forms
+    /// (`cpu-portable` runs the GPU's forms on the CPU).
+    pub fn new_on(spec: &ModelSpec, input: &ModelInput, seed: u64, compute: &Compute) -> Result<Self> {
+        Self::build(spec, input, Rng::derive(seed, "init", 0), compute)
     }
 
     /// Like [`Network::new`], drawing the weights from `rng` (a GAN's discriminator has its own
     /// stream, so its layers never change the generator's weights).
-    pub fn with_rng(spec: &ModelSpec, input: &ModelInput, mut rng: Rng, device: &Device) -> Result<Self> {
+    pub fn with_rng(spec: &ModelSpec, input: &ModelInput, rng: Rng, device: &Device) -> Result<Self> {
+        Self::build(spec, input, rng, &Compute::from(device.clone()))
+    }
+
+    /// [`Network::with_rng`] on `compute`.
+    pub fn build(spec: &ModelSpec, input: &ModelInput, mut rng: Rng, compute: &Compute) -> Result<Self> {
+        let device = &compute.device;
+        let portable = compute.portable;
         let planned = plan(spec, input)?;
         let mut layers: Vec<Box<dyn RunLayer>> = Vec::new();
         let mut params = Vec::new();
@@ -255,7 +271,12 @@ impl Network {
             layers.push(Box::new(ToChannelsFirst));
             run_names.push("layout".to_string());
         }
-        Ok(Self { layers, run_names, params, trainable, info })
+        Ok(Self { layers, run_names, params, trainable, info, portable })
+    }
+
+    /// Whether the layers run in their portable forms (composed candle ops).
+    pub fn portable(&self) -> bool {
+        self.portable
     }
 
     pub fn params(&self) -> &[(String, Var)] {

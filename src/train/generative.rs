@@ -37,12 +37,12 @@ pub struct Adversary {
 
 impl Adversary {
     /// The discriminator a GAN preset describes; `None` for other tasks.
-    pub fn for_preset(preset: &Preset, data: &Dataset, device: &Device) -> Result<Option<Self>> {
+    pub fn for_preset(preset: &Preset, data: &Dataset, compute: &crate::device::Compute) -> Result<Option<Self>> {
         let Some(spec) = preset.discriminator.as_ref().filter(|_| preset.task == Task::Gan) else {
             return Ok(None);
         };
         let rng = Rng::derive(preset.seed, "init-discriminator", 0);
-        let net = Network::with_rng(spec, &discriminator_input(&data.input_shape), rng, device)
+        let net = Network::build(spec, &discriminator_input(&data.input_shape), rng, compute)
             .map_err(|e| discriminator_error(e, "preset"))?;
         let optimizer = Optimizer::for_preset(&preset.train, net.params().len());
         Ok(Some(Self { net, optimizer }))

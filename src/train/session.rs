@@ -14,6 +14,7 @@ use super::optim::Optimizer;
 use super::prefetch::BatchSource;
 use crate::config::Preset;
 use crate::data::{Augmenter, Dataset, Split};
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::model::{Mode, ModelInput, Network};
 use crate::rng::Rng;
@@ -67,6 +68,8 @@ pub struct Session {
     pub net: Network,
     pub optimizer: Optimizer,
     pub device: Device,
+    /// The device with how the layers run on it (`portable`) and its label for the summary.
+    pub compute: Compute,
     /// Dropout masks draw from this.
     pub rng: Rng,
     /// The next batch to train: epoch (0-based) and batch within it.
@@ -86,22 +89,20 @@ pub struct Session {
     progress: EpochProgress,
 }
 
-pub fn device_for(preset: &Preset) -> Result<Device> {
-    use crate::config::DeviceKind;
-    Ok(match preset.train.device {
-        DeviceKind::Cpu => Device::Cpu,
-        DeviceKind::Cuda => Device::new_cuda(0)?,
-        DeviceKind::Metal => Device::new_metal(0)?,
-    })
+/// The device the preset's `train.device` names, opened (`auto` falls back to the CPU).
+pub fn device_for(preset: &Preset) -> Result<Compute> {
+    Compute::open(preset.train.device)
 }
 
 impl Session {
-    pub fn new(preset: Preset, data: Dataset, device: Device) -> Result<Self> {
-        let net = Network::new(&preset.model, &data.model_input(preset.task), preset.seed, &device)?;
+    pub fn new(preset: Preset, data: Dataset, compute: impl Into<Compute>) -> Result<Self> {
+        let compute: Compute = compute.into();
+        let device = compute.device.clone();
+        let net = Network::new_on(&preset.model, &data.model_input(preset.task), preset.seed, &compute)?;
         let t = &preset.train;
         let mut optimizer = Optimizer::for_preset(t, net.params().len());
         optimizer.frozen = super::transfer::frozen_params(preset.transfer.as_ref(), net.params());
-        let adversary = Adversary::for_preset(&preset, &data, &device)?;
+        let adversary = Adversary::for_preset(&preset, &data, &compute)?;
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
         let augmenter =
             Augmenter::new(&preset.augment, data.kind, &data.id, &data.input_shape, &data.normalization, preset.seed)?;
@@ -118,6 +119,7 @@ impl Session {
             net,
             optimizer,
             device,
+            compute,
             epoch: 0,
             batch: 0,
             batches_per_epoch,

@@ -1,0 +1,210 @@
+//! Where a run computes: the device a preset asks for (`train.device`) and the one it got.
+//!
+//! `auto` takes a GPU when its driver loads and otherwise the CPU; `cpu-portable` runs on the
+//! CPU through the layers' portable forms (composed candle ops, as they run on CUDA and Metal)
+//! instead of the fused CPU kernels, so the GPU path can be checked on a machine without one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::Device;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// `train.device`: `auto`, `cpu`, `cpu-portable`, `cuda`, `cuda:N`, `metal`, `metal:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    Auto,
+    #[default]
+    Cpu,
+    /// The CPU through the portable (GPU) forms of every layer and of the optimizer.
+    CpuPortable,
+    Cuda(usize),
+    Metal(usize),
+}
+
+impl DeviceChoice {
+    /// What the GUI offers (a GPU other than the first is typed into the preset).
+    pub const OFFERED: [DeviceChoice; 5] = [
+        DeviceChoice::Auto,
+        DeviceChoice::Cpu,
+        DeviceChoice::CpuPortable,
+        DeviceChoice::Cuda(0),
+        DeviceChoice::Metal(0),
+    ];
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::CpuPortable => f.write_str("cpu-portable"),
+            DeviceChoice::Cuda(0) => f.write_str("cuda"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceChoice::Metal(0) => f.write_str("metal"),
+            DeviceChoice::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let ordinal = |n: &str| {
+            n.parse::<usize>().ok().filter(|&n| n < 64).ok_or_else(|| format!("`{s}`: `{n}` is not a device number"))
+        };
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cpu-portable" => Ok(DeviceChoice::CpuPortable),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            "metal" => Ok(DeviceChoice::Metal(0)),
+            other => match other.split_once(':') {
+                Some(("cuda", n)) => ordinal(n).map(DeviceChoice::Cuda),
+                Some(("metal", n)) => ordinal(n).map(DeviceChoice::Metal),
+                _ => Err(format!("`{s}` is not a device: auto, cpu, cpu-portable, cuda, cuda:N, metal or metal:N")),
+            },
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The device a run got, and how its layers run there.
+#[derive(Debug, Clone)]
+pub struct Compute {
+    pub device: Device,
+    /// Layers and the optimizer take their portable forms (always off the CPU; on the CPU for
+    /// `cpu-portable`).
+    pub portable: bool,
+    /// What it is, for the status bar and the run's summary: `CPU`, `CPU (portable path)`,
+    /// `CUDA 0`, with why `auto` fell back to the CPU.
+    pub label: String,
+}
+
+impl From<Device> for Compute {
+    fn from(device: Device) -> Self {
+        let portable = !device.is_cpu();
+        let label = describe(&device, portable);
+        Self { device, portable, label }
+    }
+}
+
+impl Compute {
+    pub fn cpu() -> Self {
+        Device::Cpu.into()
+    }
+
+    /// The CPU through the portable forms.
+    pub fn cpu_portable() -> Self {
+        Self { device: Device::Cpu, portable: true, label: describe(&Device::Cpu, true) }
+    }
+
+    /// Opens the device `choice` names; `auto` falls back to the CPU and says why in the label.
+    pub fn open(choice: DeviceChoice) -> Result<Self> {
+        match choice {
+            DeviceChoice::Cpu => Ok(Self::cpu()),
+            DeviceChoice::CpuPortable => Ok(Self::cpu_portable()),
+            DeviceChoice::Cuda(n) => open_cuda(n).map(Into::into),
+            DeviceChoice::Metal(n) => open_metal(n).map(Into::into),
+            DeviceChoice::Auto => {
+                let cuda = open_cuda(0);
+                let gpu = match cuda {
+                    Ok(d) => Ok(d),
+                    Err(e) if cfg!(feature = "metal") => open_metal(0).map_err(|m| format!("{e}; {m}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                Ok(match gpu {
+                    Ok(d) => d.into(),
+                    Err(why) => {
+                        let mut c = Self::cpu();
+                        c.label = format!("CPU (auto: {why})");
+                        c
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn describe(device: &Device, portable: bool) -> String {
+    match device {
+        Device::Cpu if portable => "CPU (portable path)".into(),
+        Device::Cpu => "CPU".into(),
+        Device::Cuda(_) => format!("CUDA {}", device_ordinal(device)),
+        Device::Metal(_) => format!("Metal {}", device_ordinal(device)),
+    }
+}
+
+fn device_ordinal(device: &Device) -> usize {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } | candle_core::DeviceLocation::Metal { gpu_id } => gpu_id,
+        candle_core::DeviceLocation::Cpu => 0,
+    }
+}
+
+/// CUDA device `n`, or an error naming it and what is missing.
+fn open_cuda(n: usize) -> Result<Device> {
+    let name = DeviceChoice::Cuda(n);
+    if !cfg!(feature = "cuda") {
+        return Err(Error::Other(format!("`{name}`: this gradlab was built without the `cuda` feature")));
+    }
+    Device::new_cuda(n).map_err(|e| Error::Other(format!("`{name}`: {e}")))
+}
+
+/// Metal device `n`, or an error naming it.
+fn open_metal(n: usize) -> Result<Device> {
+    let name = DeviceChoice::Metal(n);
+    if !cfg!(feature = "metal") {
+        return Err(Error::Other(format!("`{name}`: this gradlab was built without the `metal` feature")));
+    }
+    Device::new_metal(n).map_err(|e| Error::Other(format!("`{name}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_round_trip_through_their_names() {
+        for (text, choice) in [
+            ("auto", DeviceChoice::Auto),
+            ("cpu", DeviceChoice::Cpu),
+            ("cpu-portable", DeviceChoice::CpuPortable),
+            ("cuda", DeviceChoice::Cuda(0)),
+            ("cuda:2", DeviceChoice::Cuda(2)),
+            ("metal", DeviceChoice::Metal(0)),
+            ("metal:1", DeviceChoice::Metal(1)),
+        ] {
+            assert_eq!(text.parse::<DeviceChoice>().unwrap(), choice);
+            assert_eq!(choice.to_string(), text);
+        }
+        assert_eq!("cuda:0".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:99", "tpu:0"] {
+            let e = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn cpu_portable_is_the_cpu_with_the_portable_forms() {
+        let c = Compute::open(DeviceChoice::CpuPortable).unwrap();
+        assert!(c.device.is_cpu() && c.portable);
+        let c = Compute::open(DeviceChoice::Cpu).unwrap();
+        assert!(c.device.is_cpu() && !c.portable && c.label == "CPU");
+    }
+}
