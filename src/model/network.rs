@@ -28,11 +28,13 @@ struct ConvBlock {
     /// Buffers reused across training steps, and across evaluation batches.
     train_ws: fused::SharedWorkspace,
     eval_ws: fused::SharedWorkspace,
+    /// Composed candle ops even on the CPU (`cpu-portable`), as off the CPU.
+    portable: bool,
 }
 
 impl RunLayer for ConvBlock {
     fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if x.device().is_cpu() && !self.portable {
             let ws = match mode {
                 Mode::Train(_) => &self.train_ws,
                 Mode::Eval => &self.eval_ws,
@@ -65,11 +67,12 @@ struct Dense {
     weight: Tensor,
     bias: Tensor,
     act: Option<Activation>,
+    portable: bool,
 }
 
 impl Dense {
     fn matrix(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if x.device().is_cpu() && !self.portable {
             return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, fused::Dense::new(self.act))?);
         }
         let y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
@@ -173,7 +176,8 @@ fn absorb<'a>(
 
 impl Network {
     /// Plans the spec for this input and initialises every weight from `seed`, in plan order.
-    /// On the CPU the layers take their fused CPU forms, elsewhere their portable ones.
+    /// On the CPU the layers take their fused CPU forms, elsewhere (and with `compute.portable`)
+    /// their portable ones, composed from candle ops.
     pub fn new(spec: &ModelSpec, input: &ModelInput, seed: u64, device: &Device) -> Result<Self> {
         Self::new_on(spec, input, seed, &Compute::from(device.clone()))
     }
@@ -247,6 +251,7 @@ impl Network {
                         pool,
                         train_ws: fused::SharedWorkspace::default(),
                         eval_ws: fused::SharedWorkspace::default(),
+                        portable,
                     })
                 }
                 LayerSpec::Dense(d) => {
@@ -256,11 +261,11 @@ impl Network {
                             act = Some(a.activation);
                         }
                     }
-                    Box::new(Dense { weight: tensors[0].clone(), bias: tensors[1].clone(), act })
+                    Box::new(Dense { weight: tensors[0].clone(), bias: tensors[1].clone(), act, portable })
                 }
                 LayerSpec::Maxpool(m) => Box::new(MaxPool { size: m.size }),
-                LayerSpec::Batchnorm(b) => b.build(&vars)?,
-                other => other.build(p, &tensors)?,
+                LayerSpec::Batchnorm(b) => b.build_on(&vars, portable)?,
+                other => other.build_on(p, &tensors, portable)?,
             };
             layers.push(layer);
             // the last layer this one absorbed (an activation, a pool) leaves the layout

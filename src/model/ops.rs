@@ -3,7 +3,7 @@
 //! reference in tests: convolution through candle's conv2d, and a max-pool whose gradient is
 //! right (candle's `max_pool2d` gradient is scaled by 1/(k*k), which is wrong).
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -138,11 +138,28 @@ pub(crate) fn col2im(g: &ConvGeometry, cols: &[f32]) -> Vec<f32> {
 }
 
 /// 2-D convolution of an NHWC input with a PyTorch-layout `[out, in, k, k]` weight through
-/// candle's conv2d; returns NHWC. (Candle's backward of it mixes up height and width when a
-/// strided input is not square; the CPU path never uses it.)
+/// candle's conv2d; returns NHWC.
+///
+/// Candle 0.11's conv2d backward computes the input gradient with a transposed conv whose one
+/// `output_padding` it takes from the height (`arg.dim(2) - out_size`), so a strided input whose
+/// leftover rows and columns differ (7x8, k3, stride 2, pad 1) gets a wrong-shaped or wrong
+/// gradient. So the padding is done here (zeros, whose backward is a narrow) and the padded
+/// input is cut to the rows and columns some window reaches, `(out - 1) * stride + k`: candle
+/// then convolves with padding 0 and both leftovers 0, which its backward gets right on every
+/// backend; the rows cut off never reach the output, and the narrow gives them zero gradient.
 pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
-    let o = weight.dim(0)?;
-    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(weight, pad, stride, 1, 1)?;
+    let (o, _, k, _) = weight.dims4()?;
+    let (_, h, w, _) = x.dims4()?;
+    let reach = |size: usize| {
+        conv_output_size(size, k, stride, pad).map(|out| (out - 1) * stride + k).ok_or_else(|| {
+            crate::Error::Shape(format!(
+                "a {k}x{k} convolution with stride {stride} and padding {pad} has no output from {h}x{w}"
+            ))
+        })
+    };
+    let (rh, rw) = (reach(h)?, reach(w)?);
+    let x = x.pad_with_zeros(1, pad, pad)?.pad_with_zeros(2, pad, pad)?.narrow(1, 0, rh)?.narrow(2, 0, rw)?;
+    let y = x.permute((0, 3, 1, 2))?.contiguous()?.conv2d(weight, 0, stride, 1, 1)?;
     let y = match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?)?,
         None => y,
@@ -151,14 +168,30 @@ pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: u
 }
 
 /// Non-overlapping max-pool of an NHWC tensor with window and stride `size` (rows and columns
-/// that do not fill a window are dropped, as in PyTorch), by reshaping into windows and
-/// reducing: candle's `max` backward routes the gradient through an equality mask, which is
-/// right (up to ties), unlike its `max_pool2d`. Used off the CPU (the CPU pools inside the fused
-/// conv block) and as the reference in tests.
+/// that do not fill a window are dropped, as in PyTorch). Used off the CPU (the CPU pools inside
+/// the fused conv block) and as the reference in tests.
+///
+/// Each window's gradient goes to its *first* maximum in (row, column) order, as PyTorch and the
+/// fused op send it. Neither candle's `max_pool2d` (its gradient is scaled by 1/(k*k)) nor its
+/// `max` (whose backward gives the whole gradient to every tied maximum) does that, and ties are
+/// common: a conv over an image's flat background gives equal values. So the windows are laid
+/// along the last axis, the first maximum is marked (equal to the max and the first such, by a
+/// running count), and the output is that element picked by `where_cond`, whose backward
+/// routes the gradient to it alone. All of these are plain candle ops on every backend.
 pub fn max_pool_nhwc(x: &Tensor, size: usize) -> candle_core::Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
-    let (oh, ow) = (h / size, w / size);
-    x.narrow(1, 0, oh * size)?.narrow(2, 0, ow * size)?.reshape((n, oh, size, ow, size, c))?.max(4)?.max(2)
+    let (oh, ow, k) = (h / size, w / size, size * size);
+    let windows = x
+        .narrow(1, 0, oh * size)?
+        .narrow(2, 0, ow * size)?
+        .reshape((n, oh, size, ow, size, c))?
+        .permute((0, 1, 3, 5, 2, 4))?
+        .contiguous()?
+        .reshape((n, oh, ow, c, k))?;
+    let values = windows.detach();
+    let at_max = values.broadcast_eq(&values.max_keepdim(4)?)?.to_dtype(DType::F32)?;
+    let first = (at_max.cumsum(4)?.eq(1.0)?.to_dtype(DType::F32)? * at_max)?.to_dtype(DType::U8)?;
+    first.where_cond(&windows, &windows.zeros_like()?)?.sum(4)
 }
 
 #[cfg(test)]
@@ -218,6 +251,49 @@ pub(crate) mod tests {
         assert_eq!(pooled.dims(), &[2, 3, 3, 3]);
         let up = random(&[2, 3, 3, 3], 13);
         check_finite_differences(&vals, &shape, |x| (max_pool_nhwc(x, 2).unwrap() * &up).unwrap().sum_all().unwrap());
+    }
+
+    #[test]
+    fn conv_gradients_match_finite_differences_on_non_square_inputs() {
+        // 7x8 with stride 2: leftover rows and columns differ, which candle's backward alone
+        // gets wrong; strides 1 and 3 and paddings 0 and 1 around it
+        for (h, w) in [(7, 8), (8, 5)] {
+            for stride in [1, 2, 3] {
+                for pad in [0, 1] {
+                    let shape = [2, h, w, 2];
+                    let x = random(&shape, 20);
+                    let weight = random(&[3, 2, 3, 3], 21);
+                    let bias = random(&[3], 22);
+                    let out = conv2d_nhwc(&x, &weight, Some(&bias), stride, pad).unwrap();
+                    let (oh, ow) =
+                        (conv_output_size(h, 3, stride, pad).unwrap(), conv_output_size(w, 3, stride, pad).unwrap());
+                    assert_eq!(out.dims(), &[2, oh, ow, 3], "{h}x{w} stride {stride} pad {pad}");
+                    let up = random(out.dims(), 23);
+                    let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+                    check_finite_differences(&xs, &shape, |x| {
+                        (conv2d_nhwc(x, &weight, Some(&bias), stride, pad).unwrap() * &up).unwrap().sum_all().unwrap()
+                    });
+                    let ws: Vec<f32> = weight.flatten_all().unwrap().to_vec1().unwrap();
+                    check_finite_differences(&ws, &[3, 2, 3, 3], |w| {
+                        (conv2d_nhwc(&x, w, Some(&bias), stride, pad).unwrap() * &up).unwrap().sum_all().unwrap()
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_sends_a_tied_window_gradient_to_its_first_maximum() {
+        // a flat background gives equal values; PyTorch and the fused op pass each window's
+        // gradient to its first maximum only
+        let x = Var::from_tensor(&Tensor::ones((1, 4, 4, 1), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let y = max_pool_nhwc(&x, 2).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0; 4]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        #[rustfmt::skip]
+        let first = vec![1.0, 0.0, 1.0, 0.0,  0.0, 0.0, 0.0, 0.0,  1.0, 0.0, 1.0, 0.0,  0.0, 0.0, 0.0, 0.0];
+        assert_eq!(g, first);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! takes a batch only for the position it is at, and when it is somewhere else (a seek to a
 //! checkpoint, a fork) the producer is dropped and started again there. A batch's contents
 //! depend only on the seed and its position, never on timing, so the numbers are the same
-//! whether the thread runs or the batch is cut inline (`threaded = false`).
+//! whether the thread runs or the batch is cut inline (`threaded = false`). A batch is gathered
+//! and augmented on the host and copied to the run's device once, on the data thread, so a GPU
+//! step finds its inputs there already.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -46,12 +48,18 @@ impl Recipe {
                 order.len()
             ))
         })?;
-        let mut cut = self.task.gather(&self.data.train, indices, &self.data.input_shape, &self.device)?;
+        // gathered and augmented on the host, then moved to the device once, here on the data
+        // thread ahead of use (on the CPU the move is a no-op)
+        let mut cut = self.task.gather(&self.data.train, indices, &self.data.input_shape, &Device::Cpu)?;
         if let Some(augmenter) = &self.augmenter {
             let shape = cut.inputs.shape().clone();
             let mut values = cut.inputs.flatten_all()?.to_vec1::<f32>()?;
             augmenter.apply_batch(&mut values, epoch, start, order.len())?;
-            cut.inputs = Tensor::from_vec(values, shape, &self.device)?;
+            cut.inputs = Tensor::from_vec(values, shape, &Device::Cpu)?;
+        }
+        if !self.device.is_cpu() {
+            cut.inputs = cut.inputs.to_device(&self.device)?;
+            cut.targets = cut.targets.to_device(&self.device)?;
         }
         Ok(cut)
     }

@@ -377,8 +377,15 @@ impl LayerSpec {
         }
     }
 
-    /// The layer as it runs (the network builder fuses conv and dense layers itself).
+    /// The layer as it runs (the network builder fuses conv and dense layers itself), in its
+    /// fused CPU form where it has one.
     pub fn build(&self, p: &Planned, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+        self.build_on(p, params, false)
+    }
+
+    /// [`LayerSpec::build`]; `portable` takes the form composed from candle ops even on the CPU
+    /// (what runs on CUDA and Metal; `cpu-portable` checks it here).
+    pub fn build_on(&self, p: &Planned, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
         match self {
             // batch norm updates its running statistics in place: it is built from the variables
             LayerSpec::Dense(_) | LayerSpec::Conv2d(_) | LayerSpec::Maxpool(_) | LayerSpec::Batchnorm(_) => {
@@ -390,16 +397,16 @@ impl LayerSpec {
             LayerSpec::Activation(s) => Ok(Box::new(shape::Activate { activation: s.activation })),
             LayerSpec::Embedding(_) => embedding::build_embedding(params),
             LayerSpec::Position(_) => embedding::build_position(params),
-            LayerSpec::Rnn(s) => s.build(super::recurrent::Cell::Rnn, params),
-            LayerSpec::Lstm(s) => s.build(super::recurrent::Cell::Lstm, params),
-            LayerSpec::Gru(s) => s.build(super::recurrent::Cell::Gru, params),
+            LayerSpec::Rnn(s) => s.build(super::recurrent::Cell::Rnn, params, portable),
+            LayerSpec::Lstm(s) => s.build(super::recurrent::Cell::Lstm, params, portable),
+            LayerSpec::Gru(s) => s.build(super::recurrent::Cell::Gru, params, portable),
             LayerSpec::Attention(s) => s.build(params),
             LayerSpec::Layernorm(_) => attention::build_layernorm(params),
             LayerSpec::GlobalMean => Ok(Box::new(shape::GlobalMean)),
             LayerSpec::TransformerBlock(s) => s.build(p, params),
             LayerSpec::Dropout2d(s) => Ok(Box::new(norm::Dropout2d { rate: s.rate })),
-            LayerSpec::ConvTranspose2d(s) => s.build(params),
-            LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale, portable: false })),
+            LayerSpec::ConvTranspose2d(s) => s.build_on(params, portable),
+            LayerSpec::Upsample(s) => Ok(Box::new(upsample::Upsample { scale: s.scale, portable })),
             LayerSpec::Reshape(s) => Ok(Box::new(upsample::Reshape { shape: s.shape.clone() })),
             LayerSpec::Sample => Ok(Box::new(sample::Sample)),
         }

@@ -86,7 +86,8 @@ impl BatchNormSpec {
         self.build_on(vars, true)
     }
 
-    fn build_on(&self, vars: &[Var], portable: bool) -> Result<Box<dyn RunLayer>> {
+    /// [`BatchNormSpec::build`], composed from candle ops when `portable`.
+    pub fn build_on(&self, vars: &[Var], portable: bool) -> Result<Box<dyn RunLayer>> {
         let [weight, bias, running_mean, running_var, tracked] = vars else {
             return Err(Error::Other(format!("batch norm has 5 tensors, got {}", vars.len())));
         };

@@ -88,9 +88,11 @@ impl RecurrentSpec {
         Ok((out, params))
     }
 
-    pub fn build(&self, cell: Cell, params: &[Tensor]) -> Result<Box<dyn RunLayer>> {
+    /// `portable`: the cells composed from candle ops even on the CPU (`cpu-portable`).
+    pub fn build(&self, cell: Cell, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
         Ok(Box::new(Recurrent {
             cell,
+            portable,
             hidden: self.hidden,
             directions: self.directions(),
             return_sequences: self.return_sequences,
@@ -124,11 +126,13 @@ struct Recurrent {
     return_sequences: bool,
     /// `[w_ih, w_hh, b_ih, b_hh]` per layer and direction, in PyTorch's order.
     weights: Vec<Vec<Tensor>>,
+    /// The composed cells even on the CPU (off the CPU they always are).
+    portable: bool,
 }
 
 impl RunLayer for Recurrent {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
-        let portable = !x.device().is_cpu();
+        let portable = self.portable || !x.device().is_cpu();
         let mut x = x.clone();
         for layer in self.weights.chunks(self.directions) {
             let outs = layer

@@ -148,7 +148,8 @@ impl ConvTranspose2dSpec {
         self.build_on(params, true)
     }
 
-    fn build_on(&self, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
+    /// [`ConvTranspose2dSpec::build`], composed from candle ops when `portable`.
+    pub fn build_on(&self, params: &[Tensor], portable: bool) -> Result<Box<dyn RunLayer>> {
         Ok(Box::new(ConvTranspose {
             weight: params[0].clone(),
             bias: params[1].clone(),
