@@ -64,22 +64,23 @@ struct Pass {
     after: Vec<(String, Vec<f32>)>,
 }
 
-fn pass(spec: &ModelSpec, input: &ModelInput, x: &Tensor, run: Run, compute: &Compute) -> Pass {
-    let net = Network::new_on(spec, input, 7, compute).unwrap();
+fn pass(case: &str, spec: &ModelSpec, input: &ModelInput, x: &Tensor, run: Run, compute: &Compute) -> Pass {
+    let fail = |e: gradlab::Error| -> ! { panic!("{case} on {}: {e}", compute.label) };
+    let net = Network::new_on(spec, input, 7, compute).unwrap_or_else(|e| fail(e));
     assert_eq!(net.portable(), compute.portable);
     let float_input = input.vocab.is_none();
     let x_var = Var::from_tensor(x).unwrap();
     let x_in = if float_input { x_var.as_tensor().clone() } else { x.clone() };
     let mut rng = Rng::new(99);
     if run == Run::Eval {
-        net.forward(&x_in, &mut Mode::Train(&mut rng)).unwrap();
+        net.forward(&x_in, &mut Mode::Train(&mut rng)).unwrap_or_else(|e| fail(e));
     }
     let y = match run {
-        Run::Train => net.forward(&x_in, &mut Mode::Train(&mut rng)).unwrap(),
-        Run::Eval => net.forward(&x_in, &mut Mode::Eval).unwrap(),
+        Run::Train => net.forward(&x_in, &mut Mode::Train(&mut rng)).unwrap_or_else(|e| fail(e)),
+        Run::Eval => net.forward(&x_in, &mut Mode::Eval).unwrap_or_else(|e| fail(e)),
     };
     let g = random(y.dims(), 4);
-    let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads = (&y * &g).and_then(|l| l.sum_all()?.backward()).unwrap_or_else(|e| fail(e.into()));
     let trained = net.params().iter().zip(net.trainable()).filter(|(_, t)| **t);
     Pass {
         output: values(&y),
@@ -97,8 +98,8 @@ fn pass(spec: &ModelSpec, input: &ModelInput, x: &Tensor, run: Run, compute: &Co
 /// Builds `layers` twice from one seed, on the CPU path and the portable one, and compares.
 fn compare(case: &str, layers: &str, input: &ModelInput, x: &Tensor, run: Run) {
     let spec = model(layers);
-    let cpu = pass(&spec, input, x, run, &Compute::cpu());
-    let portable = pass(&spec, input, x, run, &Compute::cpu_portable());
+    let cpu = pass(case, &spec, input, x, run, &Compute::cpu());
+    let portable = pass(case, &spec, input, x, run, &Compute::cpu_portable());
     close(case, "output", &cpu.output, &portable.output);
     for ((name, a), (_, b)) in cpu.grads.iter().zip(&portable.grads) {
         close(case, &format!("gradient of {name}"), a, b);
@@ -151,15 +152,26 @@ fn conv_blocks_match_on_square_and_non_square_images() {
         }
     }
     // a flat background (most of an MNIST digit) gives tied maxima in the pools
-    let mut flat = vec![0.5f32; 2 * 2 * 9 * 8];
-    flat.iter_mut().step_by(13).for_each(|v| *v = 2.0);
-    let flat = Tensor::from_vec(flat, (2, 2, 9, 8), &Device::Cpu).unwrap();
-    for act in ["relu", "tanh"] {
-        let layers = format!(
-            "{{ type = \"conv2d\", channels = 3, kernel = 3, stride = 2, padding = 1, activation = \"{act}\" }},
-             {{ type = \"maxpool\", size = 2 }}, {{ type = \"flatten\" }}, {{ type = \"dense\" }}"
-        );
-        compare(&format!("conv + pool on a flat background, {act}"), &layers, &image(2, 9, 8), &flat, Run::Train);
+    let flat: Vec<f32> = (0..2 * 2 * 12 * 10)
+        .map(|i| {
+            let (c, h, w) = ((i / 120) % 2, (i / 10) % 12, i % 10);
+            if h < 3 && (w + c) % 3 == 0 {
+                2.0
+            } else {
+                0.5
+            }
+        })
+        .collect();
+    let flat = Tensor::from_vec(flat, (2, 2, 12, 10), &Device::Cpu).unwrap();
+    for (stride, padding) in [(1, 0), (2, 1)] {
+        for act in ["relu", "tanh"] {
+            let layers = format!(
+                "{{ type = \"conv2d\", channels = 3, kernel = 3, stride = {stride}, padding = {padding}, activation = \"{act}\" }},
+                 {{ type = \"maxpool\", size = 2 }}, {{ type = \"flatten\" }}, {{ type = \"dense\" }}"
+            );
+            let case = format!("conv stride {stride} + pool on a flat background, {act}");
+            compare(&case, &layers, &image(2, 12, 10), &flat, Run::Train);
+        }
     }
     // two convs, the second without an activation, on a non-square map
     let layers = "{ type = \"conv2d\", channels = 4, kernel = 3, stride = 2, padding = 1 },
