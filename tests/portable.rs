@@ -28,8 +28,8 @@ fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
 }
 
-/// `max |a - b| <= 1e-4 * (1 + max |a|)`, naming the case and the tensor when not.
-fn close(case: &str, what: &str, a: &[f32], b: &[f32]) {
+/// `max |a - b| <= tolerance * (1 + max |a|)`, naming the case and the tensor when not.
+fn close(case: &str, what: &str, a: &[f32], b: &[f32], tolerance: f32) {
     assert_eq!(a.len(), b.len(), "{case}: {what} has {} values on the CPU path, {} on the portable", a.len(), b.len());
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
     let (at, diff) = a.iter().zip(b).map(|(x, y)| (x - y).abs()).enumerate().fold((0, 0f32), |m, (i, d)| {
@@ -40,7 +40,7 @@ fn close(case: &str, what: &str, a: &[f32], b: &[f32]) {
         }
     });
     assert!(
-        diff <= 1e-4 * (1.0 + scale),
+        diff <= tolerance * (1.0 + scale),
         "{case}: {what}[{at}] is {} on the CPU path and {} on the portable one (max |value| {scale})",
         a[at],
         b[at]
@@ -95,20 +95,25 @@ fn pass(case: &str, spec: &ModelSpec, input: &ModelInput, x: &Tensor, run: Run, 
     }
 }
 
-/// Builds `layers` twice from one seed, on the CPU path and the portable one, and compares.
+/// Builds `layers` twice from one seed, on the CPU path and the portable one, and compares
+/// within `1e-4 * (1 + max |value|)`.
 fn compare(case: &str, layers: &str, input: &ModelInput, x: &Tensor, run: Run) {
+    compare_within(case, layers, input, x, run, 1e-4);
+}
+
+fn compare_within(case: &str, layers: &str, input: &ModelInput, x: &Tensor, run: Run, tolerance: f32) {
     let spec = model(layers);
     let cpu = pass(case, &spec, input, x, run, &Compute::cpu());
     let portable = pass(case, &spec, input, x, run, &Compute::cpu_portable());
-    close(case, "output", &cpu.output, &portable.output);
+    close(case, "output", &cpu.output, &portable.output, tolerance);
     for ((name, a), (_, b)) in cpu.grads.iter().zip(&portable.grads) {
-        close(case, &format!("gradient of {name}"), a, b);
+        close(case, &format!("gradient of {name}"), a, b, tolerance);
     }
     if let (Some(a), Some(b)) = (&cpu.input_grad, &portable.input_grad) {
-        close(case, "input gradient", a, b);
+        close(case, "input gradient", a, b, tolerance);
     }
     for ((name, a), (_, b)) in cpu.after.iter().zip(&portable.after) {
-        close(case, &format!("{name} after the pass"), a, b);
+        close(case, &format!("{name} after the pass"), a, b, tolerance);
     }
 }
 
@@ -206,6 +211,17 @@ fn batch_norm_and_dropouts_match_in_training_and_evaluation() {
         compare(&format!("batch norm 1-D, {name}"), bn1, &features, &x, run);
         compare(&format!("batch norm 2-D, {name}"), bn2, &image(2, 6, 5), &pic, run);
     }
+    // a large batch of flat images: the statistics sum 21,632 values per channel
+    let mut rng = Rng::new(17);
+    let flat: Vec<f32> =
+        (0..32 * 28 * 28).map(|_| if rng.uniform() < 0.8 { -0.42 } else { 2.0 * rng.uniform() }).collect();
+    let flat = Tensor::from_vec(flat, (32, 1, 28, 28), &Device::Cpu).unwrap();
+    let bn = "{ type = \"conv2d\", channels = 8, kernel = 3 }, { type = \"batchnorm\" }, { type = \"activation\" },
+        { type = \"maxpool\", size = 2 }, { type = \"flatten\" }, { type = \"dense\" }";
+    // conv1.bias's true gradient is 0 here (batch norm removes a constant), and each path gives
+    // the rounding of 21,632 cancelling terms (-3e-6 fused, 1.6e-4 composed, whose candle sums
+    // run in order in f32): that one value is noise, so the bound is 2e-4
+    compare_within("batch norm 2-D on 32 flat 28x28 images", bn, &image(1, 28, 28), &flat, Run::Train, 2e-4);
     let dropout = "{ type = \"dense\", units = 8 }, { type = \"dropout\", rate = 0.5 }, { type = \"dense\" }";
     compare("dropout", dropout, &features, &x, Run::Train);
     let dropout2d = "{ type = \"conv2d\", channels = 4, kernel = 3 }, { type = \"dropout2d\", rate = 0.5 },
