@@ -14,7 +14,9 @@ struct Trace {
 fn train(preset: &Preset, compute: Compute) -> Trace {
     let data = gradlab::data::load(&preset.data, preset.seed).expect("the data loads");
     let validation = data.validation.len();
+    let portable = compute.portable;
     let mut session = Session::new(preset.clone(), data, compute).expect("the session starts");
+    assert_eq!(session.net.portable(), portable, "the network takes the forms the device asks for");
     let mut trace = Trace { losses: vec![], accuracy: 0.0, validation };
     while !session.finished() {
         while !session.epoch_done() {
