@@ -84,3 +84,47 @@ fn a_portable_session_keeps_the_optimizer_state_on_the_device_and_tracks_the_cpu
     assert_eq!(portable.optimizer.host_copies(), 12);
     assert!(moments.iter().zip(portable.net.params()).all(|(s, (_, var))| s.v.len() == var.elem_count()));
 }
+
+/// A GAN's discriminator has its own optimizer: it takes the portable path too.
+#[test]
+fn a_portable_gans_two_optimizers_keep_their_state_on_the_device() {
+    let mut preset = Preset::builtin("gan_mnist_mlp").unwrap();
+    preset.data.limit = 300;
+    let data = data::load(&preset.data, preset.seed).unwrap();
+    let mut session = Session::new(preset, data, Compute::cpu_portable()).unwrap();
+    for _ in 0..3 {
+        let step = session.train_batch().unwrap();
+        let gan = step.gan.unwrap();
+        assert!(gan.d_loss == step.loss && gan.g_loss > 0.0 && (0.0..=1.0).contains(&gan.d_real));
+    }
+    let discriminator = &session.adversary.as_ref().unwrap().optimizer;
+    for (who, optimizer) in [("generator", &session.optimizer), ("discriminator", discriminator)] {
+        assert!(optimizer.portable && optimizer.state_on_device(), "the {who}'s state is on the device");
+        assert_eq!(optimizer.host_copies(), 0, "the {who}'s steps copied state to the host");
+    }
+}
+
+/// `gradlab bench --device` trains where it says and prints the device's label; a device this
+/// build cannot open is an error naming it, not a panic.
+#[test]
+fn the_benchmark_runs_on_the_device_it_is_given_and_names_it() {
+    let bench = |device: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+            .args(["bench", "--models", "gan", "--batches", "2", "--no-reference", "--threads", "1"])
+            .args(["--device", device])
+            .output()
+            .unwrap()
+    };
+    let out = bench("cpu-portable");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().next().unwrap().contains("CPU (portable path)"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("gan ")), "{stdout}");
+    if !cfg!(feature = "cuda") {
+        let out = bench("cuda:1");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("`cuda:1`") && !stderr.contains("panicked"), "{stderr}");
+    }
+    let out = bench("gpu");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("`gpu` is not a device"));
+}
