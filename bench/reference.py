@@ -16,6 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
+# Where the models train (`--device`); the data sits there too, so a step copies nothing.
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    """Waits for the device's queued work, so a timing covers it (CUDA runs asynchronously)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
 
 def load(path):
     """Fashion-MNIST IDX folder or the embedded MNIST 5k CSV; standardised like Gradlab does."""
@@ -85,10 +94,13 @@ def layer_timings(net, x, reps):
         g = torch.randn_like(inputs[i + 1])
         fwd, bwd = [], []
         for _ in range(reps):
+            sync()
             t0 = time.perf_counter()
             y = part(xi)
+            sync()
             t1 = time.perf_counter()
             y.backward(g)
+            sync()
             t2 = time.perf_counter()
             fwd.append((t1 - t0) * 1e3)
             bwd.append((t2 - t1) * 1e3)
@@ -153,15 +165,15 @@ class TinyTransformer(nn.Module):
 def text_rate(s, batches, warmup):
     """Training samples/s of a text model on random ids of its vocabulary and length."""
     torch.manual_seed(42)
-    net = TinyTransformer(s) if s["kind"] == "transformer" else RecurrentClassifier(s)
+    net = (TinyTransformer(s) if s["kind"] == "transformer" else RecurrentClassifier(s)).to(DEVICE)
     opt = (torch.optim.AdamW if s["kind"] == "transformer" else torch.optim.Adam)(net.parameters(), lr=s["lr"])
     n = 4096
-    ids = torch.randint(2, s["vocab"], (n, s["len"] + (1 if s["per_step"] else 0)))
-    labels = torch.randint(0, max(s["classes"], 2), (n,))
+    ids = torch.randint(2, s["vocab"], (n, s["len"] + (1 if s["per_step"] else 0))).to(DEVICE)
+    labels = torch.randint(0, max(s["classes"], 2), (n,)).to(DEVICE)
     bce = s["classes"] == 1
 
     def step(i):
-        rows = torch.randint(0, n, (s["batch"],))
+        rows = torch.randint(0, n, (s["batch"],)).to(DEVICE)
         opt.zero_grad(set_to_none=True)
         if s["per_step"]:
             x, y = ids[rows, :-1], ids[rows, 1:]
@@ -198,12 +210,13 @@ def mnist_scaled():
 
 def generative_rate(name, batches, warmup):
     """presets/vae_mnist.toml, gan_mnist_mlp.toml and gan_mnist_dcgan.toml, at their own batch sizes."""
-    x = mnist_scaled()
+    x = mnist_scaled().to(DEVICE)
     leaky = lambda: nn.LeakyReLU(0.2)
     if name == "vae":
         batch = 128
         enc = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 4))
         dec = nn.Sequential(nn.Linear(2, 512), nn.ReLU(), nn.Linear(512, 784))
+        enc, dec = enc.to(DEVICE), dec.to(DEVICE)
         nets = [enc, dec]
         opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=1e-3)
 
@@ -242,6 +255,7 @@ def generative_rate(name, batches, warmup):
             nn.Linear(256, 1),
         )
     if name != "vae":
+        g, d = g.to(DEVICE), d.to(DEVICE)
         nets = [g, d]
         og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -249,8 +263,8 @@ def generative_rate(name, batches, warmup):
 
         def train(xb):
             n = len(xb)
-            ones, zeros = torch.ones(n, 1), torch.zeros(n, 1)
-            fake = g(torch.randn(n, 64))
+            ones, zeros = torch.ones(n, 1, device=DEVICE), torch.zeros(n, 1, device=DEVICE)
+            fake = g(torch.randn(n, 64, device=DEVICE))
             od.zero_grad(set_to_none=True)
             d_loss = bce(d(xb), ones) + bce(d(fake.detach()), zeros)
             d_loss.backward()
@@ -261,12 +275,12 @@ def generative_rate(name, batches, warmup):
             og.step()
             d_loss.item(), g_loss.item()
 
-    perm, pos = torch.randperm(len(x)), 0
+    perm, pos = torch.randperm(len(x), device=DEVICE), 0
 
     def step():
         nonlocal perm, pos
         if pos + batch > len(x):
-            perm, pos = torch.randperm(len(x)), 0
+            perm, pos = torch.randperm(len(x), device=DEVICE), 0
         xb = x[perm[pos:pos + batch]]
         pos += batch
         train(xb)
@@ -291,14 +305,20 @@ def main():
     p.add_argument("--layer-reps", type=int, default=20)
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--text", default="[]", help="JSON list of text models' shapes (from gradlab bench)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="train on the CPU or on PyTorch's CUDA build (gradlab bench --device cuda)")
     a = p.parse_args()
+    global DEVICE
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: this PyTorch has no CUDA device (a CPU-only build, or no driver)")
+    DEVICE = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)
     x, y = load(a.data)
     # Gradlab holds out 10% for validation; train on the rest
     n_train = len(y) - round(len(y) * 0.1)
     order = torch.randperm(len(y))[:n_train]
-    x, y = x[order], y[order]
+    x, y = x[order].to(DEVICE), y[order].to(DEVICE)
     images = (x, y, n_train)
     results = []
     for name in [m for m in a.models.split(",") if m]:
@@ -309,19 +329,19 @@ def main():
             # CIFAR-10's shapes (Gradlab trains on a fixture in CIFAR's format: the speed does not
             # depend on what the pixels show); 90% of 6 x 2,000 records, as Gradlab splits them
             n_train = 10800
-            x, y = torch.randn(n_train, 3, 32, 32), torch.randint(0, 10, (n_train,))
+            x, y = torch.randn(n_train, 3, 32, 32, device=DEVICE), torch.randint(0, 10, (n_train,), device=DEVICE)
         else:
             x, y, n_train = images
-        net = model(name)
+        net = model(name).to(DEVICE)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
-        perm = torch.randperm(n_train)
+        perm = torch.randperm(n_train, device=DEVICE)
         pos = 0
 
         def step():
             nonlocal pos, perm
             if pos + a.batch_size > n_train:
-                perm, pos = torch.randperm(n_train), 0
+                perm, pos = torch.randperm(n_train, device=DEVICE), 0
             idx = perm[pos:pos + a.batch_size]
             pos += a.batch_size
             xb, yb = x[idx], y[idx]
@@ -342,9 +362,11 @@ def main():
         results.append({"name": name, "params": params, "samples_per_s": rate, "layers": layers})
     for spec in json.loads(a.text):
         results.append(text_rate(spec, a.batches, a.warmup))
+    # host memory; a GPU run's device memory is not in it
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({
         "engine": f"pytorch {torch.__version__}",
+        "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
         "data": a.data,
         "threads": a.threads,
         "batch_size": a.batch_size,

@@ -10,11 +10,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Preset;
 use crate::data::{self, idx, Batch, DataSpec};
+use crate::device::{Compute, DeviceChoice};
 use crate::error::{Error, Result};
 use crate::model::Mode;
 use crate::rng::Rng;
@@ -29,6 +30,8 @@ pub struct BenchConfig {
     /// Repetitions of each layer's isolated forward and backward.
     pub layer_reps: usize,
     pub models: Vec<String>,
+    /// Where to train (`--device`): the CPU, its portable path, or a GPU.
+    pub device: DeviceChoice,
 }
 
 impl Default for BenchConfig {
@@ -40,6 +43,7 @@ impl Default for BenchConfig {
             threads: crate::train::cores(),
             layer_reps: 20,
             models: ALL_MODELS.iter().map(|m| m.to_string()).collect(),
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -63,6 +67,9 @@ pub struct ModelResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
     pub engine: String,
+    /// What the models trained on (`Compute::label`, or the reference's `cpu` / `cuda`).
+    #[serde(default)]
+    pub device: String,
     pub data: String,
     pub threads: usize,
     pub batch_size: usize,
@@ -176,7 +183,7 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
         let x = if data_input { x.clone() } else { Var::from_tensor(x)?.as_tensor().clone() };
         let y_shape = inputs[i + 1].shape().clone();
         let g: Vec<f32> = (0..y_shape.elem_count()).map(|_| rng.normal()).collect();
-        let g = Tensor::from_vec(g, y_shape, &Device::Cpu)?;
+        let g = Tensor::from_vec(g, y_shape, x.device())?;
         let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
         for _ in 0..reps {
             let t0 = Instant::now();
@@ -202,13 +209,13 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
     Ok(out)
 }
 
-fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<ModelResult> {
+fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig, compute: &Compute) -> Result<ModelResult> {
     let mut preset = model_preset(name)?;
     if !own_data(name) {
         preset.train.batch_size = cfg.batch_size;
     }
     preset.train.epochs = 1_000_000;
-    let mut session = Session::new(preset, data.clone(), Device::Cpu)?;
+    let mut session = Session::new(preset, data.clone(), compute.clone())?;
     for _ in 0..cfg.warmup {
         session.train_batch()?;
     }
@@ -231,7 +238,7 @@ fn bench_model(name: &str, data: &data::Dataset, cfg: &BenchConfig) -> Result<Mo
         return Ok(ModelResult { name: name.into(), params, samples_per_s, layers: vec![] });
     }
     let indices: Vec<usize> = (0..cfg.batch_size.min(data.train.len())).collect();
-    let batch = Batch::gather(&data.train, &indices, &data.input_shape, &Device::Cpu)?;
+    let batch = Batch::gather(&data.train, &indices, &data.input_shape, &session.device)?;
     let layers = layer_timings(&session, &batch, cfg.layer_reps)?;
     Ok(ModelResult { name: name.into(), params: session.net.param_count(), samples_per_s, layers })
 }
@@ -290,10 +297,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         .thread_name(|i| format!("gradlab-compute-{i}"))
         .build()
         .map_err(|e| Error::Other(e.to_string()))?;
+    let compute = Compute::open(cfg.device)?;
     let mut models = Vec::new();
     for m in &cfg.models {
         let data = model_data(m, &mut images)?;
-        models.push(pool.install(|| bench_model(m, &data, cfg))?);
+        models.push(pool.install(|| bench_model(m, &data, cfg, &compute))?);
     }
     let data = match &images {
         Some(d) => d.clone(),
@@ -301,6 +309,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     };
     Ok(BenchReport {
         engine: "gradlab (candle 0.11 + own conv/pool ops)".into(),
+        device: compute.label,
         data: format!("{} ({} train samples)", data.title, data.train.len()),
         threads: cfg.threads,
         batch_size: cfg.batch_size,
@@ -332,6 +341,9 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
         .args(["--batch-size", &cfg.batch_size.to_string()])
         .args(["--layer-reps", &cfg.layer_reps.to_string()])
         .args(["--models", &image_models.join(",")])
+        // PyTorch on the same kind of device: its CUDA build for a GPU run (Metal has no
+        // counterpart there; the portable path is the CPU)
+        .args(["--device", if matches!(cfg.device, DeviceChoice::Cuda(_)) { "cuda" } else { "cpu" }])
         .output()
         .map_err(|e| Error::io(script, e))?;
     if !out.status.success() {
@@ -393,6 +405,11 @@ fn text_spec(name: &str) -> Result<TextModelSpec> {
 /// The table the benchmark prints.
 pub fn format_report(ours: &BenchReport, reference: Option<&BenchReport>) -> String {
     let mut s = String::new();
+    s.push_str(&format!("device: gradlab {}", ours.device));
+    if let Some(r) = reference {
+        s.push_str(&format!(", pytorch {}", if r.device.is_empty() { "cpu" } else { &r.device }));
+    }
+    s.push('\n');
     s.push_str(&format!(
         "data: {} (image models, batch {}; cifar: a CIFAR-10-format folder of 12,000 generated 32x32 colour images); text models on their presets' Debian data and batch; vae, gan, dcgan on MNIST 5k at their presets' batch; {} threads\n\n",
         ours.data, ours.batch_size, ours.threads

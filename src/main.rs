@@ -163,6 +163,10 @@ enum Cmd {
         /// Skip the PyTorch reference.
         #[arg(long)]
         no_reference: bool,
+        /// Where to train: cpu, cpu-portable (the GPU path's ops on the CPU), cuda[:N], metal[:N]
+        /// or auto; the reference runs on PyTorch's CUDA build for cuda, else on the CPU.
+        #[arg(long, default_value = "cpu")]
+        device: gradlab::device::DeviceChoice,
     },
     /// Reload an exported model and report its accuracy and confusion matrix.
     Eval {
@@ -267,8 +271,8 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Export { run_dir, out_dir, epoch, format }) => export(&run_dir, &out_dir, &epoch, &format),
         Some(Cmd::Eval { model_dir, data, path }) => eval(&model_dir, data, path),
-        Some(Cmd::Bench { batches, threads, models, python, no_reference }) => {
-            bench(batches, threads, &models, python, no_reference)
+        Some(Cmd::Bench { batches, threads, models, python, no_reference, device }) => {
+            bench(batches, threads, &models, python, no_reference, device)
         }
         Some(Cmd::Preset { action: PresetCmd::List }) => {
             for (name, _) in gradlab::config::BUILTIN {
@@ -413,6 +417,7 @@ fn bench(
     models: &str,
     python: Option<PathBuf>,
     no_reference: bool,
+    device: gradlab::device::DeviceChoice,
 ) -> anyhow::Result<()> {
     use gradlab::bench::{self, BenchConfig};
     let cfg = BenchConfig {
@@ -432,12 +437,13 @@ fn bench(
         } else {
             models.split(',').map(|m| m.trim().to_string()).collect()
         },
+        device,
         ..BenchConfig::default()
     };
     for m in &cfg.models {
         bench::model_preset(m)?;
     }
-    eprintln!("benchmarking {} on {} threads…", cfg.models.join(", "), cfg.threads);
+    eprintln!("benchmarking {} on {} threads, device {}…", cfg.models.join(", "), cfg.threads, cfg.device);
     let ours = bench::run(&cfg)?;
     let reference = if no_reference {
         None

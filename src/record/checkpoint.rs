@@ -68,28 +68,14 @@ fn position(stem: &str) -> Option<(usize, usize)> {
 /// checkpoints are kept for good (export and fork pick among them).
 pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()> {
     let mut tensors = HashMap::new();
-    for ((name, var), st) in session.net.params().iter().zip(&session.optimizer.state) {
-        tensors.insert(name.clone(), var.as_tensor().clone());
-        if !st.m.is_empty() {
-            tensors.insert(format!("{M_PREFIX}{name}"), Tensor::from_vec(st.m.clone(), var.shape(), &Device::Cpu)?);
-        }
-        if !st.v.is_empty() {
-            tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
-        }
-    }
+    // the optimizers' state comes to the host here, and only here (the portable path keeps it on
+    // the device between checkpoints)
+    let moments = session.optimizer.host_state()?;
+    insert_network(&mut tensors, "", session.net.params(), moments)?;
     if let Some(adversary) = &session.adversary {
         // a GAN's discriminator and its optimizer, under their own prefix
-        let prefix = crate::train::generative::DISCRIMINATOR_PREFIX;
-        for ((name, var), st) in adversary.net.params().iter().zip(&adversary.optimizer.state) {
-            let name = format!("{prefix}{name}");
-            tensors.insert(name.clone(), var.as_tensor().clone());
-            if !st.m.is_empty() {
-                tensors.insert(format!("{M_PREFIX}{name}"), Tensor::from_vec(st.m.clone(), var.shape(), &Device::Cpu)?);
-            }
-            if !st.v.is_empty() {
-                tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v.clone(), var.shape(), &Device::Cpu)?);
-            }
-        }
+        let moments = adversary.optimizer.host_state()?;
+        insert_network(&mut tensors, crate::train::generative::DISCRIMINATOR_PREFIX, adversary.net.params(), moments)?;
     }
     let stem = stem(state);
     let (weights, meta) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.json")));
@@ -105,6 +91,27 @@ pub fn save(dir: &Path, session: &Session, state: &CheckpointState) -> Result<()
     let json = serde_json::to_string_pretty(state).expect("checkpoint state serialises");
     write_atomic(&meta, json.as_bytes())?;
     remove_older_within_epoch(dir, (state.epoch, state.batch));
+    Ok(())
+}
+
+/// A network's weights and, where there is some, its optimizer's state, named `prefix` + the
+/// parameter's name (the state under `optimizer.m.` / `optimizer.v.` before that).
+fn insert_network(
+    tensors: &mut HashMap<String, Tensor>,
+    prefix: &str,
+    params: &[(String, candle_core::Var)],
+    moments: Vec<crate::train::optim::ParamState>,
+) -> Result<()> {
+    for ((name, var), st) in params.iter().zip(moments) {
+        let name = format!("{prefix}{name}");
+        tensors.insert(name.clone(), var.as_tensor().clone());
+        if !st.m.is_empty() {
+            tensors.insert(format!("{M_PREFIX}{name}"), Tensor::from_vec(st.m, var.shape(), &Device::Cpu)?);
+        }
+        if !st.v.is_empty() {
+            tensors.insert(format!("{V_PREFIX}{name}"), Tensor::from_vec(st.v, var.shape(), &Device::Cpu)?);
+        }
+    }
     Ok(())
 }
 
@@ -179,17 +186,9 @@ impl Checkpoint {
     /// session built from the same preset.
     pub fn restore_into(&self, session: &mut Session, with_optimizer: bool) -> Result<()> {
         session.net.load_params(&self.tensors)?;
-        let get = |key: String| -> Result<Vec<f32>> {
-            match self.tensors.get(&key) {
-                Some(t) => Ok(t.flatten_all()?.to_vec1()?),
-                None => Ok(Vec::new()),
-            }
-        };
         if with_optimizer {
-            for ((name, _), st) in session.net.params().iter().zip(session.optimizer.state.iter_mut()) {
-                st.m = get(format!("{M_PREFIX}{name}"))?;
-                st.v = get(format!("{V_PREFIX}{name}"))?;
-            }
+            let moments = self.moments("", session.net.params())?;
+            session.optimizer.load_host_state(session.net.params(), moments).map_err(|e| self.error(e))?;
             session.optimizer.steps = self.state.optimizer_steps;
         }
         if let Some(adversary) = session.adversary.as_mut() {
@@ -204,14 +203,41 @@ impl Checkpoint {
                 .load_params(&own)
                 .map_err(|e| Error::format(&self.path, format!("the discriminator: {e}")))?;
             if with_optimizer {
-                for ((name, _), st) in adversary.net.params().iter().zip(adversary.optimizer.state.iter_mut()) {
-                    st.m = get(format!("{M_PREFIX}{prefix}{name}"))?;
-                    st.v = get(format!("{V_PREFIX}{prefix}{name}"))?;
-                }
+                let moments = self.moments(prefix, adversary.net.params())?;
+                adversary.optimizer.load_host_state(adversary.net.params(), moments).map_err(|e| self.error(e))?;
                 // both networks step once per batch
                 adversary.optimizer.steps = self.state.optimizer_steps;
             }
         }
         Ok(())
+    }
+
+    /// The optimizer's state this checkpoint holds for `params` (named `prefix` + name), on the
+    /// host; a parameter without it gets none (as before its first update).
+    fn moments(
+        &self,
+        prefix: &str,
+        params: &[(String, candle_core::Var)],
+    ) -> Result<Vec<crate::train::optim::ParamState>> {
+        let get = |key: String| -> Result<Vec<f32>> {
+            match self.tensors.get(&key) {
+                Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+                None => Ok(Vec::new()),
+            }
+        };
+        params
+            .iter()
+            .map(|(name, _)| {
+                Ok(crate::train::optim::ParamState {
+                    m: get(format!("{M_PREFIX}{prefix}{name}"))?,
+                    v: get(format!("{V_PREFIX}{prefix}{name}"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// An error about this checkpoint's contents, naming its file.
+    fn error(&self, e: Error) -> Error {
+        Error::format(&self.path, e.to_string())
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::model::layers::sample;
 use crate::model::{Mode, Network};
 use crate::rng::Rng;
-use crate::task::generative::{autoencoder_loss, gan_loss, mean_probability, vae_loss, Reconstruction};
+use crate::task::generative::{autoencoder_loss, gan_loss, vae_loss, Reconstruction};
 use crate::task::{Task, TaskBatch};
 
 /// The discriminator's tensors in a checkpoint are named `discriminator.fc1.weight`.
@@ -44,7 +44,8 @@ impl Adversary {
         let rng = Rng::derive(preset.seed, "init-discriminator", 0);
         let net = Network::build(spec, &discriminator_input(&data.input_shape), rng, compute)
             .map_err(|e| discriminator_error(e, "preset"))?;
-        let optimizer = Optimizer::for_preset(&preset.train, net.params().len());
+        let mut optimizer = Optimizer::for_preset(&preset.train, net.params().len());
+        optimizer.portable = compute.portable;
         Ok(Some(Self { net, optimizer }))
     }
 }
@@ -109,6 +110,13 @@ pub fn noise(n: usize, latent: usize, rng: &mut Rng, device: &Device) -> Result<
     Ok(Tensor::from_vec(values, (n, latent), device)?)
 }
 
+/// The mean probability the discriminator gives `logits`' samples, left on the device (as
+/// `task::generative::mean_probability` computes it, which reads it at once).
+fn mean_probability(logits: &Tensor) -> Result<Tensor> {
+    let p = crate::model::activate(&logits.detach(), crate::model::Activation::Sigmoid)?;
+    Ok(p.mean_all()?)
+}
+
 /// The generator's noise width.
 pub fn latent_of(preset: &Preset) -> usize {
     preset.model.latent.unwrap_or(crate::model::DEFAULT_LATENT)
@@ -156,7 +164,6 @@ fn gan_step(session: &mut Session, batch: &TaskBatch, lr: f64, clip: Option<f64>
     let real_logits = adversary.net.forward(&batch.inputs, &mut Mode::Train(&mut session.rng))?;
     let fake_logits = adversary.net.forward(&fake.detach(), &mut Mode::Train(&mut session.rng))?;
     let d_loss = (gan_loss(&real_logits, true)? + gan_loss(&fake_logits, false)?)?;
-    let d_value = f64::from(d_loss.to_scalar::<f32>()?);
     let (d_real, d_fake) = (mean_probability(&real_logits)?, mean_probability(&fake_logits)?);
     let grads = d_loss.backward()?;
     adversary.optimizer.step_clipped(adversary.net.params(), &grads, lr, clip)?;
@@ -164,7 +171,9 @@ fn gan_step(session: &mut Session, batch: &TaskBatch, lr: f64, clip: Option<f64>
     // (non-saturating: -log D(G(z)) keeps its gradient while D wins)
     let judged = adversary.net.forward(&fake, &mut Mode::Train(&mut session.rng))?;
     let g_loss = gan_loss(&judged, true)?;
-    let g_value = f64::from(g_loss.to_scalar::<f32>()?);
+    // the step's one read from the device, before the generator's update
+    let read = super::session::read_scalars(&[&d_loss, &g_loss, &d_real, &d_fake])?;
+    let [d_value, g_value, d_real, d_fake] = [0, 1, 2, 3].map(|i| f64::from(read[i]));
     check_finite(d_value, session)?;
     check_finite(g_value, session)?;
     let grads = g_loss.backward()?;
@@ -194,14 +203,12 @@ pub fn evaluate(session: &Session, split: &Split) -> Result<(Evaluation, Option<
                 let fake = session.net.forward(&z, &mut Mode::Eval)?.detach().reshape(batch.inputs.shape())?;
                 let real_logits = adversary.net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
                 let fake_logits = adversary.net.forward(&fake, &mut Mode::Eval)?.detach();
-                let d_loss =
-                    f64::from((gan_loss(&real_logits, true)? + gan_loss(&fake_logits, false)?)?.to_scalar::<f32>()?);
-                let figures = GanFigures {
-                    d_loss,
-                    g_loss: f64::from(gan_loss(&fake_logits, true)?.to_scalar::<f32>()?),
-                    d_real: mean_probability(&real_logits)?,
-                    d_fake: mean_probability(&fake_logits)?,
-                };
+                let d_loss = (gan_loss(&real_logits, true)? + gan_loss(&fake_logits, false)?)?;
+                let g_loss = gan_loss(&fake_logits, true)?;
+                let (d_real, d_fake) = (mean_probability(&real_logits)?, mean_probability(&fake_logits)?);
+                let read = super::session::read_scalars(&[&d_loss, &g_loss, &d_real, &d_fake])?;
+                let [d_loss, g_loss, d_real, d_fake] = [0, 1, 2, 3].map(|i| f64::from(read[i]));
+                let figures = GanFigures { d_loss, g_loss, d_real, d_fake };
                 gan.add_scaled(&figures, weight);
                 loss_sum += d_loss * weight;
             }

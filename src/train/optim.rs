@@ -1,25 +1,51 @@
-//! Optimizers with PyTorch's update rules (SGD with momentum, Adam, AdamW). On the CPU each
-//! parameter is updated in place in one pass (an in-place candle op) rather than through a dozen
-//! tensor operations, each allocating; the state lives in plain vectors so checkpoints can hold it.
+//! Optimizers with PyTorch's update rules (SGD with momentum, Adam, AdamW).
+//!
+//! Two paths compute the same rule. On the CPU each parameter is updated in place in one pass
+//! (an in-place candle op) rather than through a dozen tensor operations, each allocating, with
+//! the state in plain vectors. On the portable path (`portable`: always off the CPU, and on the
+//! CPU for `cpu-portable`) the rule is written with candle tensor ops (`portable.rs`), the state
+//! stays on the parameter's device as tensors and the parameter is replaced with `Var::set`, so a
+//! step never copies anything to the host; the state crosses to the host only when a checkpoint
+//! is written or read (`host_state`, `load_host_state`).
 
+mod portable;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Tensor, Var};
 use rayon::prelude::*;
 
 use crate::config::OptimizerKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
-/// Per-parameter state: SGD's momentum buffer in `m`; Adam's first and second moments. Empty
-/// before the first update (equivalent to zeros).
+/// Per-parameter state as a checkpoint holds it: SGD's momentum buffer in `m`; Adam's first and
+/// second moments. Empty before the first update (equivalent to zeros).
 #[derive(Default, Clone, Debug, PartialEq)]
 pub struct ParamState {
     pub m: Vec<f32>,
     pub v: Vec<f32>,
+}
+
+/// Where a parameter's state lives.
+#[derive(Clone, Debug)]
+enum Moments {
+    /// Plain vectors the fused CPU rule updates in place.
+    Host(ParamState),
+    /// Tensors on the parameter's device (the portable path); `None` before the first update.
+    Device { m: Option<Tensor>, v: Option<Tensor> },
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments::Host(ParamState::default())
+    }
 }
 
 pub struct Optimizer {
@@ -28,15 +54,22 @@ pub struct Optimizer {
     pub weight_decay: f64,
     /// Number of updates done so far (Adam's bias correction needs it).
     pub steps: u64,
-    pub state: Vec<ParamState>,
+    state: Vec<Moments>,
     /// Parameters that never change (transfer learning's frozen layers), by position; empty or
     /// shorter than the parameters: the rest train.
     pub frozen: Vec<bool>,
     /// Adam's moment decay rates (`train.beta1`, `train.beta2`; a GAN takes beta1 = 0.5).
     pub betas: (f64, f64),
+    /// Update with tensor ops on the parameters' device (`Compute::portable`). Parameters off the
+    /// CPU take this path whatever it says: the fused rule only runs on host memory.
+    pub portable: bool,
+    /// Tensors copied between the host and the state's device (either way) so far: only
+    /// `host_state` and `load_host_state` copy, never a step.
+    host_copies: AtomicU64,
 }
 
-/// One update rule with its hyper-parameters for this step.
+/// One update rule with its hyper-parameters for this step, as the f32 values both paths use
+/// (so the portable path computes with the very same constants as the fused one).
 #[derive(Clone, Copy)]
 struct Rule {
     kind: OptimizerKind,
@@ -143,9 +176,11 @@ impl Optimizer {
             momentum,
             weight_decay,
             steps: 0,
-            state: vec![ParamState::default(); params],
+            state: vec![Moments::default(); params],
             betas: (BETA1, BETA2),
             frozen: Vec::new(),
+            portable: false,
+            host_copies: AtomicU64::new(0),
         }
     }
 
@@ -170,23 +205,51 @@ impl Optimizer {
         lr: f64,
         max_norm: Option<f64>,
     ) -> Result<()> {
-        let mut scale = 1.0f64;
-        if let Some(max_norm) = max_norm {
-            let mut sum = 0.0f64;
-            for (i, (_, var)) in params.iter().enumerate() {
-                if self.is_frozen(i) {
-                    continue;
-                }
-                if let Some(g) = grads.get(var) {
-                    sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-                }
-            }
-            let norm = sum.sqrt();
-            scale = (max_norm / (norm + 1e-6)).min(1.0);
+        if self.state.len() < params.len() {
+            self.state.resize(params.len(), Moments::default());
         }
+        let portable = self.portable || params.iter().any(|(_, var)| !var.device().is_cpu());
+        let trained: Vec<(&Var, &Tensor)> = params
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.is_frozen(*i))
+            .filter_map(|(_, (_, var))| Some((var, grads.get(var)?)))
+            .collect();
         self.steps += 1;
+        let rule = self.rule(lr);
+        if portable {
+            let scale = match max_norm {
+                Some(max_norm) => portable::clip_scale(trained.iter().map(|(_, g)| *g), max_norm)?,
+                None => None,
+            };
+            for (i, (_, var)) in params.iter().enumerate() {
+                let Some(grad) = grads.get(var).filter(|_| !self.is_frozen(i)) else { continue };
+                let grad = match &scale {
+                    Some(scale) => grad.broadcast_mul(scale)?,
+                    None => grad.clone(),
+                };
+                let (m, v) = self.device_moments(i, var)?;
+                rule.apply_tensors(var, &grad, m, v)?;
+            }
+            return Ok(());
+        }
+        let scale = match max_norm {
+            Some(max_norm) => host_clip_scale(trained.iter().map(|(_, g)| *g), max_norm)?,
+            None => 1.0,
+        };
+        for (i, (_, var)) in params.iter().enumerate() {
+            let Some(grad) = grads.get(var).filter(|_| !self.is_frozen(i)) else { continue };
+            let grad = if scale < 1.0 { (grad * scale)? } else { grad.contiguous()? };
+            let state = self.host_moments(i)?;
+            var.as_tensor().inplace_op2(&grad, &InPlace { rule, state: Mutex::new(state) })?;
+        }
+        Ok(())
+    }
+
+    /// This step's rule, its constants computed in f32 exactly as both paths use them.
+    fn rule(&self, lr: f64) -> Rule {
         let t = self.steps as i32;
-        let rule = Rule {
+        Rule {
             kind: self.kind,
             lr: lr as f32,
             momentum: self.momentum as f32,
@@ -195,110 +258,126 @@ impl Optimizer {
             v_scale: (1.0 / (1.0 - self.betas.1.powi(t))) as f32,
             b1: self.betas.0 as f32,
             b2: self.betas.1 as f32,
-        };
-        let frozen = &self.frozen;
-        for (i, ((_, var), state)) in params.iter().zip(self.state.iter_mut()).enumerate() {
-            if frozen.get(i).copied().unwrap_or(false) {
-                continue;
-            }
-            let Some(grad) = grads.get(var) else { continue };
-            let grad = if scale < 1.0 { (grad * scale)? } else { grad.contiguous()? };
-            if var.device().is_cpu() {
-                var.as_tensor().inplace_op2(&grad, &InPlace { rule, state: Mutex::new(state) })?;
-            } else {
-                // other devices: the same rule on the host
-                let mut p: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-                let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-                rule.apply(&mut p, &g, state);
-                var.set(&Tensor::from_vec(p, var.shape(), var.device())?)?;
-            }
         }
-        Ok(())
     }
 
     fn is_frozen(&self, i: usize) -> bool {
         self.frozen.get(i).copied().unwrap_or(false)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::Device;
-
-    /// Minimises (p - 3)^2 and checks every optimizer gets there.
-    #[test]
-    fn optimizers_minimise_a_quadratic() {
-        for (kind, lr) in [(OptimizerKind::Sgd, 0.1), (OptimizerKind::Adam, 0.1), (OptimizerKind::AdamW, 0.1)] {
-            let var = Var::new(&[0f32, 10.0], &Device::Cpu).unwrap();
-            let params = vec![("p".to_string(), var.clone())];
-            let mut opt = Optimizer::new(kind, 0.9, 0.0, 1);
-            for _ in 0..300 {
-                let loss = (var.as_tensor() - 3.0).unwrap().sqr().unwrap().sum_all().unwrap();
-                let grads = loss.backward().unwrap();
-                opt.step(&params, &grads, lr).unwrap();
-            }
-            let v: Vec<f32> = var.as_tensor().to_vec1().unwrap();
-            assert!(v.iter().all(|x| (x - 3.0).abs() < 0.05), "{kind:?}: {v:?}");
+    /// Parameter `i`'s state as host vectors (brought back once if it was on a device).
+    fn host_moments(&mut self, i: usize) -> Result<&mut ParamState> {
+        if let Moments::Device { m, v } = &self.state[i] {
+            let copies = &self.host_copies;
+            let host = ParamState { m: to_host(m.as_ref(), copies)?, v: to_host(v.as_ref(), copies)? };
+            self.state[i] = Moments::Host(host);
+        }
+        match &mut self.state[i] {
+            Moments::Host(state) => Ok(state),
+            Moments::Device { .. } => unreachable!("converted above"),
         }
     }
 
-    #[test]
-    fn adam_first_step_moves_by_lr() {
-        // With bias correction, Adam's first update is lr * sign(grad).
-        let var = Var::new(&[1f32, -1.0], &Device::Cpu).unwrap();
-        let params = vec![("p".to_string(), var.clone())];
-        let mut opt = Optimizer::new(OptimizerKind::Adam, 0.0, 0.0, 1);
-        let grads = (var.as_tensor() * 5.0).unwrap().sum_all().unwrap().backward().unwrap();
-        opt.step(&params, &grads, 0.01).unwrap();
-        let v: Vec<f32> = var.as_tensor().to_vec1().unwrap();
-        assert!((v[0] - 0.99).abs() < 1e-5 && (v[1] + 1.01).abs() < 1e-5, "{v:?}");
+    /// Parameter `i`'s state as tensors on `var`'s device (sent there once if it was on the host).
+    fn device_moments(&mut self, i: usize, var: &Var) -> Result<(&mut Option<Tensor>, &mut Option<Tensor>)> {
+        if let Moments::Host(host) = &self.state[i] {
+            let copies = &self.host_copies;
+            let (m, v) = (to_device(&host.m, var, copies)?, to_device(&host.v, var, copies)?);
+            self.state[i] = Moments::Device { m, v };
+        }
+        match &mut self.state[i] {
+            Moments::Device { m, v } => Ok((m, v)),
+            Moments::Host(_) => unreachable!("converted above"),
+        }
     }
 
-    /// The fused update equals the textbook formulas written with tensor operations.
-    #[test]
-    fn matches_the_formulas_step_by_step() {
-        let p0 = [0.5f32, -1.5, 2.0, 0.0];
-        let grads_seq = [[0.1f32, -0.2, 0.3, 0.0], [-0.3, 0.1, 0.2, 0.5], [0.05, 0.05, -0.4, 0.1]];
-        for kind in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
-            let (lr, mu, wd) = (0.1f64, 0.9f64, 0.01f64);
-            let var = Var::new(&p0, &Device::Cpu).unwrap();
-            let params = vec![("p".to_string(), var.clone())];
-            let mut opt = Optimizer::new(kind, mu, wd, 1);
-            let (mut p, mut m, mut v) = (p0.map(f64::from), [0f64; 4], [0f64; 4]);
-            for (t, g) in grads_seq.iter().enumerate() {
-                // d/dp sum(p * g) = g
-                let gt = Tensor::new(g, &Device::Cpu).unwrap();
-                let grads = (var.as_tensor() * &gt).unwrap().sum_all().unwrap().backward().unwrap();
-                opt.step(&params, &grads, lr).unwrap();
-                let t = t as i32 + 1;
-                for i in 0..4 {
-                    let g = f64::from(g[i]);
-                    match kind {
-                        OptimizerKind::Sgd => {
-                            let g = g + wd * p[i];
-                            m[i] = mu * m[i] + g;
-                            p[i] -= lr * m[i];
-                        }
-                        _ => {
-                            let adamw = kind == OptimizerKind::AdamW;
-                            let g = if adamw { g } else { g + wd * p[i] };
-                            m[i] = BETA1 * m[i] + (1.0 - BETA1) * g;
-                            v[i] = BETA2 * v[i] + (1.0 - BETA2) * g * g;
-                            if adamw {
-                                p[i] *= 1.0 - lr * wd;
-                            }
-                            let mh = m[i] / (1.0 - BETA1.powi(t));
-                            let vh = v[i] / (1.0 - BETA2.powi(t));
-                            p[i] -= lr * mh / (vh.sqrt() + EPS);
-                        }
-                    }
+    /// Every parameter's state on the host, in parameter order, for a checkpoint: the one place
+    /// the portable path's state is read back.
+    pub fn host_state(&self) -> Result<Vec<ParamState>> {
+        let mut out = Vec::with_capacity(self.state.len());
+        let copies = &self.host_copies;
+        for state in &self.state {
+            out.push(match state {
+                Moments::Host(state) => state.clone(),
+                Moments::Device { m, v } => {
+                    ParamState { m: to_host(m.as_ref(), copies)?, v: to_host(v.as_ref(), copies)? }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Takes a checkpoint's state (one entry per parameter, in order), placing it where this
+    /// optimizer updates: host vectors, or tensors on each parameter's device. A moment whose
+    /// length is not its parameter's is refused, naming the parameter.
+    pub fn load_host_state(&mut self, params: &[(String, Var)], state: Vec<ParamState>) -> Result<()> {
+        if state.len() != params.len() {
+            return Err(Error::Other(format!(
+                "optimizer state for {} parameters, the network has {}",
+                state.len(),
+                params.len()
+            )));
+        }
+        let portable = self.portable || params.iter().any(|(_, var)| !var.device().is_cpu());
+        let mut placed = Vec::with_capacity(params.len());
+        for ((name, var), st) in params.iter().zip(state) {
+            let n = var.elem_count();
+            for (which, values) in [("m", &st.m), ("v", &st.v)] {
+                if !values.is_empty() && values.len() != n {
+                    return Err(Error::Other(format!(
+                        "the optimizer's `{which}` for `{name}` has {} values; the parameter has {n}",
+                        values.len()
+                    )));
                 }
             }
-            let got: Vec<f32> = var.as_tensor().to_vec1().unwrap();
-            for i in 0..4 {
-                assert!((f64::from(got[i]) - p[i]).abs() < 1e-5, "{kind:?} [{i}]: {} vs {}", got[i], p[i]);
-            }
+            let copies = &self.host_copies;
+            placed.push(if portable {
+                Moments::Device { m: to_device(&st.m, var, copies)?, v: to_device(&st.v, var, copies)? }
+            } else {
+                Moments::Host(st)
+            });
         }
+        self.state = placed;
+        Ok(())
     }
+
+    /// Tensors copied between the host and the state's device so far (tests: a step copies none).
+    pub fn host_copies(&self) -> u64 {
+        self.host_copies.load(Ordering::Relaxed)
+    }
+
+    /// Whether every parameter's state that exists is held as device tensors (the portable path).
+    pub fn state_on_device(&self) -> bool {
+        self.state.iter().all(|s| match s {
+            Moments::Device { .. } => true,
+            Moments::Host(st) => st.m.is_empty() && st.v.is_empty(),
+        })
+    }
+}
+
+/// A state tensor's values on the host (empty for no tensor), counted in `copies`.
+fn to_host(t: Option<&Tensor>, copies: &AtomicU64) -> Result<Vec<f32>> {
+    let Some(t) = t else { return Ok(Vec::new()) };
+    copies.fetch_add(1, Ordering::Relaxed);
+    Ok(t.flatten_all()?.to_vec1()?)
+}
+
+/// Host values as a state tensor shaped and placed like `var` (none for no values), counted.
+fn to_device(values: &[f32], var: &Var, copies: &AtomicU64) -> Result<Option<Tensor>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    copies.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(Tensor::from_slice(values, var.shape(), var.device())?))
+}
+
+/// PyTorch's clipping scale, `min(max_norm / (norm + 1e-6), 1)`, with the norm's squares summed
+/// per gradient in f32 and over the gradients in f64 in parameter order, as the CPU path always
+/// has (its runs reproduce their numbers).
+fn host_clip_scale<'a>(grads: impl Iterator<Item = &'a Tensor>, max_norm: f64) -> Result<f64> {
+    let mut sum = 0.0f64;
+    for g in grads {
+        sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+    }
+    Ok((max_norm / (sum.sqrt() + 1e-6)).min(1.0))
 }

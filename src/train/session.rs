@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 
 use super::event::{EpochMetrics, Evaluation};
 use super::generative::{self, Adversary, GanEpoch, GanFigures};
@@ -101,6 +101,7 @@ impl Session {
         let net = Network::new_on(&preset.model, &data.model_input(preset.task), preset.seed, &compute)?;
         let t = &preset.train;
         let mut optimizer = Optimizer::for_preset(t, net.params().len());
+        optimizer.portable = compute.portable;
         optimizer.frozen = super::transfer::frozen_params(preset.transfer.as_ref(), net.params());
         let adversary = Adversary::for_preset(&preset, &data, &compute)?;
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
@@ -179,7 +180,10 @@ impl Session {
                 None => self.net.forward(&batch.inputs, &mut Mode::Train(&mut self.rng))?,
             };
             let loss = task.loss(&logits, &batch.targets)?;
-            let loss_value = loss.to_scalar::<f32>()?;
+            let hits = task.predicted(&logits)?.eq(&batch.targets)?.to_dtype(DType::F32)?.sum_all()?;
+            // the step's one read from the device (exact: a batch has far fewer than 2^24 targets)
+            let figures = read_scalars(&[&loss, &hits])?;
+            let (loss_value, correct) = (figures[0], figures[1] as usize);
             if !loss_value.is_finite() {
                 return Err(Error::NonFiniteLoss { value: loss_value, epoch: self.epoch + 1, batch: self.batch + 1 });
             }
@@ -197,7 +201,7 @@ impl Session {
                     }
                 }
             }
-            (f64::from(loss_value), task.correct(&logits, &batch.targets)?, None)
+            (f64::from(loss_value), correct, None)
         };
         let metrics = StepMetrics {
             epoch: self.epoch,
@@ -298,24 +302,34 @@ pub fn evaluate_with_predictions(
     let mut confusion = Confusion::new(if classes <= MAX_CONFUSION_CLASSES { classes } else { 0 });
     let (mut loss_sum, mut correct, mut predictions) = (0.0, 0usize, 0usize);
     let indices: Vec<usize> = (0..split.len()).collect();
+    // each batch's loss stays on the device until the end: one read per batch (the predictions,
+    // with their truth) and one for all the losses
+    let mut losses = Vec::with_capacity(indices.len().div_ceil(EVAL_BATCH));
     for chunk in indices.chunks(EVAL_BATCH) {
         let batch = input.task.gather(split, chunk, &input.shape, device)?;
         let logits = net.forward(&batch.inputs, &mut Mode::Eval)?.detach();
-        let loss = input.task.loss(&logits, &batch.targets)?.to_scalar::<f32>()?;
-        loss_sum += f64::from(loss) * batch.samples as f64;
-        let predicted: Vec<u32> = input.task.predicted(&logits)?.to_vec1()?;
-        let truth: Vec<u32> = batch.targets.to_vec1()?;
-        for (t, p) in truth.iter().zip(&predicted) {
+        losses.push((input.task.loss(&logits, &batch.targets)?, batch.samples));
+        let predicted = input.task.predicted(&logits)?;
+        let read: Vec<Vec<u32>> = Tensor::stack(&[&predicted, &batch.targets], 0)?.to_vec2()?;
+        let (predicted, truth) = (&read[0], &read[1]);
+        for (t, p) in truth.iter().zip(predicted) {
             confusion.add(*t, *p);
             correct += usize::from(t == p);
         }
         if let Some((all_truth, top)) = kept.as_mut() {
             let probs: Vec<Vec<f32>> =
                 candle_nn::ops::softmax_last_dim(&input.task.logits_matrix(&logits)?)?.to_vec2()?;
-            top.extend(probs.iter().zip(&predicted).map(|(row, p)| top3(row, *p)));
-            all_truth.extend_from_slice(&truth);
+            top.extend(probs.iter().zip(predicted).map(|(row, p)| top3(row, *p)));
+            all_truth.extend_from_slice(truth);
         }
         predictions += batch.predictions;
+    }
+    if !losses.is_empty() {
+        let values = read_scalars(&losses.iter().map(|(l, _)| l).collect::<Vec<_>>())?;
+        // summed on the host in batch order, as when each loss was read at once
+        for (loss, (_, samples)) in values.iter().zip(&losses) {
+            loss_sum += f64::from(*loss) * *samples as f64;
+        }
     }
     let evaluation = Evaluation {
         loss: loss_sum / split.len().max(1) as f64,
@@ -323,4 +337,12 @@ pub fn evaluate_with_predictions(
         confusion,
     };
     Ok((evaluation, kept))
+}
+
+/// Scalars (0-dimensional tensors of any float or integer type) read to the host in one copy, as
+/// f32: off the CPU every read waits for the device, so a step's figures are read together.
+pub(super) fn read_scalars(scalars: &[&Tensor]) -> Result<Vec<f32>> {
+    let parts: Vec<Tensor> =
+        scalars.iter().map(|t| t.detach().to_dtype(DType::F32)?.reshape(1)).collect::<candle_core::Result<_>>()?;
+    Ok(Tensor::cat(&parts, 0)?.to_vec1()?)
 }
