@@ -187,8 +187,8 @@ fn open_cuda(n: usize) -> Result<Device> {
 }
 
 /// Why no CUDA device could be opened.
-// Without the `cuda` feature only `NotBuilt` is ever made.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+// A build without the `cuda` feature makes only `NotBuilt`, one with it never makes `NotBuilt`.
+#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NoCuda {
     NotBuilt,

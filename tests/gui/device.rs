@@ -18,6 +18,9 @@ fn short_run() -> Preset {
 
 /// Picks `choice` in the Device combo box, starts the run and waits for its end.
 fn run_on(h: &mut egui_kittest::Harness<'_, gradlab::gui::GradlabApp>, choice: &str) {
+    // the Training settings sit below the fold of the setup panel
+    h.get_by_label("Device").scroll_to_me();
+    h.run();
     h.get_by_label("Device").click();
     h.run();
     h.get_by_label(choice).click();
