@@ -57,6 +57,9 @@ enum Cmd {
         /// Override the preset's compute threads.
         #[arg(long)]
         threads: Option<usize>,
+        /// Override the preset's train.device (auto, cpu, cpu-portable, cuda, cuda:N, metal).
+        #[arg(long)]
+        device: Option<gradlab::device::DeviceChoice>,
         /// Where run directories are written.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
@@ -211,6 +214,7 @@ fn main() -> ExitCode {
             builtin,
             epochs,
             threads,
+            device,
             runs_dir,
             no_record,
             quiet,
@@ -229,6 +233,9 @@ fn main() -> ExitCode {
                 }
                 if let Some(t) = threads {
                     p.train.threads = t;
+                }
+                if let Some(d) = device {
+                    p.train.device = d;
                 }
                 if max_memory.is_some() {
                     p.train.max_memory_gb = max_memory;
@@ -558,6 +565,7 @@ pub(crate) fn drive(request: RunRequest, options: WorkerOptions, quiet: bool) ->
                 params,
                 epochs: e,
                 threads,
+                device,
                 run_dir,
                 task: t,
                 ..
@@ -566,6 +574,7 @@ pub(crate) fn drive(request: RunRequest, options: WorkerOptions, quiet: bool) ->
                 task = t;
                 language_model = task == gradlab::task::Task::LanguageModel;
                 println!("{title}: {data}, {train_samples} train / {validation_samples} validation samples, {params} parameters, {threads} threads");
+                println!("device: {device}");
                 if let Some(dir) = run_dir {
                     println!("recording to {}", dir.display());
                 }

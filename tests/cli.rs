@@ -62,3 +62,53 @@ fn every_shipped_preset_checks() {
         assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Runs `gradlab train` on XOR for one epoch on `device`, recording into a fresh folder.
+fn train_on(device: &str) -> (std::process::Output, tempfile::TempDir) {
+    let runs = tempfile::tempdir().unwrap();
+    let out = gradlab()
+        .args(["train", "--builtin", "xor_mlp", "--epochs", "1", "-q", "--device", device, "--runs-dir"])
+        .arg(runs.path())
+        .output()
+        .unwrap();
+    (out, runs)
+}
+
+/// The device a run got is printed at its start and kept in its summary.json.
+#[test]
+fn the_device_is_printed_and_recorded() {
+    for (choice, label) in [("cpu", "CPU"), ("cpu-portable", "CPU (portable path)")] {
+        let (out, runs) = train_on(choice);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("device: {label}\n")), "{stdout}");
+        let (_, info) = gradlab::record::list_runs(runs.path()).pop().expect("the run is listed");
+        assert_eq!(info.device, label);
+    }
+}
+
+/// No GPU here: `auto` trains on the CPU and says why; `cuda` is an error naming the device and
+/// what is missing, never a panic. (On a machine with a working GPU both would train on it.)
+#[test]
+fn without_a_gpu_auto_uses_the_cpu_and_cuda_fails_clearly() {
+    let (out, _runs) = train_on("auto");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    if stdout.contains("device: CUDA 0") {
+        return;
+    }
+    let why = if cfg!(feature = "cuda") { "no NVIDIA driver" } else { "built without CUDA" };
+    assert!(stdout.contains(&format!("device: CPU (auto: {why})\n")), "{stdout}");
+
+    let (out, _runs) = train_on("cuda");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    if cfg!(feature = "cuda") {
+        let driver = "`cuda`: the NVIDIA driver (libcuda.so.1) could not be loaded";
+        assert!(stderr.contains(driver) && stderr.contains("train.device = \"auto\""), "{stderr}");
+    } else {
+        // the preset is refused before anything loads
+        assert!(stderr.contains("`train.device`: `cuda` needs gradlab built with `--features cuda`"), "{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

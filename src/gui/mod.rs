@@ -10,6 +10,7 @@ mod boundary_view;
 mod compare;
 mod confusion;
 pub mod curve_plot;
+mod device_combo;
 mod dialogs;
 mod draw_pad;
 mod eval_view;

@@ -35,6 +35,8 @@ pub struct LiveRun {
     pub layers: Vec<String>,
     pub params: usize,
     pub threads: usize,
+    /// Where the run computes (`Compute.label`), shown in the status bar.
+    pub device: String,
     pub train_samples: usize,
     pub batches_per_epoch: usize,
     pub epochs: usize,
@@ -88,6 +90,7 @@ impl Default for LiveRun {
             layers: vec![],
             params: 0,
             threads: 0,
+            device: String::new(),
             train_samples: 0,
             batches_per_epoch: 0,
             epochs: 0,
@@ -138,6 +141,7 @@ impl LiveRun {
                 epochs,
                 first_epoch,
                 threads,
+                device,
                 run_dir,
                 task,
                 text,
@@ -156,6 +160,7 @@ impl LiveRun {
                 self.epochs = epochs;
                 self.epoch = first_epoch;
                 self.threads = threads;
+                self.device = device;
                 self.run_dir = run_dir;
                 self.started_at = Some(Instant::now());
                 if first_epoch > 1 {

@@ -297,6 +297,7 @@ impl SetupPanel {
                     }
                 }))
             });
+            row(ui, "Device", &mut |ui| super::device_combo::show(ui, &mut t.device));
         });
     }
 

@@ -32,6 +32,10 @@ pub fn show(ui: &mut egui::Ui, run: &LiveRun, dropped_steps: u64) {
             ui.label(format!("{:.0} samples/s", run.samples_per_s));
             ui.separator();
             ui.label(format!("Elapsed {}", clock(run.elapsed())));
+            if !run.device.is_empty() {
+                ui.separator();
+                ui.label(&run.device).on_hover_text("Where this run computes (train.device)");
+            }
             if let Some(eta) = run.eta() {
                 ui.separator();
                 ui.label(format!("ETA {}", clock(eta)));

@@ -45,6 +45,9 @@ pub struct RunInfo {
     pub samples_per_s: f64,
     pub params: usize,
     pub threads: usize,
+    /// Where it computed (`Compute.label`); empty for runs from before devices were recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
     pub error: Option<String>,
     /// Run this one continues (resume) or branches from (fork): `run id/epoch-N`.
     pub parent: Option<String>,
@@ -294,6 +297,7 @@ impl RunRecorder {
             samples_per_s: 0.0,
             params: 0,
             threads: 0,
+            device: String::new(),
             error: None,
             parent,
             pid: std::process::id(),
@@ -398,6 +402,7 @@ impl RunRecorder {
     pub fn started(&mut self, session: &Session, threads: usize) -> Result<()> {
         self.info.params = session.net.param_count();
         self.info.threads = threads;
+        self.info.device = session.compute.label.clone();
         self.accuracy = session.preset.task.has_accuracy();
         DataInfo::of(&session.data).write(&self.dir)?;
         self.info.write(&self.dir)

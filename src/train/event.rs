@@ -141,6 +141,8 @@ pub enum Event {
         /// 1 for a fresh run; later when continuing from a checkpoint.
         first_epoch: usize,
         threads: usize,
+        /// Where it computes (`Compute.label`: `CPU`, `CUDA 0`, `CPU (auto: no NVIDIA driver)`).
+        device: String,
         run_dir: Option<PathBuf>,
         task: crate::task::Task,
         /// The input is text (the GUI offers the text views).

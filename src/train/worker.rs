@@ -382,6 +382,7 @@ fn run_in_pool(
         epochs: session.preset.train.epochs,
         first_epoch: session.epoch + 1,
         threads,
+        device: session.compute.label.clone(),
         run_dir: recorder.as_ref().map(|r| r.dir().to_path_buf()),
         task: session.preset.task,
         text: session.data.text.is_some(),

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod curves;
+mod device;
 mod generative;
 mod inside;
 mod sweep;
