@@ -3,8 +3,8 @@
 # NVIDIA driver: `auto` trains on the CPU and says why, `cuda` fails with a message naming the
 # device (no panic, no "error while loading shared libraries").
 #
-# The build is ../shared/cuda/build.sh (CUDA's compiler from its PyPI wheels, the driver as a
-# link-only stub). Its toolchain and target dir live in a cache OUTSIDE the clone
+# The build is .ci/cuda/build.sh (a copy of the workplace's ../shared/cuda recipe: CUDA's
+# compiler from its PyPI wheels, the libraries as link-only stubs). Its toolchain and target dir live in a cache OUTSIDE the clone
 # (GRADLAB_CUDA_CACHE, /var/cache/gradlab-cuda; 4.3 GB), kept between CI runs. Measured on the
 # 2-core machine: cold (every dependency and candle's kernels through nvcc, beside two other
 # cargo builds) 41 min; the vendored kernels crate and gradlab again 12 min; warm 2 s when
@@ -17,12 +17,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SHARED=$(cd .. && pwd)/shared
-if [ ! -f "$SHARED/cuda/build.sh" ]; then
-  echo "ci/cuda: $SHARED/cuda/build.sh is missing: the cuda build needs the shared recipe" \
-       "(../shared/cuda beside the checkout; see README, GPU)" >&2
-  exit 1
-fi
 CACHE=${GRADLAB_CUDA_CACHE:-/var/cache/gradlab-cuda}
 mkdir -p "$CACHE"
 # One CI run at a time uses the cache (the mirror and the target dir are shared).
@@ -57,7 +51,7 @@ export CUDA_WORK=$CACHE/toolchain CARGO_TARGET_DIR=$CACHE/target
 unset RUST_BACKTRACE
 start=$SECONDS
 # The core only: the GUI's dependencies add nothing to what this proves.
-(cd "$SRC" && "$SHARED/cuda/build.sh" stub --no-default-features)
+(cd "$SRC" && .ci/cuda/build.sh stub --no-default-features)
 echo "ci/cuda: built in $((SECONDS - start)) s"
 BIN=$CARGO_TARGET_DIR/debug/gradlab
 

@@ -200,8 +200,8 @@ fn run_sweep(
     preset.train.schedule = Schedule::default();
     preset.train.epochs = preset.train.epochs.max(1);
     crate::budget::check(&preset, "preset")?;
-    let data = crate::data::load(&preset.data, preset.seed)?;
     let device = device_for(&preset)?;
+    let data = crate::data::load(&preset.data, preset.seed)?;
     let mut session = Session::new(preset, data, device)?;
     if let Some(t) = session.preset.transfer.clone() {
         super::transfer::apply(&t, &mut session)?;

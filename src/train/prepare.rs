@@ -33,8 +33,9 @@ pub(super) struct Prepared {
 pub(super) fn prepare(request: RunRequest, options: &WorkerOptions) -> Result<Prepared> {
     crate::budget::check(&request.preset, "preset")?; // refuse what cannot fit before allocating
     let new_session = |preset: Preset| -> Result<Session> {
-        let data = data::load(&preset.data, preset.seed)?;
+        // the device first: a missing driver is named before seconds of data loading
         let device = device_for(&preset)?;
+        let data = data::load(&preset.data, preset.seed)?;
         Session::new(preset, data, device)
     };
     match request.origin {
