@@ -305,12 +305,17 @@ def main():
     p.add_argument("--layer-reps", type=int, default=20)
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--text", default="[]", help="JSON list of text models' shapes (from gradlab bench)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="train on the CPU or on PyTorch's CUDA build (gradlab bench --device cuda)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, or cuda / cuda:N for PyTorch's CUDA build (gradlab bench --device cuda:N)")
     a = p.parse_args()
     global DEVICE
-    if a.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: this PyTorch has no CUDA device (a CPU-only build, or no driver)")
+    kind, _, ordinal = a.device.partition(":")
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and ordinal) or (ordinal and not ordinal.isdigit()):
+        p.error(f"--device {a.device}: expected cpu, cuda or cuda:N")
+    if kind == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: this PyTorch has no CUDA device (a CPU-only build, or no driver)")
+    if kind == "cuda" and ordinal and int(ordinal) >= torch.cuda.device_count():
+        p.error(f"--device {a.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     DEVICE = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)

@@ -185,14 +185,21 @@ fn layer_timings(session: &Session, batch: &Batch, reps: usize) -> Result<Vec<La
         let g: Vec<f32> = (0..y_shape.elem_count()).map(|_| rng.normal()).collect();
         let g = Tensor::from_vec(g, y_shape, x.device())?;
         let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+        // a GPU runs its kernels asynchronously: each timestamp waits for the queued work, or it
+        // would time the launches (a no-op on the CPU)
+        let device = x.device().clone();
+        let now = || -> Result<Instant> {
+            device.synchronize()?;
+            Ok(Instant::now())
+        };
         for _ in 0..reps {
-            let t0 = Instant::now();
+            let t0 = now()?;
             let y = net.forward_layer(i, &x, &mut Mode::Eval)?;
-            let t1 = Instant::now();
+            let t1 = now()?;
             let loss = (y * &g)?.sum_all()?;
-            let t2 = Instant::now();
+            let t2 = now()?;
             let grads = loss.backward()?;
-            let t3 = Instant::now();
+            let t3 = now()?;
             drop(grads);
             fwd.push((t1 - t0).as_secs_f64() * 1e3);
             bwd.push((t3 - t2).as_secs_f64() * 1e3);
@@ -341,9 +348,7 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
         .args(["--batch-size", &cfg.batch_size.to_string()])
         .args(["--layer-reps", &cfg.layer_reps.to_string()])
         .args(["--models", &image_models.join(",")])
-        // PyTorch on the same kind of device: its CUDA build for a GPU run (Metal has no
-        // counterpart there; the portable path is the CPU)
-        .args(["--device", if matches!(cfg.device, DeviceChoice::Cuda(_)) { "cuda" } else { "cpu" }])
+        .args(["--device", &reference_device(cfg.device)?])
         .output()
         .map_err(|e| Error::io(script, e))?;
     if !out.status.success() {
@@ -353,6 +358,22 @@ pub fn run_reference(python: &Path, script: &Path, cfg: &BenchConfig) -> Result<
         Error::format(script, format!("unreadable output ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     })?;
     Ok(Some(report))
+}
+
+/// PyTorch's device for the reference: the same GPU as ours (`cuda:N`; `auto` as it resolved),
+/// the CPU otherwise (Metal has no counterpart there; the portable path is the CPU).
+fn reference_device(choice: DeviceChoice) -> Result<String> {
+    let choice = match choice {
+        DeviceChoice::Auto => match Compute::open(choice)?.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => DeviceChoice::Cuda(gpu_id),
+            _ => DeviceChoice::Cpu,
+        },
+        other => other,
+    };
+    Ok(match choice {
+        DeviceChoice::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".to_string(),
+    })
 }
 
 /// A text model's shapes for the reference, from its preset and data.

@@ -77,6 +77,8 @@ fn a_portable_session_keeps_the_optimizer_state_on_the_device_and_tracks_the_cpu
         assert!((a.loss - b.loss).abs() <= 1e-3 * b.loss, "step {}: {} vs {}", a.batch, a.loss, b.loss);
         assert!(a.correct.abs_diff(b.correct) <= 1, "step {}: {} vs {} correct", a.batch, a.correct, b.correct);
     }
+    // host_copies counts the optimizer's own state copies only (not the step's loss read, nor
+    // anything the layers do): the steps moved no moment to the host and back
     assert_eq!(portable.optimizer.host_copies(), 0, "six steps copied optimizer state to the host");
     assert!(portable.optimizer.state_on_device() && !cpu.optimizer.state_on_device());
     // a checkpoint is where the state comes to the host: m and v of each of the six tensors

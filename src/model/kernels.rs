@@ -292,8 +292,9 @@ pub(super) fn matrix_to_weight(m: &[f32], o: usize, c: usize, k: usize) -> Vec<f
 }
 
 /// Max-pool of NHWC values `[n, h, w, c]`; returns the pooled values and records where each
-/// maximum was (an index within its image). The first element of a window counts first, so a
-/// window of NaNs still routes its gradient inside the window.
+/// maximum was (an index within its image). The first maximum wins a tie, and the first NaN
+/// beats any number, as in PyTorch (whose output is NaN for a window holding one), so a window
+/// of NaNs still routes its gradient inside the window.
 pub(super) fn pool_forward(
     a: &[f32],
     n: usize,
@@ -321,7 +322,7 @@ pub(super) fn pool_forward(
                         idx.iter_mut().enumerate().for_each(|(ch, i)| *i = (start + ch) as u32);
                     } else {
                         for ch in 0..c {
-                            let better = src[ch] > best[ch];
+                            let better = src[ch] > best[ch] || (src[ch].is_nan() && !best[ch].is_nan());
                             best[ch] = if better { src[ch] } else { best[ch] };
                             idx[ch] = if better { (start + ch) as u32 } else { idx[ch] };
                         }

@@ -7,6 +7,7 @@ mod decoder_ops;
 #[cfg(test)]
 mod decoder_tests;
 mod fused;
+mod fused_pool;
 mod kernels;
 pub mod layers;
 mod network;

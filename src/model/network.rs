@@ -103,13 +103,18 @@ impl RunLayer for Dense {
     }
 }
 
-/// A max-pool that does not follow a conv layer.
+/// A max-pool that does not follow a conv layer: one fused op on the CPU.
 struct MaxPool {
     size: usize,
+    /// The composed form even on the CPU (`cpu-portable`), as off the CPU.
+    portable: bool,
 }
 
 impl RunLayer for MaxPool {
     fn forward(&self, x: &Tensor, _mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.device().is_cpu() && !self.portable {
+            return Ok(x.contiguous()?.apply_op1(super::fused_pool::MaxPool::new(self.size))?);
+        }
         Ok(max_pool_nhwc(x, self.size)?)
     }
 
@@ -263,7 +268,7 @@ impl Network {
                     }
                     Box::new(Dense { weight: tensors[0].clone(), bias: tensors[1].clone(), act, portable })
                 }
-                LayerSpec::Maxpool(m) => Box::new(MaxPool { size: m.size }),
+                LayerSpec::Maxpool(m) => Box::new(MaxPool { size: m.size, portable }),
                 LayerSpec::Batchnorm(b) => b.build_on(&vars, portable)?,
                 other => other.build_on(p, &tensors, portable)?,
             };

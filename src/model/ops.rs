@@ -168,16 +168,19 @@ pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: u
 }
 
 /// Non-overlapping max-pool of an NHWC tensor with window and stride `size` (rows and columns
-/// that do not fill a window are dropped, as in PyTorch). Used off the CPU (the CPU pools inside
-/// the fused conv block) and as the reference in tests.
+/// that do not fill a window are dropped, as in PyTorch): the portable form, used off the CPU
+/// and with `cpu-portable` (the CPU's standalone pool is [`super::fused_pool::MaxPool`]).
 ///
 /// Each window's gradient goes to its *first* maximum in (row, column) order, as PyTorch and the
-/// fused op send it. Neither candle's `max_pool2d` (its gradient is scaled by 1/(k*k)) nor its
+/// fused ops send it. Neither candle's `max_pool2d` (its gradient is scaled by 1/(k*k)) nor its
 /// `max` (whose backward gives the whole gradient to every tied maximum) does that, and ties are
 /// common: a conv over an image's flat background gives equal values. So the windows are laid
-/// along the last axis, the first maximum is marked (equal to the max and the first such, by a
-/// running count), and the output is that element picked by `where_cond`, whose backward
-/// routes the gradient to it alone. All of these are plain candle ops on every backend.
+/// along the last axis, the candidates are marked (the elements equal to the maximum, or the
+/// NaNs of a window that has any: a NaN wins as in PyTorch, which candle's `max` ignores), the
+/// first candidate is kept by a running "seen one before" (a prefix maximum by doubling shifts),
+/// and the output is that element picked by `where_cond`, whose backward routes the gradient to
+/// it alone. Every tensor here is made on the device from the input (no index or scalar is
+/// uploaded from the host, which a GPU would pay for every step).
 pub fn max_pool_nhwc(x: &Tensor, size: usize) -> candle_core::Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
     let (oh, ow, k) = (h / size, w / size, size * size);
@@ -189,9 +192,25 @@ pub fn max_pool_nhwc(x: &Tensor, size: usize) -> candle_core::Result<Tensor> {
         .contiguous()?
         .reshape((n, oh, ow, c, k))?;
     let values = windows.detach();
-    let at_max = values.broadcast_eq(&values.max_keepdim(4)?)?.to_dtype(DType::F32)?;
-    let first = (at_max.cumsum(4)?.eq(1.0)?.to_dtype(DType::F32)? * at_max)?.to_dtype(DType::U8)?;
-    first.where_cond(&windows, &windows.zeros_like()?)?.sum(4)
+    let shape = values.shape().clone();
+    let at_max = values.broadcast_eq(&values.max_keepdim(4)?)?;
+    let is_nan = values.ne(&values)?;
+    let any_nan = is_nan.max_keepdim(4)?.broadcast_as(&shape)?.contiguous()?;
+    let candidate = any_nan.where_cond(&is_nan, &at_max)?.to_dtype(values.dtype())?;
+    let first = if k == 1 {
+        candidate
+    } else {
+        // seen[j] = any candidate at 0..=j
+        let mut seen = candidate.clone();
+        let mut shift = 1;
+        while shift < k {
+            seen = seen.maximum(&seen.narrow(4, 0, k - shift)?.pad_with_zeros(4, shift, 0)?)?;
+            shift *= 2;
+        }
+        let before = seen.narrow(4, 0, k - 1)?.pad_with_zeros(4, 1, 0)?;
+        (candidate * before.affine(-1.0, 1.0)?)?
+    };
+    first.to_dtype(DType::U8)?.where_cond(&windows, &windows.zeros_like()?)?.sum(4)
 }
 
 #[cfg(test)]

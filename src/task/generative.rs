@@ -84,12 +84,12 @@ pub fn kl_per_sample(stats: &Tensor) -> Result<Tensor> {
     Ok((inner.sum(1)? * -0.5)?)
 }
 
-/// A VAE's loss, `(total, reconstruction, kl)`, each the mean per sample of its sum.
-pub fn vae_loss(kind: Reconstruction, output: &Tensor, input: &Tensor, stats: &Tensor) -> Result<(Tensor, f64, f64)> {
+/// A VAE's loss: reconstruction plus KL, each the mean per sample of its sum. Nothing is read
+/// back to the host here (the step reads its loss once).
+pub fn vae_loss(kind: Reconstruction, output: &Tensor, input: &Tensor, stats: &Tensor) -> Result<Tensor> {
     let reconstruction = kind.per_value(output, input)?.sum(1)?.mean_all()?;
     let kl = kl_per_sample(stats)?.mean_all()?;
-    let (r, k) = (reconstruction.to_scalar::<f32>()?, kl.to_scalar::<f32>()?);
-    Ok(((reconstruction + kl)?, f64::from(r), f64::from(k)))
+    Ok((reconstruction + kl)?)
 }
 
 /// The mean binary cross-entropy of the discriminator's logits `[batch, 1]` against all-real

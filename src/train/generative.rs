@@ -139,7 +139,7 @@ pub fn train_step(session: &mut Session, batch: &TaskBatch, lr: f64) -> Result<G
         task => {
             let (output, stats) = forward_with_stats(&session.net, &batch.inputs, &mut Mode::Train(&mut session.rng))?;
             let loss = match (task, stats) {
-                (Task::Vae, Some(stats)) => vae_loss(kind, &output, &batch.inputs, &stats)?.0,
+                (Task::Vae, Some(stats)) => vae_loss(kind, &output, &batch.inputs, &stats)?,
                 (Task::Vae, None) => return Err(Error::Other("a VAE's model has no sample layer".into())),
                 _ => autoencoder_loss(kind, &output, &batch.inputs)?,
             };
@@ -216,7 +216,7 @@ pub fn evaluate(session: &Session, split: &Split) -> Result<(Evaluation, Option<
             (task, _) => {
                 let (output, stats) = forward_with_stats(&session.net, &batch.inputs, &mut Mode::Eval)?;
                 let loss = match (task, stats) {
-                    (Task::Vae, Some(stats)) => vae_loss(kind, &output, &batch.inputs, &stats)?.0,
+                    (Task::Vae, Some(stats)) => vae_loss(kind, &output, &batch.inputs, &stats)?,
                     _ => autoencoder_loss(kind, &output, &batch.inputs)?,
                 };
                 loss_sum += f64::from(loss.to_scalar::<f32>()?) * weight;

@@ -1,7 +1,7 @@
 //! Whole short training runs on the CPU path and the portable one: the per-step losses agree
-//! closely and the final validation accuracy within one sample. The optimizer is the same code
-//! on both today; the tolerance is left for its portable form (helper `ondevice`), which sums
-//! in another order, and for the layers' own rounding growing over the steps.
+//! closely and the final validation accuracy within one sample. The optimizer differs too: the
+//! CPU path's in-place update against the portable tensor-op form (`optim/portable.rs`, bit-equal
+//! without clipping); the tolerance is for the layers' own rounding growing over the steps.
 
 use super::*;
 
