@@ -4,8 +4,9 @@
 # device (no panic, no "error while loading shared libraries").
 #
 # The build is .ci/cuda/build.sh (a copy of the workplace's ../shared/cuda recipe: CUDA's
-# compiler from its PyPI wheels, the libraries as link-only stubs). Its toolchain and target dir live in a cache OUTSIDE the clone
-# (GRADLAB_CUDA_CACHE, /var/cache/gradlab-cuda; 4.3 GB), kept between CI runs. Measured on the
+# compiler from its PyPI wheels, the libraries as link-only stubs). Its toolchain and target dir
+# live in a cache OUTSIDE the clone (GRADLAB_CUDA_CACHE, /var/cache/gradlab-cuda; 5.2 GB: the
+# target dir 4.7, the toolchain 0.4, the sources 17 MB), kept between CI runs. Measured on the
 # 2-core machine: cold (every dependency and candle's kernels through nvcc, beside two other
 # cargo builds) 41 min; the vendored kernels crate and gradlab again 12 min; warm 2 s when
 # nothing changed, 6 s after a small change to gradlab's sources (incremental).
@@ -19,27 +20,44 @@ ROOT=$PWD
 
 CACHE=${GRADLAB_CUDA_CACHE:-/var/cache/gradlab-cuda}
 mkdir -p "$CACHE"
-# One CI run at a time uses the cache (the mirror and the target dir are shared).
+fail() { echo "ci/cuda: $*" >&2; exit 1; }
+# One CI run at a time uses the cache (the mirror and the target dir are shared). A cold build
+# takes about 40 minutes: wait that long for another run, then give up saying why.
 exec 9>"$CACHE/lock"
-flock 9
+flock -w 2400 9 || fail "another CI run has held $CACHE/lock for 40 minutes; is one stuck?"
 
+# Only what git would see (tracked, and untracked but not ignored): never target/, runs/ or
+# bench/.venv (5.5 GB of PyTorch). Whatever else is in the mirror is removed.
 SRC=$CACHE/src
-python3 - "$ROOT" "$SRC" <<'EOF'
+git ls-files -z -co --exclude-standard >"$CACHE/files" || fail "git ls-files failed in $ROOT"
+python3 - "$ROOT" "$SRC" "$CACHE/files" <<'EOF'
 import filecmp, os, shutil, sys
-src, dst = sys.argv[1:]
-skip = {".git", "target", "runs"}
+src, dst, listing = (os.path.abspath(a) for a in sys.argv[1:])
+with open(listing, "rb") as f:
+    names = [n.decode() for n in f.read().split(b"\0") if n]
 keep = set()
-for d, dirs, files in os.walk(src):
-    dirs[:] = [x for x in dirs if not (d == src and x in skip)]
-    rel = os.path.relpath(d, src)
-    os.makedirs(os.path.join(dst, rel), exist_ok=True)
-    for f in files:
-        a, b = os.path.join(d, f), os.path.normpath(os.path.join(dst, rel, f))
-        keep.add(b)
-        if not (os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)):
-            shutil.copy(a, b)  # new mtime: cargo sees the change
+for rel in names:
+    a, b = os.path.join(src, rel), os.path.normpath(os.path.join(dst, rel))
+    if not os.path.isfile(a):  # tracked but deleted in the clone, or a submodule
+        continue
+    # A path that was a file and is now a folder (or the other way): clear the way.
+    p = os.path.dirname(b)
+    while p != dst and not os.path.isdir(p):
+        if os.path.lexists(p):
+            os.remove(p)
+            break
+        p = os.path.dirname(p)
+    os.makedirs(os.path.dirname(b), exist_ok=True)
+    if os.path.isdir(b) and not os.path.islink(b):
+        shutil.rmtree(b)
+    keep.add(b)
+    if os.path.islink(b) or not (os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)):
+        if os.path.lexists(b):
+            os.remove(b)
+        shutil.copy(a, b)  # new mtime: cargo sees the change
 for d, dirs, files in os.walk(dst, topdown=False):
-    for f in files:
+    # links to folders are listed with the folders and never walked into: remove them as files
+    for f in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
         p = os.path.join(d, f)
         if p not in keep:
             os.remove(p)
@@ -55,17 +73,30 @@ start=$SECONDS
 echo "ci/cuda: built in $((SECONDS - start)) s"
 BIN=$CARGO_TARGET_DIR/debug/gradlab
 
-fail() { echo "ci/cuda: $*" >&2; exit 1; }
 # Loaded at run time, never linked: the binary must start where none of these exist.
 if ldd "$BIN" | grep -E 'libcuda|libcudart|nvrtc|cublas|curand'; then
   fail "$BIN links the NVIDIA libraries above: it would not start without the driver"
 fi
-if ldconfig -p | grep -q 'libcuda\.so\.1'; then
+run=(train --builtin xor_mlp --epochs 1 -q --no-record)
+# A driver that loads but cannot start a device (the build's link stubs, whose every call fails,
+# first on the library path): `auto` still trains on the CPU and says CUDA failed, `cuda` names
+# the failure and what the kernels need, and neither prints a panic or a backtrace.
+stub=(env LD_LIBRARY_PATH="$CUDA_WORK/link-stub" RUST_BACKTRACE=1 "$BIN" "${run[@]}")
+out=$("${stub[@]}" --device auto 2>&1) || fail "device = auto with a failing driver did not train:"$'\n'"$out"
+grep -qx 'device: CPU (auto: CUDA failed, driver or GPU too old?)' <<<"$out" \
+  || fail "device = auto with a failing driver did not say so:"$'\n'"$out"
+out=$("${stub[@]}" --device cuda 2>&1) && fail "device = cuda succeeded with a failing driver:"$'\n'"$out"
+grep -q '`cuda`: CUDA failed (.*580 or later' <<<"$out" && ! grep -qE 'panicked|   0: ' <<<"$out" \
+  || fail "device = cuda with a failing driver did not fail clearly:"$'\n'"$out"
+
+# (ldconfig's list is read whole first: `grep -q` stops reading at its match, and under pipefail
+# the writer's SIGPIPE would fail the script.)
+libs=$(ldconfig -p)
+if grep -q 'libcuda\.so\.1' <<<"$libs"; then
   echo "ci/cuda: an NVIDIA driver is installed here: the no-driver start-up checks do not apply"
   exit 0
 fi
 
-run=(train --builtin xor_mlp --epochs 1 -q --no-record)
 out=$("$BIN" "${run[@]}" --device auto 2>&1) || fail "device = auto did not train on the CPU:"$'\n'"$out"
 grep -qx 'device: CPU (auto: no NVIDIA driver)' <<<"$out" \
   || fail "device = auto did not say it fell back to the CPU:"$'\n'"$out"

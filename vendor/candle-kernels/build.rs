@@ -93,8 +93,8 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Where libcudart_static.a may be: the toolkit's library folders (CUDA_HOME and its kin, the
-/// folder above nvcc on PATH, /usr/local/cuda) and the system's.
+/// Where libcudart_static.a (cudart_static.lib) may be: the toolkit's library folders (CUDA_HOME
+/// and its kin, the folder above nvcc on PATH, /usr/local/cuda) and the system's.
 fn cuda_lib_dirs() -> Vec<PathBuf> {
     println!("cargo::rerun-if-env-changed=CUDA_HOME");
     println!("cargo::rerun-if-env-changed=CUDA_PATH");
@@ -106,7 +106,7 @@ fn cuda_lib_dirs() -> Vec<PathBuf> {
         .collect();
     if let Some(path) = env::var_os("PATH") {
         for dir in env::split_paths(&path) {
-            if dir.join("nvcc").is_file() {
+            if dir.join("nvcc").is_file() || dir.join("nvcc.exe").is_file() {
                 if let Some(root) = dir.parent() {
                     roots.push(root.to_path_buf());
                 }
@@ -114,14 +114,32 @@ fn cuda_lib_dirs() -> Vec<PathBuf> {
         }
     }
     roots.push(PathBuf::from("/usr/local/cuda"));
+    // lib/x64: Windows toolkits; targets/*: the toolkit's per-platform folders (x86-64, Arm
+    // servers, Jetson).
     let mut dirs: Vec<PathBuf> = roots
         .iter()
-        .flat_map(|r| [r.join("lib64"), r.join("lib"), r.join("targets/x86_64-linux/lib")])
+        .flat_map(|r| {
+            [
+                r.join("lib64"),
+                r.join("lib"),
+                r.join("lib/x64"),
+                r.join("targets/x86_64-linux/lib"),
+                r.join("targets/sbsa-linux/lib"),
+                r.join("targets/aarch64-linux/lib"),
+            ]
+        })
         .collect();
     dirs.push(PathBuf::from("/usr/lib/x86_64-linux-gnu"));
+    dirs.push(PathBuf::from("/usr/lib/aarch64-linux-gnu"));
+    // The library's file name: `cudart_static.lib` with MSVC, `libcudart_static.a` elsewhere.
+    let file = if env::var("TARGET").is_ok_and(|t| t.contains("msvc")) {
+        "cudart_static.lib"
+    } else {
+        "libcudart_static.a"
+    };
     let mut found: Vec<PathBuf> = vec![];
     for d in dirs {
-        if d.join("libcudart_static.a").is_file() && !found.contains(&d) {
+        if d.join(file).is_file() && !found.contains(&d) {
             found.push(d);
         }
     }
