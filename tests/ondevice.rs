@@ -9,7 +9,7 @@ use gradlab::config::DeviceKind;
 use gradlab::data;
 use gradlab::device::Compute;
 use gradlab::record::load_run;
-use gradlab::train::{RunOrigin, RunRequest, RunStatus, Session};
+use gradlab::train::Session;
 use gradlab::Preset;
 
 /// 1,080 training digits in batches of 128 (9 an epoch), Adam with gradient clipping, a
@@ -29,10 +29,7 @@ fn portable_mlp() -> Preset {
 #[test]
 fn a_cpu_portable_run_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let whole_dir = dir.path().join("whole");
-    let whole = common::run_request(RunRequest { preset: portable_mlp(), origin: RunOrigin::Fresh }, Some(&whole_dir));
-    assert_eq!(whole.summary.unwrap().status, RunStatus::Completed);
-    let whole = common::only_run(&whole_dir);
+    let whole = common::completed_run(&portable_mlp(), &dir.path().join("whole"));
 
     let run = common::stop_in_second_epoch_and_resume(&portable_mlp(), &dir.path().join("cut"));
     assert_eq!(common::epoch_figures(&run), common::epoch_figures(&whole));
@@ -52,10 +49,7 @@ fn a_cpu_portable_gan_stopped_within_an_epoch_resumes_to_the_uninterrupted_numbe
     p.train.checkpoint_minutes = 0.0;
     p.train.device = DeviceKind::CpuPortable;
     let dir = tempfile::tempdir().unwrap();
-    let whole_dir = dir.path().join("whole");
-    let whole = common::run_request(RunRequest { preset: p.clone(), origin: RunOrigin::Fresh }, Some(&whole_dir));
-    assert_eq!(whole.summary.unwrap().status, RunStatus::Completed);
-    let whole = load_run(&common::only_run(&whole_dir)).unwrap();
+    let whole = load_run(&common::completed_run(&p, &dir.path().join("whole"))).unwrap();
 
     let run = load_run(&common::stop_in_second_epoch_and_resume(&p, &dir.path().join("cut"))).unwrap();
     let figures = |r: &gradlab::record::RunData| r.epochs.iter().map(|m| (m.train_loss, m.gan)).collect::<Vec<_>>();

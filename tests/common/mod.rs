@@ -15,6 +15,13 @@ pub struct Outcome {
     pub steps: usize,
 }
 
+/// A fresh recorded run of `preset` in `runs_dir`, trained to completion: its folder.
+pub fn completed_run(preset: &Preset, runs_dir: &Path) -> PathBuf {
+    let outcome = run_request(RunRequest { preset: preset.clone(), origin: RunOrigin::Fresh }, Some(runs_dir));
+    assert_eq!(outcome.summary.unwrap().status, RunStatus::Completed);
+    only_run(runs_dir)
+}
+
 /// Runs a request on a real training thread and collects what it reports.
 pub fn run_request(request: RunRequest, runs_dir: Option<&Path>) -> Outcome {
     let trainer = Trainer::spawn(WorkerOptions::headless(runs_dir.map(Path::to_path_buf)));

@@ -1,13 +1,9 @@
 //! The setup panel's Device choice and the device a run got, in the status bar.
 
-use std::time::Duration;
-
 use egui_kittest::kittest::Queryable;
-use gradlab::gui::Phase;
-use gradlab::train::RunStatus;
 use gradlab::Preset;
 
-use super::{harness, settle, step_until};
+use super::{harness, run_to_completion, settle};
 
 /// XOR's small MLP for a few epochs: over in seconds on either path.
 fn short_run() -> Preset {
@@ -26,10 +22,7 @@ fn run_on(h: &mut egui_kittest::Harness<'_, gradlab::gui::GradlabApp>, choice: &
     h.get_by_label(choice).click();
     h.run();
     assert_eq!(h.state().preset.train.device.to_string(), choice);
-    h.get_by_label("Start").click();
-    h.step();
-    step_until(h, "the run", Duration::from_secs(120), |a| matches!(a.run.phase, Phase::Finished(_)));
-    assert_eq!(h.state().run.phase, Phase::Finished(RunStatus::Completed), "{:?}", h.state().run.error);
+    run_to_completion(h);
 }
 
 #[test]
